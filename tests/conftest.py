@@ -1,0 +1,74 @@
+"""Synthesize the whole app ONCE per test session; every template assertion reads from it."""
+
+from __future__ import annotations
+
+import json
+import sys
+from functools import cache
+from pathlib import Path
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Template
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from app import build  # noqa: E402
+from config import environment_names, load_environment  # noqa: E402
+
+
+def cdk_context() -> dict:
+    """What the CDK CLI would pass: feature flags from cdk.json plus the committed lookups."""
+    context = json.loads((REPO / "cdk.json").read_text())["context"]
+    context.update(json.loads((REPO / "cdk.context.json").read_text()))
+    return context
+
+
+@pytest.fixture(scope="session")
+def configs():
+    return {name: load_environment(name) for name in environment_names()}
+
+
+@pytest.fixture(scope="session")
+def cdk_out(tmp_path_factory) -> Path:
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    app = cdk.App(outdir=str(outdir), context=cdk_context())
+    build(app)
+    app.synth()
+    return outdir
+
+
+@pytest.fixture(scope="session")
+def stack_templates(cdk_out) -> dict[str, dict]:
+    """CloudFormation stack name -> template JSON, across nested stage assemblies."""
+    found: dict[str, dict] = {}
+
+    def walk(assembly_dir: Path) -> None:
+        manifest = json.loads((assembly_dir / "manifest.json").read_text())
+        for artifact_id, artifact in manifest.get("artifacts", {}).items():
+            if artifact["type"] == "aws:cloudformation:stack":
+                name = artifact.get("properties", {}).get("stackName", artifact_id)
+                template_file = artifact["properties"]["templateFile"]
+                found[name] = json.loads((assembly_dir / template_file).read_text())
+            elif artifact["type"] == "cdk:cloud-assembly":
+                walk(assembly_dir / artifact["properties"]["directoryName"])
+
+    walk(cdk_out)
+    return found
+
+
+@pytest.fixture(scope="session")
+def template(stack_templates):
+    """template('erp-dev-data') -> aws_cdk.assertions.Template, built once per stack."""
+
+    @cache
+    def get(stack_name: str) -> Template:
+        return Template.from_json(stack_templates[stack_name])
+
+    return get
+
+
+def resources_of(template_json: dict, resource_type: str) -> dict[str, dict]:
+    return {k: v for k, v in template_json["Resources"].items() if v["Type"] == resource_type}

@@ -1,0 +1,142 @@
+"""The data tier: what keeps the database alive, encrypted and reachable only by name."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aws_cdk.assertions import Match
+
+from tests.conftest import resources_of
+
+# Renaming a construct must never replace a database: these ids are pinned on purpose.
+PINNED_LOGICAL_IDS = {
+    "network": {"NetworkVpc7FB7348F": "AWS::EC2::VPC"},
+    "data": {
+        "DatabaseInstanceAA8A5FDE": "AWS::RDS::DBInstance",
+        "CacheReplicationGroupBFE59FF3": "AWS::ElastiCache::ReplicationGroup",
+        "CacheAuthToken04672416": "AWS::SecretsManager::Secret",
+    },
+}
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_logical_ids_of_stateful_resources_are_pinned(stack_templates, env):
+    for stack, pinned in PINNED_LOGICAL_IDS.items():
+        resources = stack_templates[f"erp-{env}-{stack}"]["Resources"]
+        for logical_id, resource_type in pinned.items():
+            assert resources.get(logical_id, {}).get("Type") == resource_type, (
+                f"{logical_id} moved or vanished in erp-{env}-{stack}: that would replace live data"
+            )
+
+
+def test_mysql_84_encrypted_in_isolated_subnets(template, configs):
+    for env, config in configs.items():
+        data = template(f"erp-{env}-data")
+        data.has_resource_properties(
+            "AWS::RDS::DBInstance",
+            {
+                "Engine": "mysql",
+                "EngineVersion": config.database.engine_version,
+                "DBInstanceClass": f"db.{config.database.instance_class}",
+                "StorageEncrypted": True,
+                "StorageType": "gp3",
+                "MultiAZ": config.database.multi_az,
+                "BackupRetentionPeriod": config.database.backup_retention_days,
+                "DeletionProtection": config.database.deletion_protection,
+                "EnableCloudwatchLogsExports": ["error", "slowquery"],
+                "PubliclyAccessible": False,
+            },
+        )
+        assert config.database.engine_version.startswith("8.4.")
+        data.has_resource_properties(
+            "AWS::RDS::DBParameterGroup", {"Parameters": Match.object_like({"require_secure_transport": "ON"})}
+        )
+
+
+def test_db_subnet_group_uses_isolated_subnets(stack_templates):
+    for env in ("dev", "prod"):
+        group = next(iter(resources_of(stack_templates[f"erp-{env}-data"], "AWS::RDS::DBSubnetGroup").values()))
+        imports = json.dumps(group["Properties"]["SubnetIds"])
+        assert "isolatedSubnet" in imports and "privateSubnet" not in imports
+
+
+def test_credentials_are_generated_never_literal(stack_templates):
+    for env in ("dev", "prod"):
+        data = stack_templates[f"erp-{env}-data"]
+        db = resources_of(data, "AWS::RDS::DBInstance")["DatabaseInstanceAA8A5FDE"]["Properties"]
+        assert "{{resolve:secretsmanager:" in json.dumps(db["MasterUserPassword"])
+        cache = resources_of(data, "AWS::ElastiCache::ReplicationGroup")["CacheReplicationGroupBFE59FF3"]["Properties"]
+        assert json.dumps(cache["AuthToken"]).count("{{resolve:secretsmanager:") == 1
+        secrets = resources_of(data, "AWS::SecretsManager::Secret")
+        names = sorted(s["Properties"]["Name"] for s in secrets.values())
+        assert names == [f"erp/{env}/cache", f"erp/{env}/mysql"]
+        assert all("GenerateSecretString" in s["Properties"] for s in secrets.values())
+
+
+def test_prod_rotates_db_credentials_and_dev_does_not(template):
+    template("erp-prod-data").has_resource_properties(
+        "AWS::SecretsManager::RotationSchedule", {"RotationRules": {"ScheduleExpression": "rate(30 days)"}}
+    )
+    template("erp-dev-data").resource_count_is("AWS::SecretsManager::RotationSchedule", 0)
+
+
+def test_cache_encrypted_and_failover_in_prod(template, configs):
+    for env, config in configs.items():
+        failover = config.cache.replicas > 0
+        template(f"erp-{env}-data").has_resource_properties(
+            "AWS::ElastiCache::ReplicationGroup",
+            {
+                "Engine": "valkey",
+                "AtRestEncryptionEnabled": True,
+                "TransitEncryptionEnabled": True,
+                "AutomaticFailoverEnabled": failover,
+                "MultiAZEnabled": failover,
+                "ReplicasPerNodeGroup": config.cache.replicas,
+            },
+        )
+    assert configs["prod"].cache.replicas >= 1
+
+
+def test_security_groups_admit_nobody_by_default(stack_templates):
+    for env in ("dev", "prod"):
+        data = stack_templates[f"erp-{env}-data"]
+        for logical_id in ("DatabaseSecurityGroup5C91FDCB", "CacheSecurityGroup79A9F160"):
+            props = data["Resources"][logical_id]["Properties"]
+            assert "SecurityGroupIngress" not in props
+            # allow_all_outbound=False renders as a single deny-all placeholder rule.
+            assert props["SecurityGroupEgress"][0]["CidrIp"] == "255.255.255.255/32"
+
+
+def test_removal_policies_per_environment(stack_templates):
+    dev = stack_templates["erp-dev-data"]["Resources"]
+    prod = stack_templates["erp-prod-data"]["Resources"]
+    assert dev["DatabaseInstanceAA8A5FDE"]["DeletionPolicy"] == "Delete"
+    assert prod["DatabaseInstanceAA8A5FDE"]["DeletionPolicy"] == "Snapshot"
+    assert prod["CacheReplicationGroupBFE59FF3"]["DeletionPolicy"] == "Snapshot"
+
+
+def test_ssm_parameters_for_deploy_tooling(stack_templates, configs):
+    for env in configs:
+        params = resources_of(stack_templates[f"erp-{env}-data"], "AWS::SSM::Parameter").values()
+        names = {p["Properties"]["Name"] for p in params}
+        expected = {
+            f"/erp/{env}/{key}"
+            for key in (
+                "account-id",
+                "region",
+                "project-name",
+                "environment",
+                "db/endpoint",
+                "db/port",
+                "db/name",
+                "db/secret-arn",
+                "cache/endpoint",
+                "cache/port",
+                "cache/secret-arn",
+            )
+        }
+        assert expected <= names
+        by_name = {p["Properties"]["Name"]: p["Properties"]["Value"] for p in params}
+        assert by_name[f"/erp/{env}/environment"] == env
+        assert by_name[f"/erp/{env}/db/port"] == "3306"

@@ -1,0 +1,88 @@
+"""Platform-wide safety nets: stateful resources survive prod stack deletion; cdk-nag and cfn-lint are clean."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from aws_cdk import Stack
+
+from constructs_lib.nag import acknowledge
+from tests.conftest import REPO
+from tools.nag_report import violations
+
+STATEFUL_TYPES = {
+    "AWS::RDS::DBInstance",
+    "AWS::RDS::DBCluster",
+    "AWS::ElastiCache::ReplicationGroup",
+    "AWS::SecretsManager::Secret",
+    "AWS::Cognito::UserPool",
+    "AWS::DynamoDB::Table",
+    "AWS::EFS::FileSystem",
+    "AWS::KMS::Key",
+}
+
+
+def test_every_stateful_prod_resource_is_retained_or_snapshotted(stack_templates):
+    checked = 0
+    for stack_name, template in stack_templates.items():
+        if not stack_name.startswith("erp-prod-"):
+            continue
+        for logical_id, resource in template["Resources"].items():
+            if resource["Type"] in STATEFUL_TYPES:
+                checked += 1
+                assert resource.get("DeletionPolicy") in ("Retain", "Snapshot", "RetainExceptOnCreate"), (
+                    f"{stack_name}/{logical_id} ({resource['Type']}) would be deleted with its stack"
+                )
+    assert checked >= 4
+
+
+def test_termination_protection_on_stateful_prod_stacks(cdk_out):
+    protected = {}
+
+    def walk(directory):
+        manifest = json.loads((directory / "manifest.json").read_text())
+        for artifact in manifest["artifacts"].values():
+            props = artifact.get("properties", {})
+            if artifact["type"] == "aws:cloudformation:stack":
+                protected[props.get("stackName")] = props.get("terminationProtection", False)
+            elif artifact["type"] == "cdk:cloud-assembly":
+                walk(directory / props["directoryName"])
+
+    walk(cdk_out)
+    assert protected["erp-prod-data"] is True
+    assert protected["erp-dev-data"] is False
+
+
+def test_cdk_nag_has_no_unacknowledged_findings(cdk_out):
+    found = violations(cdk_out)
+    assert found == [], "\n".join(f"{rule} {path}" for rule, path, _ in found)
+
+
+def test_acknowledgements_go_through_one_helper_that_demands_a_reason():
+    offenders = [
+        str(path.relative_to(REPO))
+        for folder in ("constructs_lib", "stacks")
+        for path in (REPO / folder).rglob("*.py")
+        if "Validations.of(" in path.read_text() and path.name != "nag.py"
+    ]
+    assert offenders == []
+    with pytest.raises(ValueError, match="reason"):
+        acknowledge(Stack(), "AwsSolutions-IAM4", "ok")
+
+
+def test_cfn_lint_reports_no_errors(cdk_out):
+    templates = sorted(str(p) for p in cdk_out.rglob("*.template.json"))
+    assert templates
+    result = subprocess.run(
+        [sys.executable, "-m", "cfnlint", "--format", "parseable", *templates],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    # cfn-lint's exit code is a bit mask: 2 = errors, 4 = warnings, 8 = informational.
+    assert result.returncode & 2 == 0, result.stdout + result.stderr
+    assert result.returncode & 4 == 0, f"warnings to review:\n{result.stdout}"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Entry point: validate config, then build every environment's stage (or the one chosen with -c env=NAME)."""
+"""Entry point: validate config, then build the pipeline with every stage in it (or, with -c env=NAME, that stage alone)."""
 
 from __future__ import annotations
 
@@ -9,18 +9,34 @@ from pathlib import Path
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
-from config import CONFIG_DIR, ConfigError, environment_names, load_environment
+from config import CONFIG_DIR, ConfigError, environment_names, load_environment, load_toolchain
+from stacks.pipeline import PipelineStack
 from stacks.stage import ErpStage
 
 
 def build(app: cdk.App) -> None:
-    """Raises ConfigError before any construct exists, so bad config synthesizes nothing."""
+    """Raises ConfigError before any construct exists, so bad config synthesizes nothing.
+
+    Stack names are the same in both modes (erp-{env}-{tier}): a hand deploy and the pipeline
+    update the same stacks.
+    """
     config_dir = Path(app.node.try_get_context("config_dir") or CONFIG_DIR)
     selected = app.node.try_get_context("env")
-    names = [selected] if selected else environment_names(config_dir)
-    configs = [load_environment(name, config_dir) for name in names]
-    for config in configs:
+    if selected:
+        config = load_environment(selected, config_dir)
         ErpStage(app, config.stage_id, config=config)
+    else:
+        toolchain = load_toolchain(config_dir)
+        # Every environment file is validated, also those the pipeline does not deploy.
+        configs = {name: load_environment(name, config_dir) for name in environment_names(config_dir)}
+        PipelineStack(
+            app,
+            "ErpPipeline",
+            toolchain=toolchain,
+            stages=[configs[name] for name in toolchain.stages],
+            stack_name="erp-pipeline",
+            env=cdk.Environment(account=toolchain.account, region=toolchain.region),
+        )
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
 
 

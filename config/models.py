@@ -173,6 +173,7 @@ class Thresholds(Strict):
     lambda_throttles_5m: int = Field(default=1, ge=1)
     api_5xx_rate_pct: float = Field(default=5.0, gt=0, le=100)
     api_p99_latency_ms: int = Field(default=2000, ge=1)
+    nlb_unhealthy_hosts: int = Field(default=1, ge=1)
     rds_cpu_pct: float = Field(default=80.0, gt=0, le=100)
     rds_free_storage_gib: float = Field(default=2.0, gt=0)
     rds_connections: int = Field(default=100, ge=1)
@@ -228,7 +229,6 @@ class HelmVersions(Strict):
 
     aws_load_balancer_controller: str = "3.5.0"
     external_secrets: str = "2.9.0"
-    metrics_server: str = "3.13.0"
 
 
 class ClusterConfig(Strict):
@@ -486,8 +486,8 @@ class ToolchainConfig(Strict):
     branch: str = "main"
     # Stages in deployment order; each name is a config/<name>.yaml.
     stages: list[K8sName] = Field(min_length=1)
-    # Pushes touching only these paths do not run the pipeline.
-    ignored_paths: list[str] = ["**/*.md", "docs/**"]
+    # Pushes touching only these paths do not run the pipeline (a CodePipeline trigger takes at most 8 patterns).
+    ignored_paths: list[str] = Field(default=["**/*.md", "docs/**"], max_length=8)
     notification_emails: list[Email] = []
     scan_fail_on: list[Literal["CRITICAL", "HIGH"]] = ["CRITICAL"]
     scan_max_wait_seconds: int = Field(default=600, ge=30, le=3600)

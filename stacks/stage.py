@@ -6,8 +6,14 @@ from aws_cdk import Environment, Stage, Tags
 from constructs import Construct
 
 from config.models import EnvironmentConfig
+from stacks.api import ApiStack
+from stacks.auth import AuthStack
+from stacks.cluster import ClusterStack
 from stacks.data import DataStack
 from stacks.network import NetworkStack
+from stacks.observability import ObservabilityStack
+from stacks.registry import RegistryStack
+from stacks.workloads import WorkloadsStack
 
 
 class ErpStage(Stage):
@@ -21,6 +27,53 @@ class ErpStage(Stage):
 
         self.network = NetworkStack(self, "Network", config=config, stack_name=name("network"))
         self.data = DataStack(self, "Data", config=config, vpc=self.network.vpc, stack_name=name("data"))
+        self.auth = AuthStack(self, "Auth", config=config, stack_name=name("auth"))
+        self.api = ApiStack(
+            self,
+            "Api",
+            config=config,
+            vpc=self.network.vpc,
+            database=self.data.database,
+            user_pool=self.auth.user_pool,
+            user_pool_client=self.auth.user_pool_client,
+            stack_name=name("api"),
+        )
+        self.registry = RegistryStack(self, "Registry", config=config, stack_name=name("registry"))
+        self.cluster = ClusterStack(
+            self,
+            "Cluster",
+            config=config,
+            vpc=self.network.vpc,
+            database=self.data.database.instance,
+            stack_name=name("cluster"),
+        )
+        self.observability = ObservabilityStack(
+            self,
+            "Observability",
+            config=config,
+            database=self.data.database.instance,
+            cache_replication_group_id=self.data.cache.replication_group.ref,
+            http_api=self.api.http_api,
+            employee_function=self.api.employee_function,
+            load_balancer=self.api.nlb.load_balancer,
+            target_groups=self.api.nlb.target_groups,
+            stack_name=name("observability"),
+        )
+        self.workloads = WorkloadsStack(
+            self,
+            "Workloads",
+            config=config,
+            cluster=self.cluster.cluster,
+            vpc=self.network.vpc,
+            data=self.data,
+            api=self.api,
+            repositories=self.registry.repositories,
+            stack_name=name("workloads"),
+        )
+        # Fluent Bit writes to the application log group the Observability stack creates.
+        self.workloads.add_stack_dependency(self.observability)
+        # Pods pull from the registry's repositories (referenced by name, so no implicit dependency).
+        self.workloads.add_stack_dependency(self.registry)
 
         for key, value in config.tags.items():
             Tags.of(self).add(key, value)

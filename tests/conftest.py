@@ -36,7 +36,12 @@ def cdk_out(tmp_path_factory) -> Path:
     outdir = tmp_path_factory.mktemp("cdk.out")
     app = cdk.App(outdir=str(outdir), context=cdk_context())
     build(app)
-    app.synth()
+    try:
+        app.synth()
+    except RuntimeError as exc:
+        # cdk-nag findings fail synth after the templates are written; the nag test lists them.
+        if "ValidationFailed" not in str(exc):
+            raise
     return outdir
 
 

@@ -1,0 +1,112 @@
+"""The pipeline's own steps: synth, the post-deploy smoke test, and the pre-prod image scan gate."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Sequence
+from pathlib import Path
+
+from aws_cdk import Aws, CfnOutput, DefaultStackSynthesizer, Duration, pipelines
+from aws_cdk import aws_codebuild as codebuild
+from aws_cdk import aws_iam as iam
+
+from config.models import EnvironmentConfig, ToolchainConfig
+
+# Self-mutation installs the same CDK CLI that `make synth` uses (package.json pins it).
+PACKAGE_JSON = Path(__file__).resolve().parents[1] / "package.json"
+CDK_CLI_VERSION = json.loads(PACKAGE_JSON.read_text())["devDependencies"]["aws-cdk"]
+# Ubuntu 22.04 with python 3.11 and apt (the Makefile installs the rest, MariaDB for the tests included).
+BUILD_IMAGE = codebuild.LinuxBuildImage.STANDARD_7_0
+PYTHON = "3.11"
+HEALTH_PATH = "/health"
+SMOKE_ATTEMPTS = 10
+SMOKE_DELAY_SECONDS = 15
+# The gate's own Python dependencies, pinned in requirements.txt (it needs neither CDK nor Node).
+GATE_REQUIREMENTS = ("boto3", "PyYAML", "pydantic")
+
+
+def python_runtime() -> codebuild.BuildSpec:
+    return codebuild.BuildSpec.from_object({"phases": {"install": {"runtime-versions": {"python": PYTHON}}}})
+
+
+def synth_step(source: pipelines.IFileSetProducer) -> pipelines.ShellStep:
+    """The same two commands a person runs: every test first, then the cloud assembly."""
+    return pipelines.ShellStep(
+        "Synth", input=source, commands=["make test", "make synth"], primary_output_directory="cdk.out"
+    )
+
+
+def smoke_test_step(stage_name: str, url_output: CfnOutput) -> pipelines.ShellStep:
+    """Fails the stage unless `$API_URL/health` answers 200 within a bounded number of tries."""
+    curl = (
+        "curl --silent --show-error --output /dev/null --write-out '%{http_code}' --fail --max-time 10"
+        f" --retry {SMOKE_ATTEMPTS} --retry-delay {SMOKE_DELAY_SECONDS} --retry-all-errors"
+        f' "${{API_URL%/}}{HEALTH_PATH}"'
+    )
+    return pipelines.ShellStep(
+        f"{stage_name}SmokeTest",
+        env_from_cfn_outputs={"API_URL": url_output},
+        commands=[f'status="$({curl})" || true; echo "GET $API_URL{HEALTH_PATH} -> $status"; test "$status" = 200'],
+    )
+
+
+def scan_role_arn(config: EnvironmentConfig) -> str:
+    """The stage account's CDK lookup role: read-only, and trusted by the toolchain account after `--trust`."""
+    return (
+        DefaultStackSynthesizer.DEFAULT_LOOKUP_ROLE_ARN.replace("${AWS::Partition}", Aws.PARTITION)
+        .replace("${AWS::AccountId}", config.account)
+        .replace("${AWS::Region}", config.region)
+        .replace("${Qualifier}", DefaultStackSynthesizer.DEFAULT_QUALIFIER)
+    )
+
+
+def scan_gate_step(
+    *,
+    stage_name: str,
+    source: pipelines.IFileSetProducer,
+    config: EnvironmentConfig,
+    toolchain: ToolchainConfig,
+    images: Sequence[str],
+) -> pipelines.CodeBuildStep:
+    """Fails closed unless every image the stage deploys has a finished ECR scan with no blocking finding.
+
+    Runs in the toolchain account and reads the findings in the stage's account through its lookup role.
+    """
+    if not images:
+        raise ValueError(f"{stage_name}: no images to scan; the gate would pass without checking anything")
+    role_arn = scan_role_arn(config)
+    gate = shlex.join(
+        [
+            "python3",
+            "-m",
+            "tools.scan_gate",
+            "--region",
+            config.region,
+            "--fail-on",
+            ",".join(toolchain.scan_fail_on),
+            "--max-wait",
+            str(toolchain.scan_max_wait_seconds),
+            *images,
+        ]
+    )
+    return pipelines.CodeBuildStep(
+        f"{stage_name}ImageScanGate",
+        input=source,
+        build_environment=codebuild.BuildEnvironment(build_image=BUILD_IMAGE),
+        partial_build_spec=python_runtime(),
+        timeout=Duration.seconds(toolchain.scan_max_wait_seconds + 600),
+        env={"SCAN_ROLE_ARN": role_arn},
+        install_commands=[
+            "python3 -m pip install --quiet $(grep -E "
+            + shlex.quote("^(" + "|".join(GATE_REQUIREMENTS) + ")==")
+            + " requirements.txt)"
+        ],
+        commands=[
+            # boto3 assumes the role itself, refreshing it during a long wait for scans.
+            'mkdir -p ~/.aws && printf "[profile gate]\\nrole_arn = %s\\ncredential_source = EcsContainer\\n"'
+            ' "$SCAN_ROLE_ARN" > ~/.aws/config',
+            f"AWS_PROFILE=gate {gate}",
+        ],
+        role_policy_statements=[iam.PolicyStatement(actions=["sts:AssumeRole"], resources=[role_arn])],
+    )

@@ -1,0 +1,45 @@
+"""EKS Pod Identity: one IAM role per Kubernetes service account, scoped to what that pod does."""
+
+from __future__ import annotations
+
+from aws_cdk import aws_eks_v2 as eks
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+
+class PodIdentityRole(Construct):
+    """A role only pods of ``namespace/service_account`` in this cluster can assume.
+
+    Pod Identity instead of IRSA: no OIDC provider to manage, and the trust
+    policy is the same for every cluster, so roles survive cluster replacement.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        cluster: eks.ICluster,
+        namespace: str,
+        service_account: str,
+        statements: list[iam.PolicyStatement] | None = None,
+        managed_policies: list[iam.IManagedPolicy] | None = None,
+    ) -> None:
+        super().__init__(scope, id)
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("pods.eks.amazonaws.com").with_session_tags(),
+            description=f"Pod Identity for {namespace}/{service_account}",
+            managed_policies=managed_policies,
+        )
+        for statement in statements or []:
+            self.role.add_to_policy(statement)
+        self.association = eks.CfnPodIdentityAssociation(
+            self,
+            "Association",
+            cluster_name=cluster.cluster_name,
+            namespace=namespace,
+            service_account=service_account,
+            role_arn=self.role.role_arn,
+        )

@@ -1,0 +1,117 @@
+"""The Cognito user pool people sign in to, its SPA client, and the pre-sign-up rule.
+
+Essentials tier: its first 10k monthly active users are free, while Plus (the tier
+with threat protection) bills every active user (~$0.02 each, no free tier). An ERP
+with a few hundred staff gets MFA and a strong password policy instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_cognito as cognito
+from constructs import Construct
+
+from config.models import AuthConfig
+from constructs_lib.nag import acknowledge
+from constructs_lib.python_function import PythonFunction
+
+PRESIGNUP_DIR = Path(__file__).resolve().parents[1] / "lambda_handlers" / "presignup"
+
+
+class ErpUserPool(Construct):
+    """Email is the username; MFA (TOTP) per environment; self sign-up, auto-confirmed only for own domains."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: AuthConfig,
+        production: bool,
+        domain_prefix: str,
+        log_retention_days: int,
+    ) -> None:
+        super().__init__(scope, id)
+        self.presignup = PythonFunction(
+            self,
+            "PreSignUp",
+            description="Cognito pre-sign-up: auto-confirms addresses on the allowed domains",
+            entry=PRESIGNUP_DIR,
+            handler="app.handler",
+            environment={"ALLOWED_SIGNUP_DOMAINS": ",".join(d.lower() for d in config.allowed_signup_domains)},
+            memory_mb=128,
+            timeout=Duration.seconds(5),
+            log_retention_days=log_retention_days,
+            production=production,
+        )
+        required = config.mfa == "required"
+        self.user_pool = cognito.UserPool(
+            self,
+            "UserPool",
+            feature_plan=cognito.FeaturePlan.ESSENTIALS,
+            self_sign_up_enabled=True,
+            sign_in_aliases=cognito.SignInAliases(email=True),
+            sign_in_case_sensitive=False,
+            auto_verify=cognito.AutoVerifiedAttrs(email=True),
+            keep_original=cognito.KeepOriginalAttrs(email=True),
+            standard_attributes=cognito.StandardAttributes(
+                email=cognito.StandardAttribute(required=True, mutable=True)
+            ),
+            mfa=cognito.Mfa.REQUIRED if required else cognito.Mfa.OPTIONAL,
+            mfa_second_factor=cognito.MfaSecondFactor(otp=True, sms=False),
+            password_policy=cognito.PasswordPolicy(
+                min_length=12,
+                require_lowercase=True,
+                require_uppercase=True,
+                require_digits=True,
+                require_symbols=True,
+                temp_password_validity=Duration.days(3),
+            ),
+            account_recovery=cognito.AccountRecovery.EMAIL_ONLY,
+            lambda_triggers=cognito.UserPoolTriggers(pre_sign_up=self.presignup.function),
+            deletion_protection=production,
+            # The pool holds every account and its MFA secret: losing it locks everyone out.
+            removal_policy=RemovalPolicy.RETAIN if production else RemovalPolicy.DESTROY,
+        )
+        acknowledge(
+            self.user_pool,
+            "AwsSolutions-COG8",
+            "Plus tier (threat protection) bills every active user with no free tier; Essentials + MFA for now.",
+        )
+        if not required:
+            acknowledge(
+                self.user_pool,
+                "AwsSolutions-COG2",
+                "MFA is optional outside production only; config/prod.yaml sets auth.mfa: required.",
+            )
+        # The hosted sign-in pages: the authorization-code grant needs /oauth2/authorize somewhere.
+        self.domain = self.user_pool.add_domain(
+            "Domain", cognito_domain=cognito.CognitoDomainOptions(domain_prefix=domain_prefix)
+        )
+        self.client = self.user_pool.add_client(
+            "SpaClient",
+            generate_secret=False,  # a browser cannot keep one; PKCE protects the code instead
+            auth_flows=cognito.AuthFlow(user_srp=True),
+            o_auth=cognito.OAuthSettings(
+                flows=cognito.OAuthFlows(authorization_code_grant=True),
+                scopes=[cognito.OAuthScope.OPENID, cognito.OAuthScope.EMAIL, cognito.OAuthScope.PROFILE],
+                callback_urls=config.callback_urls,
+                logout_urls=sorted({_origin(url) for url in config.callback_urls}),
+            ),
+            supported_identity_providers=[cognito.UserPoolClientIdentityProvider.COGNITO],
+            prevent_user_existence_errors=True,
+            enable_token_revocation=True,
+            access_token_validity=Duration.hours(1),
+            id_token_validity=Duration.hours(1),
+            # One working day: people sign in (with MFA) each morning, not once a month.
+            refresh_token_validity=Duration.hours(12),
+        )
+
+
+def _origin(url: str) -> str:
+    """Sign-out returns to the app's root, not to its OAuth callback."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}/"

@@ -1,0 +1,84 @@
+"""Names the CDK side and the charts must agree on (Pod Identity associations, secrets, DNS): defined once, here."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from config.models import EnvironmentConfig
+
+
+class ServiceAccountRef(NamedTuple):
+    namespace: str
+    name: str
+
+
+def namespace(env: EnvironmentConfig) -> str:
+    return env.namespace
+
+
+def service_account(service_name: str) -> str:
+    """Each microservice runs as a ServiceAccount of its own name, so any IAM role it is given is its own."""
+    return service_name
+
+
+# Fluent Bit lives outside the erp namespace: it needs hostPath and root, which `restricted` forbids.
+LOGGING_NAMESPACE = "logging"
+FLUENT_BIT = "fluent-bit"
+
+# X-Ray daemon: DaemonSet, ServiceAccount and Service share this name.
+XRAY_DAEMON = "xray-daemon"
+XRAY_PORT = 2000
+
+
+def xray_address(env: EnvironmentConfig) -> str:
+    return f"{XRAY_DAEMON}.{env.namespace}.svc.cluster.local:{XRAY_PORT}"
+
+
+# Installed by the CDK side with Helm; the ClusterSecretStore authenticates with this SA's Pod Identity.
+EXTERNAL_SECRETS_NAMESPACE = "external-secrets"  # pragma: allowlist secret (a name)
+EXTERNAL_SECRETS_SERVICE_ACCOUNT = "external-secrets"  # pragma: allowlist secret (a name)
+CLUSTER_SECRET_STORE = "aws-secrets-manager"  # pragma: allowlist secret (a name)
+
+# Kubernetes Secrets the ExternalSecrets create in the erp namespace, and their keys.
+DB_SECRET = "db-credentials"  # pragma: allowlist secret (a name)
+DB_USERNAME_KEY = "username"
+DB_PASSWORD_KEY = "password"  # pragma: allowlist secret (a name)
+CACHE_SECRET = "cache-auth"  # pragma: allowlist secret (a name)
+CACHE_AUTH_TOKEN_KEY = "auth-token"
+# Key inside the cache secret's JSON in Secrets Manager (constructs_lib.cache.AUTH_TOKEN_KEY).
+CACHE_SECRET_JSON_KEY = "authToken"  # pragma: allowlist secret (a name)
+
+KAFKA = "kafka"  # StatefulSet and client Service
+KAFKA_HEADLESS = "kafka-headless"  # stable per-broker DNS for the quorum and advertised listeners
+KAFKA_PORT = 9092
+KAFKA_CONTROLLER_PORT = 9093
+KAFKA_TOPIC = "approval-requests"
+KAFKA_CONSUMER_GROUP = "approval-processing-group"
+
+
+def kafka_bootstrap(env: EnvironmentConfig) -> str:
+    return f"{KAFKA}.{env.namespace}.svc.cluster.local:{KAFKA_PORT}"
+
+
+STORAGE_CLASS = "gp3-encrypted"
+
+# Fixed by constructs_lib (database.MYSQL_PORT, cache.CACHE_PORT); NetworkPolicy ports cannot be tokens.
+MYSQL_PORT = 3306
+REDIS_PORT = 6379
+
+# Node label of the apps node group(s) the microservices and the X-Ray daemon are pinned to.
+APPS_NODE_LABEL = ("workload", "apps")
+
+# "namespace/name" of workloads allowed to run as root: Fluent Bit reads root-owned 0640 files under
+# /var/log/pods. It still drops every capability and cannot escalate privileges.
+ROOT_EXEMPT_WORKLOADS = frozenset({f"{LOGGING_NAMESPACE}/{FLUENT_BIT}"})
+
+
+def pod_identity_service_accounts(env: EnvironmentConfig) -> dict[str, ServiceAccountRef]:
+    """Every ServiceAccount of the platform, keyed by workload: the candidates for Pod Identity associations
+    (the egress policies let only the X-Ray daemon and Fluent Bit reach AWS APIs from the pods)."""
+    accounts = {s.name: ServiceAccountRef(env.namespace, service_account(s.name)) for s in env.services}
+    accounts[XRAY_DAEMON] = ServiceAccountRef(env.namespace, XRAY_DAEMON)
+    accounts[FLUENT_BIT] = ServiceAccountRef(LOGGING_NAMESPACE, FLUENT_BIT)
+    accounts["external-secrets"] = ServiceAccountRef(EXTERNAL_SECRETS_NAMESPACE, EXTERNAL_SECRETS_SERVICE_ACCOUNT)
+    return accounts

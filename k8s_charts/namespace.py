@@ -1,0 +1,178 @@
+"""The erp namespace: Pod Security `restricted`, default-deny NetworkPolicies, and only the flows the system uses."""
+
+from __future__ import annotations
+
+from cdk8s import ApiObjectMetadata
+from cdk8s_plus_27 import Namespace, k8s
+from constructs import Construct
+
+from config.models import EnvironmentConfig
+from k8s_charts import names
+from k8s_charts.common import (
+    API_COMPONENT,
+    COMPONENT_LABEL,
+    NAME_LABEL,
+    int_or_string,
+    meta,
+)
+from k8s_charts.kafka import TOPICS_JOB
+from k8s_charts.values import PlatformValues
+
+ANYWHERE = "0.0.0.0/0"
+# EKS Pod Identity Agent (hostNetwork, link-local): every pod using an AWS SDK fetches credentials here.
+POD_IDENTITY_AGENT = "169.254.170.23/32"
+
+
+def port(number: int, protocol: str = "TCP") -> k8s.NetworkPolicyPort:
+    return k8s.NetworkPolicyPort(port=int_or_string(number), protocol=protocol)
+
+
+def pods(labels: dict[str, str]) -> k8s.NetworkPolicyPeer:
+    return k8s.NetworkPolicyPeer(pod_selector=k8s.LabelSelector(match_labels=labels))
+
+
+def cidr(block: str) -> k8s.NetworkPolicyPeer:
+    return k8s.NetworkPolicyPeer(ip_block=k8s.IpBlock(cidr=block))
+
+
+def aws_api_egress() -> list[k8s.NetworkPolicyEgressRule]:
+    """HTTPS to AWS endpoints (public or VPC endpoints) plus the Pod Identity Agent for credentials."""
+    return [
+        k8s.NetworkPolicyEgressRule(to=[cidr(ANYWHERE)], ports=[port(443)]),
+        k8s.NetworkPolicyEgressRule(to=[cidr(POD_IDENTITY_AGENT)], ports=[port(80)]),
+    ]
+
+
+def dns_egress() -> k8s.NetworkPolicyEgressRule:
+    return k8s.NetworkPolicyEgressRule(
+        to=[
+            k8s.NetworkPolicyPeer(
+                namespace_selector=k8s.LabelSelector(match_labels={"kubernetes.io/metadata.name": "kube-system"}),
+                pod_selector=k8s.LabelSelector(match_labels={"k8s-app": "kube-dns"}),
+            )
+        ],
+        ports=[port(53, "UDP"), port(53, "TCP")],
+    )
+
+
+def network_policy(
+    scope: Construct,
+    id: str,
+    *,
+    name: str,
+    namespace: str,
+    pod_selector: dict[str, str],
+    ingress: list[k8s.NetworkPolicyIngressRule] | None = None,
+    egress: list[k8s.NetworkPolicyEgressRule] | None = None,
+) -> k8s.KubeNetworkPolicy:
+    """An allow policy (or, with no rules, a deny) for the directions it names; the default deny covers the rest."""
+    policy_types = [kind for kind, rules in (("Ingress", ingress), ("Egress", egress)) if rules is not None]
+    return k8s.KubeNetworkPolicy(
+        scope,
+        id,
+        metadata=meta(name, namespace),
+        spec=k8s.NetworkPolicySpec(
+            pod_selector=k8s.LabelSelector(match_labels=pod_selector),
+            policy_types=policy_types,
+            ingress=ingress,
+            egress=egress,
+        ),
+    )
+
+
+class ErpNamespace(Construct):
+    def __init__(self, scope: Construct, id: str, *, env: EnvironmentConfig, values: PlatformValues) -> None:
+        super().__init__(scope, id)
+        ns = env.namespace
+        psa_version = f"v{env.cluster.kubernetes_version}"
+        Namespace(
+            self,
+            "Namespace",
+            metadata=ApiObjectMetadata(
+                name=ns,
+                labels={
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    "pod-security.kubernetes.io/enforce-version": psa_version,
+                    "pod-security.kubernetes.io/warn": "restricted",
+                    "pod-security.kubernetes.io/warn-version": psa_version,
+                    # The LB controller gates rollouts on NLB target health (no 5xx while pods roll).
+                    "elbv2.k8s.aws/pod-readiness-gate-inject": "enabled",
+                },
+            ),
+        )
+
+        network_policy(
+            self, "DefaultDeny", name="default-deny-all", namespace=ns, pod_selector={}, ingress=[], egress=[]
+        )
+        network_policy(self, "Dns", name="allow-dns-egress", namespace=ns, pod_selector={}, egress=[dns_egress()])
+
+        api = {COMPONENT_LABEL: API_COMPONENT}
+        kafka = {NAME_LABEL: names.KAFKA}
+        xray = {NAME_LABEL: names.XRAY_DAEMON}
+        topics_job = {NAME_LABEL: TOPICS_JOB}
+
+        for service in env.services:
+            # NLB with IP targets: traffic (and health checks) come from its private IPs inside the VPC.
+            network_policy(
+                self,
+                f"Nlb-{service.name}",
+                name=f"allow-nlb-to-{service.name}",
+                namespace=ns,
+                pod_selector={NAME_LABEL: service.name},
+                ingress=[k8s.NetworkPolicyIngressRule(from_=[cidr(values.vpc_cidr)], ports=[port(service.port)])],
+            )
+
+        network_policy(
+            self,
+            "ServicesEgress",
+            name="allow-services-egress",
+            namespace=ns,
+            pod_selector=api,
+            egress=[
+                k8s.NetworkPolicyEgressRule(to=[pods(kafka)], ports=[port(names.KAFKA_PORT)]),
+                # UDP carries segments; TCP is the daemon's sampling-rules proxy.
+                k8s.NetworkPolicyEgressRule(
+                    to=[pods(xray)], ports=[port(names.XRAY_PORT, "UDP"), port(names.XRAY_PORT)]
+                ),
+                k8s.NetworkPolicyEgressRule(
+                    to=[cidr(values.vpc_cidr)], ports=[port(names.MYSQL_PORT), port(names.REDIS_PORT)]
+                ),
+                # No AWS API egress: the services call none (their X-Ray SDK talks to the daemon) and have no
+                # Pod Identity. Add aws_api_egress() here together with an identity if that changes.
+            ],
+        )
+
+        kafka_ports = [port(names.KAFKA_PORT), port(names.KAFKA_CONTROLLER_PORT)]
+        network_policy(
+            self,
+            "Kafka",
+            name="allow-kafka",
+            namespace=ns,
+            pod_selector=kafka,
+            ingress=[
+                k8s.NetworkPolicyIngressRule(from_=[pods(api), pods(topics_job)], ports=[port(names.KAFKA_PORT)]),
+                k8s.NetworkPolicyIngressRule(from_=[pods(kafka)], ports=kafka_ports),
+            ],
+            egress=[k8s.NetworkPolicyEgressRule(to=[pods(kafka)], ports=kafka_ports)],
+        )
+        network_policy(
+            self,
+            "KafkaTopics",
+            name="allow-kafka-topics-job-egress",
+            namespace=ns,
+            pod_selector=topics_job,
+            egress=[k8s.NetworkPolicyEgressRule(to=[pods(kafka)], ports=[port(names.KAFKA_PORT)])],
+        )
+        network_policy(
+            self,
+            "XRay",
+            name="allow-xray-daemon",
+            namespace=ns,
+            pod_selector=xray,
+            ingress=[
+                k8s.NetworkPolicyIngressRule(
+                    from_=[pods(api)], ports=[port(names.XRAY_PORT, "UDP"), port(names.XRAY_PORT)]
+                )
+            ],
+            egress=aws_api_egress(),
+        )

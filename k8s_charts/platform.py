@@ -1,0 +1,47 @@
+"""The two entry points the CDK side calls; each returned chart becomes one KubernetesManifest."""
+
+from __future__ import annotations
+
+from cdk8s import Chart
+
+from config.models import EnvironmentConfig
+from k8s_charts.common import new_chart
+from k8s_charts.kafka import KafkaCluster, KafkaTopics
+from k8s_charts.logging import FluentBit
+from k8s_charts.namespace import ErpNamespace
+from k8s_charts.secrets import ExternalSecrets
+from k8s_charts.services import Microservice
+from k8s_charts.storage import Gp3StorageClass
+from k8s_charts.tracing import XRayDaemon
+from k8s_charts.values import PlatformValues
+
+
+def _require_per_service(env: EnvironmentConfig, values: PlatformValues) -> None:
+    """A service without an image or a target group must fail synth, not deploy half-wired."""
+    services = {s.name for s in env.services}
+    for field in ("images", "target_group_arns"):
+        missing = sorted(services - set(getattr(values, field)))
+        if missing:
+            raise ValueError(f"PlatformValues.{field} has no entry for: {', '.join(missing)}")
+
+
+def build_charts(env: EnvironmentConfig, values: PlatformValues) -> dict[str, Chart]:
+    """Ordered for deployment: key = stable id the CDK side uses as the construct id."""
+    _require_per_service(env, values)
+    charts = {key: new_chart(env, key) for key in ("namespace", "secrets", "kafka", "services", "logging", "tracing")}
+    ErpNamespace(charts["namespace"], "Namespace", env=env, values=values)
+    ExternalSecrets(charts["secrets"], "ExternalSecrets", env=env, values=values)
+    KafkaCluster(charts["kafka"], "Kafka", env=env)
+    KafkaTopics(charts["kafka"], "Topics", env=env)
+    for service in env.services:
+        Microservice(charts["services"], service.name, env=env, service=service, values=values)
+    FluentBit(charts["logging"], "FluentBit", env=env, values=values)
+    XRayDaemon(charts["tracing"], "XRayDaemon", env=env, values=values)
+    return charts
+
+
+def build_storage_chart(env: EnvironmentConfig) -> Chart:
+    """Cluster-level, deployed by the Cluster stack before anything claims a volume."""
+    chart = new_chart(env, "storage")
+    Gp3StorageClass(chart, "Gp3")
+    return chart

@@ -1,0 +1,94 @@
+"""The X-Ray daemon: a DaemonSet on the apps nodes behind the `xray-daemon` Service the SDKs send to."""
+
+from __future__ import annotations
+
+from cdk8s import ApiObjectMetadata
+from cdk8s_plus_27 import Pods, Protocol, Service, ServiceAccount, ServicePort, k8s
+from constructs import Construct
+
+from config.models import EnvironmentConfig
+from k8s_charts import names
+from k8s_charts.common import (
+    apps_node_selector,
+    env_var,
+    int_or_string,
+    meta,
+    pod_labels,
+    resources,
+    restricted_container_security,
+    restricted_pod_security,
+    selector_labels,
+)
+from k8s_charts.values import PlatformValues
+
+# 3.6.x moved to the AWS SDK for Go v2, the first line that understands EKS Pod Identity credentials.
+IMAGE = "public.ecr.aws/xray/aws-xray-daemon:3.6.6"
+XRAY_UID = 10001  # the image's `xray` user (a name, so runAsNonRoot needs the number)
+
+
+class XRayDaemon(Construct):
+    def __init__(self, scope: Construct, id: str, *, env: EnvironmentConfig, values: PlatformValues) -> None:
+        super().__init__(scope, id)
+        ns, name = env.namespace, names.XRAY_DAEMON
+        labels = pod_labels(name, "tracing")
+        selector = selector_labels(name)
+
+        account = ServiceAccount(
+            self,
+            "ServiceAccount",
+            metadata=ApiObjectMetadata(name=name, namespace=ns, labels=labels),
+            automount_token=False,
+        )
+        # The daemon has no HTTP endpoint; its TCP sampling proxy on the same port is the health signal.
+        tcp_probe = k8s.TcpSocketAction(port=int_or_string(names.XRAY_PORT))
+        k8s.KubeDaemonSet(
+            self,
+            "DaemonSet",
+            metadata=meta(name, ns, labels=labels),
+            spec=k8s.DaemonSetSpec(
+                selector=k8s.LabelSelector(match_labels=selector),
+                template=k8s.PodTemplateSpec(
+                    metadata=k8s.ObjectMeta(labels=labels),
+                    spec=k8s.PodSpec(
+                        service_account_name=account.name,
+                        automount_service_account_token=False,
+                        enable_service_links=False,
+                        security_context=restricted_pod_security(uid=XRAY_UID),
+                        node_selector=apps_node_selector(env),
+                        containers=[
+                            k8s.Container(
+                                name=name,
+                                image=IMAGE,
+                                image_pull_policy="IfNotPresent",
+                                # Appended to the image's entrypoint (which binds 0.0.0.0:2000 UDP and TCP).
+                                # Local mode: no EC2 metadata lookups, which the egress policy blocks anyway.
+                                args=["--region", values.region, "--local-mode"],
+                                env=[env_var("AWS_REGION", values.region)],
+                                ports=[
+                                    k8s.ContainerPort(name="xray-udp", container_port=names.XRAY_PORT, protocol="UDP"),
+                                    k8s.ContainerPort(name="xray-tcp", container_port=names.XRAY_PORT, protocol="TCP"),
+                                ],
+                                resources=resources(
+                                    cpu_request="50m", cpu_limit="250m", memory_request="64Mi", memory_limit="256Mi"
+                                ),
+                                readiness_probe=k8s.Probe(tcp_socket=tcp_probe, period_seconds=10),
+                                liveness_probe=k8s.Probe(
+                                    tcp_socket=tcp_probe, initial_delay_seconds=10, period_seconds=20
+                                ),
+                                security_context=restricted_container_security(),
+                            )
+                        ],
+                    ),
+                ),
+            ),
+        )
+        Service(
+            self,
+            "Service",
+            metadata=ApiObjectMetadata(name=name, namespace=ns, labels=labels),
+            selector=Pods.select(self, "Pods", labels=selector),
+            ports=[
+                ServicePort(name="xray-udp", port=names.XRAY_PORT, target_port=names.XRAY_PORT, protocol=Protocol.UDP),
+                ServicePort(name="xray-tcp", port=names.XRAY_PORT, target_port=names.XRAY_PORT, protocol=Protocol.TCP),
+            ],
+        )

@@ -1,0 +1,88 @@
+"""API tier: the HTTP API, the NLB in front of the EKS services, and the employee Lambda.
+
+References run one way only: Api reads Network, Data and Auth; none of them reads Api.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_cognito as cognito
+from aws_cdk import aws_ec2 as ec2
+from constructs import Construct
+
+from config.models import EnvironmentConfig
+from constructs_lib.database import ErpDatabase
+from constructs_lib.employee_service import EmployeeService
+from constructs_lib.http_api import ErpHttpApi
+from constructs_lib.nlb import ServiceNlb
+
+EMPLOYEES_ROUTE = "/api/employees"
+
+
+class ApiStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: EnvironmentConfig,
+        vpc: ec2.IVpc,
+        database: ErpDatabase,
+        user_pool: cognito.IUserPool,
+        user_pool_client: cognito.IUserPoolClient,
+        **kwargs,
+    ) -> None:
+        super().__init__(scope, id, **kwargs)
+        name = f"{config.project}-{config.name}"
+        log_retention_days = config.observability.log_retention_days
+
+        self.nlb = ServiceNlb(self, "ServiceNlb", vpc=vpc, services=config.services)
+        self.nlb_security_group = self.nlb.security_group
+        self.target_group_arns = self.nlb.target_group_arns
+
+        self.api = ErpHttpApi(
+            self,
+            "Api",
+            config=config.api,
+            name=name,
+            vpc=vpc,
+            user_pool=user_pool,
+            user_pool_client=user_pool_client,
+            log_retention_days=log_retention_days,
+            production=config.production,
+        )
+        self.http_api = self.api.http_api
+        self.nlb.admit(self.api.vpc_link_security_group, "HTTP API VPC Link")
+        self.api.add_health_route()
+        for service in config.services:
+            self.api.add_service_routes(
+                service.route, self.api.nlb_integration(service.name, self.nlb.listeners[service.name])
+            )
+
+        self.employees = EmployeeService(
+            self,
+            "EmployeeService",
+            vpc=vpc,
+            config=config.employee_function,
+            db_secret=database.secret,
+            db_name=config.database.database_name,
+            db_security_group=database.security_group,
+            metrics_namespace=config.project.upper(),
+            log_retention_days=log_retention_days,
+            production=config.production,
+        )
+        self.employee_function = self.employees.function
+        self.api.add_service_routes(
+            EMPLOYEES_ROUTE, integrations.HttpLambdaIntegration("Employees", self.employee_function)
+        )
+
+        # The pipeline's smoke test reads this output: base URL, no trailing slash.
+        self.url_output = CfnOutput(self, "ApiUrl", value=self.api.url, description="HTTP API base URL")
+        if self.api.domain_name is not None:
+            CfnOutput(
+                self,
+                "ApiDomainTarget",
+                value=self.api.domain_name.regional_domain_name,
+                description=f"CNAME/alias target for {config.api.domain_name}",
+            )

@@ -1,0 +1,29 @@
+"""Auth tier (stateful): the user pool holds every account and MFA secret, so prod is protected from deletion."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Stack
+from constructs import Construct
+
+from config.models import EnvironmentConfig
+from constructs_lib.user_pool import ErpUserPool
+
+
+class AuthStack(Stack):
+    def __init__(self, scope: Construct, id: str, *, config: EnvironmentConfig, **kwargs) -> None:
+        super().__init__(scope, id, termination_protection=config.production, **kwargs)
+        self.pool = ErpUserPool(
+            self,
+            "Users",
+            config=config.auth,
+            production=config.production,
+            # Cognito domain prefixes are global per region: the account id keeps ours unique.
+            domain_prefix=f"{config.project}-{config.name}-{config.account}",
+            log_retention_days=config.observability.log_retention_days,
+        )
+        self.user_pool = self.pool.user_pool
+        self.user_pool_client = self.pool.client
+        # What the SPA's build needs to sign people in.
+        CfnOutput(self, "UserPoolId", value=self.user_pool.user_pool_id)
+        CfnOutput(self, "UserPoolClientId", value=self.user_pool_client.user_pool_client_id)
+        CfnOutput(self, "SignInDomain", value=self.pool.domain.base_url())

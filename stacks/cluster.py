@@ -1,0 +1,50 @@
+"""Cluster tier: EKS, its add-ons, its controllers, and the cluster-wide default StorageClass."""
+
+from __future__ import annotations
+
+from aws_cdk import Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_rds as rds
+from constructs import Construct
+
+from config.models import EnvironmentConfig
+from constructs_lib.eks_addons import ErpClusterAddons
+from constructs_lib.eks_cluster import ErpCluster
+from constructs_lib.eks_controllers import ErpControllers
+from constructs_lib.night_schedule import NightSchedule
+from constructs_lib.parameters import EnvParameters
+from k8s_charts import build_storage_chart
+
+
+class ClusterStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: EnvironmentConfig,
+        vpc: ec2.IVpc,
+        database: rds.IDatabaseInstance,
+        **kwargs,
+    ) -> None:
+        super().__init__(scope, id, **kwargs)
+        self.eks = ErpCluster(self, "Eks", vpc=vpc, config=config)
+        self.cluster = self.eks.cluster
+        self.addons = ErpClusterAddons(
+            self, "Addons", cluster=self.cluster, nodegroups=list(self.eks.nodegroups.values()), config=config
+        )
+        self.controllers = ErpControllers(self, "Controllers", cluster=self.cluster, config=config)
+        storage = self.cluster.add_cdk8s_chart("StorageClass", build_storage_chart(config))
+        storage.node.add_dependency(self.addons)
+        if config.schedule is not None:
+            NightSchedule(
+                self,
+                "NightSchedule",
+                config=config,
+                cluster=self.cluster,
+                nodegroup_names=self.eks.nodegroup_names,
+                database=database,
+            )
+        EnvParameters(
+            self, "Parameters", prefix=config.ssm_prefix, values={"eks/cluster-name": self.cluster.cluster_name}
+        )

@@ -1,0 +1,107 @@
+"""Observability tier: the log group Fluent Bit writes to, the alarm topic, alarms on every tier, traces, the dashboard.
+
+It reads the Data and Api stacks' resources (metric dimensions only); no stack reads it, except
+that Workloads is ordered after it so the log group exists before Fluent Bit writes to it.
+The Container Insights metrics are addressed by the cluster's configured name, so it does not
+wait for the Cluster stack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aws_cdk import Stack
+from aws_cdk import aws_apigatewayv2 as apigw
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_rds as rds
+from constructs import Construct
+
+from config.models import EnvironmentConfig
+from constructs_lib.alarm_topic import AlarmTopic
+from constructs_lib.alarms import PlatformAlarms
+from constructs_lib.dashboard import PlatformDashboard
+from constructs_lib.log_metrics import ErrorLineMetrics
+from constructs_lib.metrics import cache_node_ids
+from constructs_lib.policies import log_removal, retention
+from constructs_lib.tracing import TraceSampling
+
+
+class ObservabilityStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: EnvironmentConfig,
+        database: rds.IDatabaseInstance,
+        cache_replication_group_id: str,
+        http_api: apigw.IHttpApi,
+        employee_function: lambda_.IFunction,
+        load_balancer: elbv2.NetworkLoadBalancer,
+        target_groups: Mapping[str, elbv2.NetworkTargetGroup],
+        **kwargs,
+    ) -> None:
+        super().__init__(scope, id, **kwargs)
+        name = f"{config.project}-{config.name}"
+        # The ONE name Fluent Bit writes to and the error alarms read (config.application_log_group).
+        self.application_log_group = logs.LogGroup(
+            self,
+            "ApplicationLogs",
+            log_group_name=config.application_log_group,
+            retention=retention(config.observability.log_retention_days),
+            removal_policy=log_removal(config.production),
+        )
+        # Exposed for reuse (e.g. EventBridge rules); the pipeline keeps its own notification topic.
+        self.alarm_topic = AlarmTopic(
+            self,
+            "AlarmTopic",
+            topic_name=f"{name}-alarms",
+            emails=config.observability.alarm_emails,
+            production=config.production,
+        )
+        self.topic = self.alarm_topic.topic
+
+        self.error_lines = ErrorLineMetrics(
+            self,
+            "ErrorLines",
+            log_group=self.application_log_group,
+            services=[service.name for service in config.services],
+            metric_namespace=f"{config.project}/{config.name}/application",
+        )
+        cache_nodes = cache_node_ids(cache_replication_group_id, config.cache.replicas)
+        self.alarms = PlatformAlarms(
+            self,
+            "Alarms",
+            env=config,
+            action=self.alarm_topic.action,
+            errors=self.error_lines,
+            database=database,
+            cache_node_ids=cache_nodes,
+            http_api=http_api,
+            function=employee_function,
+            load_balancer=load_balancer,
+            target_groups=target_groups,
+        )
+        self.tracing = TraceSampling(
+            self,
+            "Tracing",
+            name=name,
+            services=[service.name for service in config.services],
+            fixed_rate=config.observability.xray_sampling_rate,
+            extra_services=[employee_function.function_name],
+        )
+        self.dashboard = PlatformDashboard(
+            self,
+            "Dashboard",
+            env=config,
+            alarms=self.alarms.alarms,
+            errors=self.error_lines,
+            http_api=http_api,
+            function=employee_function,
+            load_balancer=load_balancer,
+            target_groups=target_groups,
+            database=database,
+            cache_node_ids=cache_nodes,
+        )

@@ -1,0 +1,123 @@
+"""Delivery: a self-mutating CDK pipeline in the toolchain account that deploys every stage in order."""
+
+from __future__ import annotations
+
+from aws_cdk import Stack, pipelines
+from aws_cdk import aws_codebuild as codebuild
+from aws_cdk import aws_codepipeline as codepipeline
+from constructs import Construct
+
+from config.models import EnvironmentConfig, ToolchainConfig
+from constructs_lib.github_oidc import GitHubDiffRole
+from constructs_lib.pipeline_nag import acknowledge_pipeline_findings, ignore_cfn_lint_role_arn_false_positive
+from constructs_lib.pipeline_notifications import PipelineNotifications
+from constructs_lib.pipeline_steps import (
+    BUILD_IMAGE,
+    CDK_CLI_VERSION,
+    python_runtime,
+    scan_gate_step,
+    smoke_test_step,
+    synth_step,
+)
+from constructs_lib.pipeline_storage import PipelineArtifactStore
+from constructs_lib.registry import deployed_images
+from stacks.stage import ErpStage
+
+PIPELINE_NAME = "erp-platform"
+
+
+class PipelineStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        toolchain: ToolchainConfig,
+        stages: list[EnvironmentConfig],
+        **kwargs,
+    ) -> None:
+        super().__init__(scope, id, **kwargs)
+        artifacts = PipelineArtifactStore(self, "Artifacts")
+        self.notifications = PipelineNotifications(self, "Notifications", emails=toolchain.notification_emails)
+        # The trigger below starts the pipeline (with path filters); the action's own detection stays off.
+        source = pipelines.CodePipelineSource.connection(
+            toolchain.repository,
+            toolchain.branch,
+            connection_arn=toolchain.connection_arn,
+            trigger_on_push=False,
+        )
+        self.pipeline = pipelines.CodePipeline(
+            self,
+            "Pipeline",
+            pipeline_name=PIPELINE_NAME,
+            pipeline_type=codepipeline.PipelineType.V2,
+            self_mutation=True,
+            cli_version=CDK_CLI_VERSION,
+            cross_account_keys=any(stage.account != toolchain.account for stage in stages),
+            # Our own bucket (access logs, SSL only), encrypted with a CMK in every case: deploy roles
+            # in the stage accounts are granted decrypt on it, which the AWS-managed key cannot allow.
+            artifact_bucket=artifacts.bucket,
+            publish_assets_in_parallel=False,
+            synth=synth_step(source),
+            code_build_defaults=pipelines.CodeBuildOptions(
+                build_environment=codebuild.BuildEnvironment(build_image=BUILD_IMAGE)
+            ),
+            synth_code_build_defaults=pipelines.CodeBuildOptions(
+                build_environment=codebuild.BuildEnvironment(
+                    build_image=BUILD_IMAGE, compute_type=codebuild.ComputeType.MEDIUM
+                ),
+                partial_build_spec=python_runtime(),
+            ),
+            # Service images are linux/arm64 (Graviton nodes): build them natively rather than under emulation.
+            asset_publishing_code_build_defaults=pipelines.CodeBuildOptions(
+                build_environment=codebuild.BuildEnvironment(
+                    build_image=codebuild.LinuxArmBuildImage.AMAZON_LINUX_2023_STANDARD_3_0
+                )
+            ),
+        )
+
+        self.stages: list[ErpStage] = []
+        for index, config in enumerate(stages):
+            stage = ErpStage(self, config.stage_id, config=config)
+            self.stages.append(stage)
+            pre: list[pipelines.Step] = []
+            if index > 0 or config.production:
+                pre = [
+                    scan_gate_step(
+                        stage_name=config.stage_id,
+                        source=source,
+                        config=config,
+                        toolchain=toolchain,
+                        images=deployed_images(stage, config),
+                    ),
+                    pipelines.ManualApprovalStep(
+                        f"Promote{config.stage_id}", comment=f"Deploy the scanned build to {config.name}?"
+                    ),
+                    pipelines.ConfirmPermissionsBroadening(
+                        f"{config.stage_id}PermissionsBroadening",
+                        stage=stage,
+                        notification_topic=self.notifications.topic,
+                    ),
+                ]
+                pipelines.Step.sequence(pre)
+            self.pipeline.add_stage(stage, pre=pre, post=[smoke_test_step(config.stage_id, stage.api.url_output)])
+
+        self.pipeline.build_pipeline()
+        built = self.pipeline.pipeline
+        built.add_trigger(
+            provider_type=codepipeline.ProviderType.CODE_STAR_SOURCE_CONNECTION,
+            git_configuration=codepipeline.GitConfiguration(
+                source_action=built.stages[0].actions[0],
+                push_filter=[
+                    codepipeline.GitPushFilter(
+                        branches_includes=[toolchain.branch],
+                        file_paths_excludes=list(toolchain.ignored_paths),
+                    )
+                ],
+            ),
+        )
+        self.notifications.watch(built)
+        artifacts.encrypt_build_projects()
+        acknowledge_pipeline_findings(self.pipeline, artifacts)
+        ignore_cfn_lint_role_arn_false_positive(self.pipeline)
+        self.diff_role = GitHubDiffRole(self, "GitHubDiff", repository=toolchain.repository)

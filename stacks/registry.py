@@ -1,0 +1,27 @@
+"""Registry tier: the ECR repositories CI pushes service images to, and where tooling finds them."""
+
+from __future__ import annotations
+
+from aws_cdk import Stack
+from constructs import Construct
+
+from config.models import EnvironmentConfig
+from constructs_lib.parameters import EnvParameters
+from constructs_lib.registry import ServiceRepositories
+
+
+class RegistryStack(Stack):
+    def __init__(self, scope: Construct, id: str, *, config: EnvironmentConfig, **kwargs) -> None:
+        super().__init__(scope, id, **kwargs)
+        self.images = ServiceRepositories(
+            self, "Repositories", project=config.project, services=config.services, production=config.production
+        )
+        self.repositories = self.images.repositories
+        EnvParameters(
+            self,
+            "Parameters",
+            prefix=config.ssm_prefix,
+            values={
+                "ecr/repository-prefix": f"{self.account}.dkr.ecr.{self.region}.{self.url_suffix}/{config.project}"
+            },
+        )

@@ -1,0 +1,115 @@
+"""The erp namespace: restricted Pod Security, default deny, and allows that match the real ports and pods."""
+
+from __future__ import annotations
+
+from k8s_charts import names
+from k8s_charts.namespace import POD_IDENTITY_AGENT
+from k8s_charts.testing import find, selector_matches, workloads
+
+
+def policies(built) -> dict[str, dict]:
+    return {p["metadata"]["name"]: p["spec"] for p in find(built.chart("namespace"), "NetworkPolicy")}
+
+
+def pods(built) -> list:
+    return [w for w in workloads(built.everything) if w.namespace == built.env.namespace]
+
+
+def ports(rules: list[dict]) -> set[tuple[int, str]]:
+    return {(p["port"], p.get("protocol", "TCP")) for rule in rules for p in rule.get("ports", [])}
+
+
+def selected(built, spec: dict) -> set[str]:
+    return {w.manifest["metadata"]["name"] for w in pods(built) if selector_matches(spec["podSelector"], w.pod_labels)}
+
+
+def test_namespace_is_restricted(built):
+    (namespace,) = find(built.chart("namespace"), "Namespace")
+    labels = namespace["metadata"]["labels"]
+    assert namespace["metadata"]["name"] == built.env.namespace == f"erp-{built.env.name}"
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert labels["pod-security.kubernetes.io/enforce-version"] == f"v{built.env.cluster.kubernetes_version}"
+
+
+def test_default_deny_both_ways(built):
+    deny = policies(built)["default-deny-all"]
+    assert deny["podSelector"] == {"matchLabels": {}}
+    assert sorted(deny["policyTypes"]) == ["Egress", "Ingress"]
+    assert not deny.get("ingress") and not deny.get("egress")
+    assert selected(built, deny) == {w.manifest["metadata"]["name"] for w in pods(built)}
+
+
+def test_dns_egress_for_every_pod(built):
+    dns = policies(built)["allow-dns-egress"]
+    assert dns["podSelector"] == {"matchLabels": {}}
+    assert ports(dns["egress"]) == {(53, "UDP"), (53, "TCP")}
+
+
+def test_nlb_ingress_matches_each_services_port_and_pods(built):
+    nlb = {name: spec for name, spec in policies(built).items() if name.startswith("allow-nlb-to-")}
+    assert len(nlb) == len(built.env.services)
+    for service in built.env.services:
+        spec = nlb[f"allow-nlb-to-{service.name}"]
+        assert selected(built, spec) == {service.name}
+        assert ports(spec["ingress"]) == {(service.port, "TCP")}
+        assert spec["ingress"][0]["from"] == [{"ipBlock": {"cidr": built.values.vpc_cidr}}]
+    allowed = set().union(*(ports(spec["ingress"]) for spec in nlb.values()))
+    assert allowed == {(s.port, "TCP") for s in built.env.services}
+
+
+def test_services_egress(built):
+    spec = policies(built)["allow-services-egress"]
+    assert selected(built, spec) == {s.name for s in built.env.services}
+    assert ports(spec["egress"]) == {
+        (names.KAFKA_PORT, "TCP"),
+        (names.XRAY_PORT, "UDP"),
+        (names.XRAY_PORT, "TCP"),
+        (names.MYSQL_PORT, "TCP"),
+        (names.REDIS_PORT, "TCP"),
+    }
+    data_rule = next(r for r in spec["egress"] if (names.MYSQL_PORT, "TCP") in ports([r]))
+    assert data_rule["to"] == [{"ipBlock": {"cidr": built.values.vpc_cidr}}]
+
+
+def test_kafka_reachable_by_services_and_its_job_and_talks_to_itself(built):
+    spec = policies(built)["allow-kafka"]
+    assert selected(built, spec) == {names.KAFKA}
+    client_rule, peer_rule = spec["ingress"]
+    client_sources = set()
+    for peer in client_rule["from"]:
+        client_sources |= selected(built, {"podSelector": peer["podSelector"]})
+    assert client_sources >= {s.name for s in built.env.services}
+    assert any(name.startswith("kafka-topics-") for name in client_sources)
+    assert ports([client_rule]) == {(names.KAFKA_PORT, "TCP")}
+    assert ports([peer_rule]) == ports(spec["egress"]) == {(9092, "TCP"), (9093, "TCP")}
+    job = policies(built)["allow-kafka-topics-job-egress"]
+    assert ports(job["egress"]) == {(9092, "TCP")}
+
+
+def test_xray_daemon_takes_udp_and_tcp_2000_from_services_and_reaches_aws(built):
+    spec = policies(built)["allow-xray-daemon"]
+    assert selected(built, spec) == {names.XRAY_DAEMON}
+    assert ports(spec["ingress"]) == {(2000, "UDP"), (2000, "TCP")}
+    assert ports(spec["egress"]) == {(443, "TCP"), (80, "TCP")}
+    identity_rule = next(r for r in spec["egress"] if ports([r]) == {(80, "TCP")})
+    assert identity_rule["to"] == [{"ipBlock": {"cidr": POD_IDENTITY_AGENT}}]
+
+
+def test_only_pods_with_an_aws_identity_may_leave_the_vpc(built):
+    """Egress beyond the VPC (443 anywhere) is granted to the X-Ray daemon alone in the erp namespace."""
+    leaving = set()
+    for spec in policies(built).values():
+        for rule in spec.get("egress", []):
+            if any(peer.get("ipBlock", {}).get("cidr") == "0.0.0.0/0" for peer in rule.get("to", [])):
+                leaving |= selected(built, spec)
+    assert leaving == {names.XRAY_DAEMON}
+    assert names.pod_identity_service_accounts(built.env)[names.XRAY_DAEMON].namespace == built.env.namespace
+
+
+def test_every_pod_port_in_the_namespace_is_opened_somewhere(built):
+    """No container listens on a port that no policy admits (a forgotten allow = a silent outage)."""
+    admitted = set().union(*(ports(spec.get("ingress", [])) for spec in policies(built).values()))
+    for w in pods(built):
+        for container in w.pod_spec["containers"]:
+            for port in container.get("ports", []):
+                assert (port["containerPort"], port.get("protocol", "TCP")) in admitted, (w.key, port)

@@ -1,0 +1,408 @@
+"""The API front door per environment: NLB and target groups, routes and auth, the employee Lambda."""
+
+from __future__ import annotations
+
+import json
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_cognito as cognito
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk.assertions import Template
+
+from config.models import ApiConfig
+from constructs_lib.http_api import ErpHttpApi
+from tests.conftest import resources_of
+
+ENVS = ["dev", "prod"]
+HEALTH = "GET /health"
+EMPLOYEES = "/api/employees"
+
+
+def api_template(stack_templates, env) -> dict:
+    return stack_templates[f"erp-{env}-api"]
+
+
+def one(template_json: dict, resource_type: str, **match) -> tuple[str, dict]:
+    found = [
+        (logical_id, resource)
+        for logical_id, resource in resources_of(template_json, resource_type).items()
+        if all(resource["Properties"].get(key) == value for key, value in match.items())
+    ]
+    assert len(found) == 1, f"expected one {resource_type} with {match}, found {len(found)}"
+    return found[0]
+
+
+def routes(template_json: dict) -> dict[str, dict]:
+    return {
+        r["Properties"]["RouteKey"]: r["Properties"]
+        for r in resources_of(template_json, "AWS::ApiGatewayV2::Route").values()
+    }
+
+
+def integration_of(template_json: dict, route: dict) -> dict:
+    target = route["Target"]["Fn::Join"][1]
+    assert target[0] == "integrations/"
+    return template_json["Resources"][target[1]["Ref"]]["Properties"]
+
+
+def employee_function(template_json: dict) -> tuple[str, dict]:
+    functions = resources_of(template_json, "AWS::Lambda::Function")
+    found = [
+        (k, v)
+        for k, v in functions.items()
+        if "DB_SECRET_ARN" in v["Properties"].get("Environment", {}).get("Variables", {})
+    ]
+    assert len(found) == 1
+    return found[0]
+
+
+# --- NLB and target groups ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_internal_nlb_in_private_subnets_with_a_security_group(stack_templates, env):
+    api = api_template(stack_templates, env)
+    (_, nlb) = one(api, "AWS::ElasticLoadBalancingV2::LoadBalancer")
+    props = nlb["Properties"]
+    assert props["Type"] == "network"
+    assert props["Scheme"] == "internal"
+    subnets = json.dumps(props["Subnets"])
+    assert "privateSubnet" in subnets and "publicSubnet" not in subnets and "isolatedSubnet" not in subnets
+    assert len(props["SecurityGroups"]) == 1
+    attributes = {a["Key"]: a["Value"] for a in props["LoadBalancerAttributes"]}
+    assert attributes["load_balancing.cross_zone.enabled"] == "true"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_one_ip_target_group_and_one_tcp_listener_per_service(stack_templates, configs, env):
+    api = api_template(stack_templates, env)
+    services = configs[env].services
+    groups = resources_of(api, "AWS::ElasticLoadBalancingV2::TargetGroup")
+    listeners = resources_of(api, "AWS::ElasticLoadBalancingV2::Listener")
+    assert len(groups) == len(listeners) == len(services)
+    by_port = {g["Properties"]["Port"]: (logical_id, g["Properties"]) for logical_id, g in groups.items()}
+    for service in services:
+        logical_id, group = by_port[service.port]
+        assert group["TargetType"] == "ip"
+        assert group["Protocol"] == "TCP"
+        assert group["HealthCheckProtocol"] == "HTTP"
+        assert group["HealthCheckPath"] == service.health_path
+        assert group["HealthCheckPort"] == "traffic-port"
+        attributes = {a["Key"]: a["Value"] for a in group["TargetGroupAttributes"]}
+        assert attributes["preserve_client_ip.enabled"] == "false"  # pods see, and admit, the NLB's SG
+        (_, listener) = one(api, "AWS::ElasticLoadBalancingV2::Listener", Port=service.port)
+        assert listener["Properties"]["Protocol"] == "TCP"
+        assert listener["Properties"]["DefaultActions"] == [{"TargetGroupArn": {"Ref": logical_id}, "Type": "forward"}]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_nlb_admits_only_the_vpc_link_on_service_ports(stack_templates, configs, env):
+    api = api_template(stack_templates, env)
+    (_, nlb) = one(api, "AWS::ElasticLoadBalancingV2::LoadBalancer")
+    nlb_sg = nlb["Properties"]["SecurityGroups"][0]
+    assert "SecurityGroupIngress" not in api["Resources"][nlb_sg["Fn::GetAtt"][0]]["Properties"]
+    (_, link) = one(api, "AWS::ApiGatewayV2::VpcLink")
+    link_sg = link["Properties"]["SecurityGroupIds"][0]
+    ingress = [
+        rule["Properties"]
+        for rule in resources_of(api, "AWS::EC2::SecurityGroupIngress").values()
+        if rule["Properties"]["GroupId"] == nlb_sg
+    ]
+    assert sorted(rule["FromPort"] for rule in ingress) == sorted(s.port for s in configs[env].services)
+    for rule in ingress:
+        assert rule["SourceSecurityGroupId"] == link_sg
+        assert rule["FromPort"] == rule["ToPort"] and rule["IpProtocol"] == "tcp"
+    # ...and the VPC Link may send to nothing but the NLB.
+    assert "SecurityGroupEgress" not in api["Resources"][link_sg["Fn::GetAtt"][0]]["Properties"]
+    egress = [
+        rule["Properties"]
+        for rule in resources_of(api, "AWS::EC2::SecurityGroupEgress").values()
+        if rule["Properties"]["GroupId"] == link_sg
+    ]
+    assert len(egress) == len(configs[env].services)
+    assert all(rule["DestinationSecurityGroupId"] == nlb_sg for rule in egress)
+
+
+# --- routes, auth, integrations -----------------------------------------------------------
+
+
+def expected_route_keys(config) -> set[str]:
+    prefixes = [s.route for s in config.services] + [EMPLOYEES]
+    keys = {HEALTH}
+    for prefix in prefixes:
+        methods = ["ANY", "OPTIONS"] if config.api.cors_origins else ["ANY"]
+        keys |= {f"{method} {path}" for method in methods for path in (prefix, f"{prefix}/{{proxy+}}")}
+    return keys
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_routes_are_exactly_the_services_employees_health_and_preflights(stack_templates, configs, env):
+    assert set(routes(api_template(stack_templates, env))) == expected_route_keys(configs[env])
+    assert configs[env].api.cors_origins, "both environments serve the SPA: preflight routes are expected"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_jwt_authorizer_on_every_route_but_health_and_preflight(stack_templates, env):
+    api = api_template(stack_templates, env)
+    (authorizer_id, authorizer) = one(api, "AWS::ApiGatewayV2::Authorizer")
+    props = authorizer["Properties"]
+    assert props["AuthorizerType"] == "JWT"
+    assert props["IdentitySource"] == ["$request.header.Authorization"]
+    issuer = json.dumps(props["JwtConfiguration"]["Issuer"])
+    assert "https://cognito-idp.ap-northeast-2." in issuer and f"erp-{env}-auth" in issuer
+    audience = props["JwtConfiguration"]["Audience"]
+    assert len(audience) == 1 and "SpaClient" in json.dumps(audience) and f"erp-{env}-auth" in json.dumps(audience)
+    for key, route in routes(api).items():
+        if key == HEALTH or key.startswith("OPTIONS "):
+            assert route["AuthorizationType"] == "NONE", key
+            assert "AuthorizerId" not in route, key
+        else:
+            assert route["AuthorizationType"] == "JWT", key
+            assert route["AuthorizerId"] == {"Ref": authorizer_id}, key
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_service_routes_go_through_the_vpc_link_to_their_own_listener(stack_templates, configs, env):
+    api = api_template(stack_templates, env)
+    all_routes = routes(api)
+    (link_id, _) = one(api, "AWS::ApiGatewayV2::VpcLink")
+    for service in configs[env].services:
+        (listener_id, _) = one(api, "AWS::ElasticLoadBalancingV2::Listener", Port=service.port)
+        for path in (service.route, f"{service.route}/{{proxy+}}"):
+            integration = integration_of(api, all_routes[f"ANY {path}"])
+            assert integration["IntegrationType"] == "HTTP_PROXY"
+            assert integration["ConnectionType"] == "VPC_LINK"
+            assert integration["ConnectionId"] == {"Ref": link_id}
+            assert integration["IntegrationUri"] == {"Ref": listener_id}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_employee_routes_invoke_the_employee_lambda(stack_templates, env):
+    api = api_template(stack_templates, env)
+    function_id, _ = employee_function(api)
+    all_routes = routes(api)
+    for path in (EMPLOYEES, f"{EMPLOYEES}/{{proxy+}}"):
+        integration = integration_of(api, all_routes[f"ANY {path}"])
+        assert integration["IntegrationType"] == "AWS_PROXY"
+        assert integration["PayloadFormatVersion"] == "2.0"  # what the handler's resolver expects
+        assert integration["IntegrationUri"] == {"Fn::GetAtt": [function_id, "Arn"]}
+    permissions = [
+        p["Properties"]
+        for p in resources_of(api, "AWS::Lambda::Permission").values()
+        if p["Properties"]["FunctionName"] == {"Fn::GetAtt": [function_id, "Arn"]}
+    ]
+    assert len(permissions) == 2 and all(p["Principal"] == "apigateway.amazonaws.com" for p in permissions)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_health_and_preflights_are_served_by_the_inline_responder(stack_templates, env):
+    api = api_template(stack_templates, env)
+    all_routes = routes(api)
+    responder_targets = {
+        json.dumps(all_routes[k]["Target"]) for k in all_routes if k == HEALTH or k.startswith("OPTIONS ")
+    }
+    assert len(responder_targets) == 1
+    integration = integration_of(api, all_routes[HEALTH])
+    function_id = integration["IntegrationUri"]["Fn::GetAtt"][0]
+    function = api["Resources"][function_id]["Properties"]
+    assert "VpcConfig" not in function
+    namespace: dict = {}
+    exec(function["Code"]["ZipFile"], namespace)  # the inline code, run as Lambda would
+    health = namespace["handler"]({"requestContext": {"http": {"method": "GET"}}}, None)
+    assert health["statusCode"] == 200 and json.loads(health["body"]) == {"status": "ok"}
+    assert namespace["handler"]({"requestContext": {"http": {"method": "OPTIONS"}}}, None) == {"statusCode": 204}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_stage_throttling_cors_and_json_access_logs(stack_templates, configs, env):
+    api = api_template(stack_templates, env)
+    config = configs[env].api
+    (_, stage) = one(api, "AWS::ApiGatewayV2::Stage")
+    props = stage["Properties"]
+    assert props["StageName"] == "$default" and props["AutoDeploy"] is True
+    assert props["DefaultRouteSettings"]["ThrottlingRateLimit"] == config.throttle_rate
+    assert props["DefaultRouteSettings"]["ThrottlingBurstLimit"] == config.throttle_burst
+    log_format = json.loads(props["AccessLogSettings"]["Format"])
+    assert log_format["requestId"] == "$context.requestId"
+    assert {"status", "routeKey", "integrationError", "authorizerError", "caller"} <= set(log_format)
+    log_group_id = props["AccessLogSettings"]["DestinationArn"]["Fn::GetAtt"][0]
+    log_group = api["Resources"][log_group_id]
+    assert log_group["Properties"]["LogGroupName"] == f"/aws/apigateway/erp-{env}-http-api"
+    assert log_group["Properties"]["RetentionInDays"] == config.access_log_retention_days
+    assert log_group["DeletionPolicy"] == ("Retain" if configs[env].production else "Delete")
+    (_, http_api) = one(api, "AWS::ApiGatewayV2::Api")
+    assert http_api["Properties"]["Name"] == f"erp-{env}-http-api"
+    cors = http_api["Properties"]["CorsConfiguration"]
+    assert cors["AllowOrigins"] == config.cors_origins
+    assert cors["AllowHeaders"] == ["Authorization", "Content-Type"]
+    assert {"GET", "POST", "PUT", "PATCH", "DELETE"} <= set(cors["AllowMethods"])
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_api_url_output_is_the_stage_base_url_without_trailing_slash(stack_templates, configs, env):
+    api = api_template(stack_templates, env)
+    (api_id, _) = one(api, "AWS::ApiGatewayV2::Api")
+    value = api["Outputs"]["ApiUrl"]["Value"]["Fn::Join"][1]
+    assert value[0] == "https://" and value[1] == {"Ref": api_id}
+    assert value[2] == f".execute-api.{configs[env].region}." and value[3] == {"Ref": "AWS::URLSuffix"}
+    assert not configs[env].api.domain_name
+    assert resources_of(api, "AWS::ApiGatewayV2::DomainName") == {}
+
+
+# --- employee Lambda ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_employee_lambda_shape(stack_templates, configs, env):
+    config = configs[env]
+    api = api_template(stack_templates, env)
+    _, function = employee_function(api)
+    props = function["Properties"]
+    assert props["Runtime"] == "python3.13"
+    assert props["Architectures"] == ["arm64"]
+    assert props["Handler"] == "app.handler"
+    assert props["TracingConfig"] == {"Mode": "Active"}
+    assert props["MemorySize"] == config.employee_function.memory_mb
+    assert props["Timeout"] == config.employee_function.timeout_seconds
+    assert props.get("ReservedConcurrentExecutions") == config.employee_function.reserved_concurrency
+    subnets = json.dumps(props["VpcConfig"]["SubnetIds"])
+    assert "privateSubnet" in subnets and "isolatedSubnet" not in subnets
+    assert len(props["VpcConfig"]["SecurityGroupIds"]) == 1
+    variables = props["Environment"]["Variables"]
+    assert f"erp-{env}-data" in json.dumps(variables["DB_SECRET_ARN"])
+    assert variables["DB_NAME"] == config.database.database_name
+    assert variables["DB_TLS"] == "true"
+    assert int(variables["MAX_BODY_BYTES"]) > 0
+    assert variables["POWERTOOLS_SERVICE_NAME"] == "employee-service"
+    log_group = api["Resources"][props["LoggingConfig"]["LogGroup"]["Ref"]]
+    assert log_group["Properties"]["RetentionInDays"] == config.observability.log_retention_days
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_employee_lambda_reads_only_its_secret_and_writes_only_its_log_group(stack_templates, env):
+    api = api_template(stack_templates, env)
+    _, function = employee_function(api)
+    role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    assert "ManagedPolicyArns" not in api["Resources"][role_id]["Properties"]
+    policies = [
+        p["Properties"]
+        for p in resources_of(api, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in p["Properties"]["Roles"]
+    ]
+    statements = [s for p in policies for s in p["PolicyDocument"]["Statement"]]
+    by_action = {a: s for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    assert f"erp-{env}-data" in json.dumps(by_action["secretsmanager:GetSecretValue"]["Resource"])
+    log_group_id = function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+    assert by_action["logs:PutLogEvents"]["Resource"] == {"Fn::GetAtt": [log_group_id, "Arn"]}
+    wildcard = {a for a, s in by_action.items() if s["Resource"] == "*"}
+    assert wildcard <= {
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        "ec2:CreateNetworkInterface",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeSubnets",
+        "ec2:DeleteNetworkInterface",
+        "ec2:AssignPrivateIpAddresses",
+        "ec2:UnassignPrivateIpAddresses",
+    }
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_database_admits_the_lambda_through_a_rule_in_the_api_stack(stack_templates, env):
+    api = api_template(stack_templates, env)
+    _, function = employee_function(api)
+    lambda_sg = function["Properties"]["VpcConfig"]["SecurityGroupIds"][0]
+    db_rules = [
+        r["Properties"]
+        for r in resources_of(api, "AWS::EC2::SecurityGroupIngress").values()
+        if r["Properties"]["FromPort"] == 3306
+    ]
+    assert len(db_rules) == 1
+    assert db_rules[0]["SourceSecurityGroupId"] == lambda_sg
+    assert "DatabaseSecurityGroup" in json.dumps(db_rules[0]["GroupId"]) and f"erp-{env}-data" in json.dumps(
+        db_rules[0]["GroupId"]
+    )
+    # Lambda SG: HTTPS out and MySQL to the database, nothing else.
+    lambda_sg_props = api["Resources"][lambda_sg["Fn::GetAtt"][0]]["Properties"]
+    assert [(e["FromPort"], e["CidrIp"]) for e in lambda_sg_props["SecurityGroupEgress"]] == [(443, "0.0.0.0/0")]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_no_reference_cycle_data_and_auth_never_read_the_api_stack(stack_templates, env):
+    for stack in ("network", "data", "auth"):
+        assert f"erp-{env}-api" not in json.dumps(stack_templates[f"erp-{env}-{stack}"]), stack
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_log_group_has_retention_and_no_log_retention_custom_resource(stack_templates, env):
+    api = api_template(stack_templates, env)
+    groups = resources_of(api, "AWS::Logs::LogGroup")
+    assert len(groups) == 3  # access logs, employee Lambda, responder Lambda
+    assert all("RetentionInDays" in g["Properties"] for g in groups.values())
+    assert resources_of(api, "Custom::LogRetention") == {}
+    for function in resources_of(api, "AWS::Lambda::Function").values():
+        assert function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"] in groups
+
+
+# --- the bundle that is deployed ----------------------------------------------------------
+
+
+def asset_dir(cdk_out, s3_key: str):
+    found = list(cdk_out.rglob(f"asset.{s3_key.removesuffix('.zip')}"))
+    assert len(found) == 1, s3_key
+    return found[0]
+
+
+def test_employee_bundle_holds_the_handler_and_its_arm64_dependencies(stack_templates, cdk_out):
+    _, function = employee_function(api_template(stack_templates, "dev"))
+    bundle = asset_dir(cdk_out, function["Properties"]["Code"]["S3Key"])
+    names = {p.name for p in bundle.iterdir()}
+    assert {"app.py", "db.py", "repository.py", "validation.py"} <= names
+    assert {"pymysql", "aws_lambda_powertools", "aws_xray_sdk"} <= names
+    assert "requirements.txt" not in names and "__pycache__" not in names
+    # Compiled wheels are the Lambda's (cp313, aarch64), not the build machine's.
+    compiled = [p.name for p in bundle.rglob("*.so")]
+    assert compiled and all("aarch64" in name for name in compiled), compiled
+    assert all("cpython-313" in name or "abi3" in name for name in compiled), compiled
+
+
+def test_same_code_same_asset_in_every_environment(stack_templates):
+    keys = {employee_function(api_template(stack_templates, env))[1]["Properties"]["Code"]["S3Key"] for env in ENVS}
+    assert len(keys) == 1
+
+
+# --- optional custom domain (no environment sets one yet) ---------------------------------
+
+
+def test_custom_domain_and_mapping_only_when_configured():
+    """The construct alone, in a throwaway stack: the app itself is synthesized once, by conftest."""
+    app = cdk.App()
+    stack = cdk.Stack(app, "DomainCheck", env=cdk.Environment(account="111111111111", region="ap-northeast-2"))
+    vpc = ec2.Vpc(stack, "Vpc", max_azs=2, nat_gateways=1)
+    pool = cognito.UserPool(stack, "Pool")
+    certificate = "arn:aws:acm:ap-northeast-2:111111111111:certificate/0f0e0d0c-0b0a-0908-0706-050403020100"
+    ErpHttpApi(
+        stack,
+        "Api",
+        config=ApiConfig(domain_name="api.erp.example.com", certificate_arn=certificate),
+        name="erp-test",
+        vpc=vpc,
+        user_pool=pool,
+        user_pool_client=pool.add_client("Client"),
+        log_retention_days=14,
+        production=False,
+    )
+    template = Template.from_stack(stack)
+    template.has_resource_properties(
+        "AWS::ApiGatewayV2::DomainName",
+        {
+            "DomainName": "api.erp.example.com",
+            "DomainNameConfigurations": [{"CertificateArn": certificate, "EndpointType": "REGIONAL"}],
+        },
+    )
+    template.resource_count_is("AWS::ApiGatewayV2::ApiMapping", 1)
+    # No CORS origins configured: no CORS configuration and no preflight routes either.
+    (http_api,) = template.find_resources("AWS::ApiGatewayV2::Api").values()
+    assert "CorsConfiguration" not in http_api["Properties"]
+    template.resource_count_is("AWS::ApiGatewayV2::Route", 0)

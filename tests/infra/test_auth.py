@@ -1,0 +1,181 @@
+"""The auth tier per environment: who may sign up, how they sign in, and that prod keeps the pool."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from constructs_lib.python_function import build_bundle, has_packages, source_hash
+from tests.conftest import resources_of
+
+ENVS = ["dev", "prod"]
+# Renaming a construct must never replace the pool (every account and MFA secret is in it).
+USER_POOL_LOGICAL_ID = "UsersUserPool7E610616"
+
+
+def auth_template(stack_templates, env) -> dict:
+    return stack_templates[f"erp-{env}-auth"]
+
+
+def user_pool(stack_templates, env) -> dict:
+    pool = auth_template(stack_templates, env)["Resources"].get(USER_POOL_LOGICAL_ID, {})
+    assert pool.get("Type") == "AWS::Cognito::UserPool", f"{USER_POOL_LOGICAL_ID} moved: that would replace the pool"
+    return pool
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_email_is_the_case_insensitive_username(stack_templates, env):
+    props = user_pool(stack_templates, env)["Properties"]
+    assert props["UsernameAttributes"] == ["email"]
+    assert props["UsernameConfiguration"] == {"CaseSensitive": False}
+    assert props["AutoVerifiedAttributes"] == ["email"]
+    assert props["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"] is False  # self sign-up on
+    assert props["AccountRecoverySetting"] == {"RecoveryMechanisms": [{"Name": "verified_email", "Priority": 1}]}
+    assert props["UserPoolTier"] == "ESSENTIALS"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_strong_password_policy(stack_templates, env):
+    policy = user_pool(stack_templates, env)["Properties"]["Policies"]["PasswordPolicy"]
+    assert policy["MinimumLength"] >= 12
+    assert all(policy[k] is True for k in ("RequireLowercase", "RequireUppercase", "RequireNumbers", "RequireSymbols"))
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_mfa_per_environment_totp_only(stack_templates, configs, env):
+    props = user_pool(stack_templates, env)["Properties"]
+    # CloudFormation spells "required" as ON.
+    assert props["MfaConfiguration"] == {"optional": "OPTIONAL", "required": "ON"}[configs[env].auth.mfa]
+    assert props["EnabledMfas"] == ["SOFTWARE_TOKEN_MFA"]
+    assert configs["prod"].auth.mfa == "required"
+
+
+def test_prod_pool_is_protected_and_retained_dev_pool_is_disposable(stack_templates):
+    prod, dev = user_pool(stack_templates, "prod"), user_pool(stack_templates, "dev")
+    assert prod["Properties"]["DeletionProtection"] == "ACTIVE"
+    assert prod["DeletionPolicy"] == prod["UpdateReplacePolicy"] == "Retain"
+    assert dev["Properties"]["DeletionProtection"] == "INACTIVE"
+    assert dev["DeletionPolicy"] == "Delete"
+
+
+def test_termination_protection_on_prod_auth_only(cdk_out):
+    protected = {}
+
+    def walk(directory):
+        manifest = json.loads((directory / "manifest.json").read_text())
+        for artifact in manifest["artifacts"].values():
+            props = artifact.get("properties", {})
+            if artifact["type"] == "aws:cloudformation:stack":
+                protected[props.get("stackName")] = props.get("terminationProtection", False)
+            elif artifact["type"] == "cdk:cloud-assembly":
+                walk(directory / props["directoryName"])
+
+    walk(cdk_out)
+    assert protected["erp-prod-auth"] is True
+    assert protected["erp-dev-auth"] is False
+    assert protected["erp-prod-api"] is False  # not stateful: replaceable at will
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_pre_sign_up_trigger_is_attached_with_the_allowed_domains(stack_templates, configs, env):
+    auth = auth_template(stack_templates, env)
+    trigger = user_pool(stack_templates, env)["Properties"]["LambdaConfig"]["PreSignUp"]
+    function_id = trigger["Fn::GetAtt"][0]
+    function = auth["Resources"][function_id]["Properties"]
+    assert function["Handler"] == "app.handler"
+    assert function["Runtime"] == "python3.13" and function["Architectures"] == ["arm64"]
+    assert function["TracingConfig"] == {"Mode": "Active"}
+    assert "VpcConfig" not in function
+    assert function["Environment"]["Variables"]["ALLOWED_SIGNUP_DOMAINS"] == ",".join(
+        configs[env].auth.allowed_signup_domains
+    )
+    permissions = [p["Properties"] for p in resources_of(auth, "AWS::Lambda::Permission").values()]
+    assert {
+        "Action": "lambda:InvokeFunction",
+        "FunctionName": {"Fn::GetAtt": [function_id, "Arn"]},
+        "Principal": "cognito-idp.amazonaws.com",
+        "SourceArn": {"Fn::GetAtt": [USER_POOL_LOGICAL_ID, "Arn"]},
+    } in permissions
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_spa_client_is_public_with_code_grant(stack_templates, configs, env):
+    clients = resources_of(auth_template(stack_templates, env), "AWS::Cognito::UserPoolClient")
+    assert len(clients) == 1
+    props = next(iter(clients.values()))["Properties"]
+    assert props["GenerateSecret"] is False
+    assert props["AllowedOAuthFlows"] == ["code"]
+    assert props["AllowedOAuthFlowsUserPoolClient"] is True
+    assert set(props["ExplicitAuthFlows"]) == {"ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"}
+    assert props["CallbackURLs"] == configs[env].auth.callback_urls
+    assert props["SupportedIdentityProviders"] == ["COGNITO"]
+    assert props["PreventUserExistenceErrors"] == "ENABLED"
+    assert props["EnableTokenRevocation"] is True
+    assert props["AccessTokenValidity"] <= 60 and props["IdTokenValidity"] <= 60
+    assert props["TokenValidityUnits"]["AccessToken"] == "minutes"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_hosted_sign_in_domain_for_the_code_grant(stack_templates, env):
+    (domain,) = resources_of(auth_template(stack_templates, env), "AWS::Cognito::UserPoolDomain").values()
+    assert domain["Properties"]["Domain"].startswith(f"erp-{env}-")
+    assert "CustomDomainConfig" not in domain["Properties"]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_log_groups_have_retention(stack_templates, configs, env):
+    auth = auth_template(stack_templates, env)
+    groups = resources_of(auth, "AWS::Logs::LogGroup")
+    assert len(groups) == 1
+    assert all(
+        g["Properties"]["RetentionInDays"] == configs[env].observability.log_retention_days for g in groups.values()
+    )
+    assert resources_of(auth, "Custom::LogRetention") == {}
+
+
+def test_pre_sign_up_bundle_is_just_the_handler(stack_templates, cdk_out):
+    auth = auth_template(stack_templates, "dev")
+    function_id = user_pool(stack_templates, "dev")["Properties"]["LambdaConfig"]["PreSignUp"]["Fn::GetAtt"][0]
+    key = auth["Resources"][function_id]["Properties"]["Code"]["S3Key"].removesuffix(".zip")
+    (bundle,) = cdk_out.rglob(f"asset.{key}")
+    assert sorted(p.name for p in bundle.iterdir()) == ["app.py"]
+
+
+# --- the local bundler itself -------------------------------------------------------------
+
+
+def test_requirements_with_only_comments_have_no_packages(tmp_path):
+    requirements = tmp_path / "requirements.txt"
+    assert has_packages(requirements) is False  # missing
+    requirements.write_text("# nothing to install\n\n   # still nothing\n")
+    assert has_packages(requirements) is False
+    requirements.write_text("# pinned\npymysql==1.2.4  # driver\n")
+    assert has_packages(requirements) is True
+
+
+def test_bundle_is_cached_by_content_and_rebuilt_on_change(tmp_path):
+    function = tmp_path / "fn"
+    (function / "pkg").mkdir(parents=True)
+    (function / "app.py").write_text("def handler(event, context):\n    return event\n")
+    (function / "pkg" / "helper.py").write_text("X = 1\n")
+    (function / "requirements.txt").write_text("# standard library only\n")
+    (function / "__pycache__").mkdir()
+    (function / "__pycache__" / "app.cpython-311.pyc").write_bytes(b"stale")
+    cache = tmp_path / "cache"
+
+    first = build_bundle(function, cache)
+    assert first == cache / source_hash(function)
+    assert sorted(p.relative_to(first).as_posix() for p in first.rglob("*") if p.is_file()) == [
+        "app.py",
+        "pkg/helper.py",
+    ]
+    (first / "marker").write_text("reused")
+    assert build_bundle(function, cache) == first and (first / "marker").exists()
+
+    (function / "__pycache__" / "app.cpython-311.pyc").write_bytes(b"other")  # not source: same hash
+    assert source_hash(function) == first.name
+    (function / "app.py").write_text("def handler(event, context):\n    return {}\n")
+    second = build_bundle(function, cache)
+    assert second != first and not (second / "marker").exists()
+    assert sorted(p.name for p in cache.iterdir()) == sorted([first.name, second.name])  # no staging left over

@@ -1,0 +1,147 @@
+"""The EKS cluster: standard support only, managed node groups from config, add-ons, access, Pod Identity."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import resources_of
+
+ENVS = ["dev", "prod"]
+
+
+def cluster_of(stack_templates, env):
+    return next(iter(resources_of(stack_templates[f"erp-{env}-cluster"], "AWS::EKS::Cluster").values()))["Properties"]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_control_plane(stack_templates, configs, env):
+    config = configs[env]
+    cluster = cluster_of(stack_templates, env)
+    assert cluster["Name"] == f"erp-{env}"
+    assert cluster["Version"] == config.cluster.kubernetes_version
+    assert cluster["UpgradePolicy"] == {"SupportType": "STANDARD"}
+    assert sorted(t["Type"] for t in cluster["Logging"]["ClusterLogging"]["EnabledTypes"]) == [
+        "api",
+        "audit",
+        "authenticator",
+        "controllerManager",
+        "scheduler",
+    ]
+    assert cluster["EncryptionConfig"][0]["Resources"] == ["secrets"]
+    assert "Ref" in json.dumps(cluster["EncryptionConfig"][0]["Provider"]["KeyArn"]) or "GetAtt" in json.dumps(
+        cluster["EncryptionConfig"][0]["Provider"]["KeyArn"]
+    )
+    vpc = cluster["ResourcesVpcConfig"]
+    assert vpc["EndpointPrivateAccess"] is True
+    assert vpc["EndpointPublicAccess"] is bool(config.cluster.endpoint_public_cidrs)
+    assert vpc["PublicAccessCidrs"] == config.cluster.endpoint_public_cidrs
+    assert "ComputeConfig" not in cluster or not cluster["ComputeConfig"].get("Enabled"), "Auto Mode must be off"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_managed_node_groups_match_config(stack_templates, configs, env):
+    config = configs[env]
+    groups = {
+        g["Properties"]["NodegroupName"]: g["Properties"]
+        for g in resources_of(stack_templates[f"erp-{env}-cluster"], "AWS::EKS::Nodegroup").values()
+    }
+    assert sorted(groups) == sorted(f"erp-{env}-{g.name}" for g in config.cluster.node_groups)
+    for group in config.cluster.node_groups:
+        props = groups[f"erp-{env}-{group.name}"]
+        assert props["InstanceTypes"] == group.instance_types
+        assert props["AmiType"] == ("AL2023_ARM_64_STANDARD" if group.arm64 else "AL2023_x86_64_STANDARD")
+        assert props["CapacityType"] == group.capacity
+        assert props["ScalingConfig"] == {
+            "MinSize": group.min_size,
+            "DesiredSize": group.desired_size,
+            "MaxSize": group.max_size,
+        }
+        assert props["Labels"] == group.labels
+        assert [(t["Key"], t["Value"], t["Effect"]) for t in props.get("Taints", [])] == [
+            (t.key, t.value, t.effect.upper().replace("NOSCHEDULE", "NO_SCHEDULE")) for t in group.taints
+        ]
+    assert configs["prod"].cluster.kafka_node_group == "kafka"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_add_ons(stack_templates, configs, env):
+    addons = {
+        a["Properties"]["AddonName"]: a["Properties"]
+        for a in resources_of(stack_templates[f"erp-{env}-cluster"], "AWS::EKS::Addon").values()
+    }
+    expected = {"vpc-cni", "kube-proxy", "coredns", "eks-pod-identity-agent", "aws-ebs-csi-driver", "metrics-server"}
+    if configs[env].observability.container_insights:
+        expected.add("amazon-cloudwatch-observability")
+    assert set(addons) == expected
+    assert json.loads(addons["vpc-cni"]["ConfigurationValues"]) == {"enableNetworkPolicy": "true"}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_admin_access_entries(stack_templates, configs, env):
+    entries = resources_of(stack_templates[f"erp-{env}-cluster"], "AWS::EKS::AccessEntry").values()
+    principals = {e["Properties"]["PrincipalArn"] for e in entries if isinstance(e["Properties"]["PrincipalArn"], str)}
+    assert set(configs[env].cluster.admin_role_arns) <= principals
+    admin = [e for e in entries if e["Properties"]["PrincipalArn"] in configs[env].cluster.admin_role_arns]
+    assert len(admin) == len(configs[env].cluster.admin_role_arns)
+    for entry in admin:
+        (policy,) = entry["Properties"]["AccessPolicies"]
+        assert json.dumps(policy["PolicyArn"]).endswith(
+            ':eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"]]}'
+        )
+        assert policy["AccessScope"] == {"Type": "cluster"}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_pod_identity_associations(stack_templates, env):
+    found = set()
+    for stack in ("cluster", "workloads"):
+        for assoc in resources_of(stack_templates[f"erp-{env}-{stack}"], "AWS::EKS::PodIdentityAssociation").values():
+            found.add((assoc["Properties"]["Namespace"], assoc["Properties"]["ServiceAccount"]))
+    assert {
+        ("kube-system", "aws-load-balancer-controller"),
+        ("kube-system", "ebs-csi-controller-sa"),
+        ("external-secrets", "external-secrets"),
+        ("logging", "fluent-bit"),
+        (f"erp-{env}", "xray-daemon"),
+    } <= found
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_controllers_pinned_to_the_vendored_crd_versions(stack_templates, configs, env):
+    charts = {
+        c["Properties"]["Chart"]: c["Properties"]
+        for c in resources_of(stack_templates[f"erp-{env}-cluster"], "Custom::AWSCDK-EKS-HelmChart").values()
+    }
+    helm = configs[env].cluster.helm
+    assert charts["aws-load-balancer-controller"]["Version"] == helm.aws_load_balancer_controller == "3.5.0"
+    assert charts["external-secrets"]["Version"] == helm.external_secrets == "2.9.0"
+
+
+def test_pod_roles_are_least_privilege(stack_templates):
+    policies = resources_of(stack_templates["erp-dev-workloads"], "AWS::IAM::Policy").values()
+    statements = [s for p in policies for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    fluent = next(s for s in statements if "logs:PutLogEvents" in s["Action"])
+    assert "/aws/eks/erp-dev/application" in json.dumps(fluent["Resource"])
+    assert all(s["Effect"] == "Allow" and "*" not in s["Action"] for s in statements)
+
+
+def test_dev_sleeps_at_night_and_prod_never_does(stack_templates, configs):
+    schedules = resources_of(stack_templates["erp-dev-cluster"], "AWS::Scheduler::Schedule").values()
+    by_input = {json.loads(s["Properties"]["Target"]["Input"])["action"]: s["Properties"] for s in schedules}
+    schedule = configs["dev"].schedule
+    assert (
+        by_input["start"]["ScheduleExpression"]
+        == f"cron({int(schedule.start[3:])} {int(schedule.start[:2])} ? * MON-FRI *)"
+    )
+    assert (
+        by_input["stop"]["ScheduleExpression"]
+        == f"cron({int(schedule.stop[3:])} {int(schedule.stop[:2])} ? * MON-FRI *)"
+    )
+    assert {s["ScheduleExpressionTimezone"] for s in by_input.values()} == {"Asia/Seoul"}
+    functions = resources_of(stack_templates["erp-dev-cluster"], "AWS::Lambda::Function").values()
+    scaler = next(f for f in functions if "NODEGROUP_SIZES" in json.dumps(f))
+    sizes = json.loads(scaler["Properties"]["Environment"]["Variables"]["NODEGROUP_SIZES"])
+    assert sizes == {"erp-dev-apps": {"min": 1, "desired": 2, "max": 3}}
+    assert resources_of(stack_templates["erp-prod-cluster"], "AWS::Scheduler::Schedule") == {}

@@ -1,0 +1,284 @@
+"""Delivery: what a push goes through before it reaches prod, read from the synthesized pipeline stack."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from config import load_toolchain
+from tests.conftest import REPO, resources_of
+
+PIPELINE = "erp-pipeline"
+
+
+@pytest.fixture(scope="module")
+def toolchain():
+    return load_toolchain()
+
+
+@pytest.fixture(scope="module")
+def pipeline_json(stack_templates) -> dict:
+    return stack_templates[PIPELINE]
+
+
+@pytest.fixture(scope="module")
+def pipeline(pipeline_json) -> dict:
+    (resource,) = resources_of(pipeline_json, "AWS::CodePipeline::Pipeline").values()
+    return resource["Properties"]
+
+
+def stage(pipeline: dict, name: str) -> list[dict]:
+    return next(s["Actions"] for s in pipeline["Stages"] if s["Name"] == name)
+
+
+def project(pipeline_json: dict, action: dict) -> dict:
+    return pipeline_json["Resources"][action["Configuration"]["ProjectName"]["Ref"]]["Properties"]
+
+
+def buildspec(pipeline_json: dict, action: dict) -> dict:
+    return json.loads(project(pipeline_json, action)["Source"]["BuildSpec"])
+
+
+def deploy_actions(actions: list[dict]) -> list[dict]:
+    return [a for a in actions if a["ActionTypeId"]["Provider"] == "CloudFormation"]
+
+
+def test_pipeline_is_v2_and_named(pipeline):
+    assert pipeline["PipelineType"] == "V2"
+    assert pipeline["Name"] == "erp-platform"
+
+
+def test_stages_in_order(pipeline, toolchain, configs):
+    names = [s["Name"] for s in pipeline["Stages"]]
+    expected = ["Source", "Build", "UpdatePipeline", *(configs[n].stage_id for n in toolchain.stages)]
+    assert [n for n in names if n != "Assets"] == expected
+    if "Assets" in names:  # asset publishing sits between self-mutation and the first deploy
+        assert names.index("Assets") == names.index("UpdatePipeline") + 1
+
+
+def test_source_is_the_connection_to_the_configured_branch(pipeline, toolchain):
+    (source,) = stage(pipeline, "Source")
+    assert source["ActionTypeId"]["Provider"] == "CodeStarSourceConnection"
+    assert source["Configuration"]["ConnectionArn"] == toolchain.connection_arn
+    assert source["Configuration"]["FullRepositoryId"] == toolchain.repository
+    assert source["Configuration"]["BranchName"] == toolchain.branch
+    # The trigger starts the pipeline; the action's own change detection would ignore the path filter.
+    assert source["Configuration"]["DetectChanges"] is False
+
+
+def test_trigger_ignores_pushes_that_touch_only_ignored_paths(pipeline, toolchain):
+    (source,) = stage(pipeline, "Source")
+    (trigger,) = pipeline["Triggers"]
+    assert trigger["ProviderType"] == "CodeStarSourceConnection"
+    git = trigger["GitConfiguration"]
+    assert git["SourceActionName"] == source["Name"]
+    (push,) = git["Push"]
+    assert push["Branches"] == {"Includes": [toolchain.branch]}
+    assert push["FilePaths"] == {"Excludes": list(toolchain.ignored_paths)}
+    assert "**/*.md" in push["FilePaths"]["Excludes"]
+
+
+def test_synth_runs_the_test_suite_then_synth(pipeline, pipeline_json):
+    (synth,) = stage(pipeline, "Build")
+    spec = buildspec(pipeline_json, synth)
+    assert spec["phases"]["build"]["commands"] == ["make test", "make synth"]
+    assert spec["artifacts"]["base-directory"] == "cdk.out"
+    assert spec["phases"]["install"]["runtime-versions"]["python"] == "3.11"
+    assert project(pipeline_json, synth)["Environment"]["Image"] == "aws/codebuild/standard:7.0"
+
+
+def test_self_mutation_deploys_the_pipeline_stack(pipeline, pipeline_json):
+    (mutate,) = stage(pipeline, "UpdatePipeline")
+    spec = buildspec(pipeline_json, mutate)
+    commands = " ".join(spec["phases"]["build"]["commands"])
+    assert "cdk -a . deploy" in commands and "ErpPipeline" in commands
+    # The CLI that `make synth` uses (package.json), not whatever npm calls latest.
+    cli = json.loads((REPO / "package.json").read_text())["devDependencies"]["aws-cdk"]
+    assert spec["phases"]["install"]["commands"] == [f"npm install -g aws-cdk@{cli}"]
+
+
+def test_every_stage_smoke_tests_its_api_after_deploying(pipeline, pipeline_json, toolchain, configs):
+    for name in toolchain.stages:
+        config = configs[name]
+        actions = stage(pipeline, config.stage_id)
+        smoke = next(a for a in actions if a["Name"] == f"{config.stage_id}SmokeTest")
+        assert smoke["RunOrder"] > max(a["RunOrder"] for a in deploy_actions(actions))
+        (variable,) = json.loads(smoke["Configuration"]["EnvironmentVariables"])
+        api_deploy = next(a for a in actions if a["Name"] == f"{config.project}-{name}-api.Deploy")
+        assert variable["name"] == "API_URL"
+        assert variable["value"] == f"#{{{api_deploy['Namespace']}.ApiUrl}}"
+        command = " ".join(buildspec(pipeline_json, smoke)["phases"]["build"]["commands"])
+        assert '"${API_URL%/}/health"' in command
+        assert "--retry 10" in command and 'test "$status" = 200' in command
+
+
+def test_dev_deploys_without_a_gate(pipeline):
+    kinds = {a["ActionTypeId"]["Category"] for a in stage(pipeline, "Dev")}
+    assert "Approval" not in kinds
+
+
+def test_prod_scan_gate_then_approval_then_broadening_check_before_any_deploy(pipeline):
+    actions = stage(pipeline, "Prod")
+    order = {a["Name"]: a["RunOrder"] for a in actions}
+    first_deploy = min(a["RunOrder"] for a in deploy_actions(actions))
+    assert order["ProdImageScanGate"] < order["PromoteProd"] < order["ProdPermissionsBroadening.Check"]
+    assert order["ProdPermissionsBroadening.Confirm"] < first_deploy
+    approvals = [a for a in actions if a["ActionTypeId"]["Category"] == "Approval"]
+    assert all(a["RunOrder"] < first_deploy for a in approvals)
+    assert len(approvals) == 2
+
+
+def test_scan_gate_checks_every_prod_image_in_the_prod_account(pipeline, pipeline_json, toolchain, configs):
+    prod = configs["prod"]
+    gate = next(a for a in stage(pipeline, "Prod") if a["Name"] == "ProdImageScanGate")
+    spec = buildspec(pipeline_json, gate)
+    command = spec["phases"]["build"]["commands"][-1]
+    assert command.startswith("AWS_PROFILE=gate python3 -m tools.scan_gate ")
+    assert f"--fail-on {','.join(toolchain.scan_fail_on)}" in command
+    assert f"--max-wait {toolchain.scan_max_wait_seconds}" in command
+    host = f"{prod.account}.dkr.ecr.{prod.region}.amazonaws.com"
+    for service in prod.services:
+        assert f"{host}/{service.image.repository}:{service.image.tag}" in command.split()
+    # Reads findings through the prod account's read-only lookup role, and may assume nothing else.
+    gate_project = project(pipeline_json, gate)
+    (role_env,) = gate_project["Environment"]["EnvironmentVariables"]
+    lookup_role = f":iam::{prod.account}:role/cdk-hnb659fds-lookup-role-{prod.account}-{prod.region}"
+    assert role_env["Name"] == "SCAN_ROLE_ARN" and lookup_role in json.dumps(role_env["Value"])
+    role = gate_project["ServiceRole"]["Fn::GetAtt"][0]
+    assumes = [
+        s
+        for policy in resources_of(pipeline_json, "AWS::IAM::Policy").values()
+        if {"Ref": role} in policy["Properties"]["Roles"]
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if s["Action"] == "sts:AssumeRole"
+    ]
+    assert [json.dumps(s["Resource"]) for s in assumes] == [json.dumps(role_env["Value"])]
+
+
+def test_notifications_on_failure_and_pending_approval(pipeline_json, toolchain):
+    (rule,) = resources_of(pipeline_json, "AWS::CodeStarNotifications::NotificationRule").values()
+    assert sorted(rule["Properties"]["EventTypeIds"]) == [
+        "codepipeline-pipeline-manual-approval-needed",
+        "codepipeline-pipeline-pipeline-execution-failed",
+    ]
+    (pipeline_id,) = resources_of(pipeline_json, "AWS::CodePipeline::Pipeline")
+    assert {"Ref": pipeline_id} in rule["Properties"]["Resource"]["Fn::Join"][1]
+    (target,) = rule["Properties"]["Targets"]
+    topic_id = target["TargetAddress"]["Ref"]
+    topic = pipeline_json["Resources"][topic_id]["Properties"]
+    key = pipeline_json["Resources"][topic["KmsMasterKeyId"]["Fn::GetAtt"][0]]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    service = {"Service": "codestar-notifications.amazonaws.com"}
+    assert any(s["Principal"] == service for s in key["KeyPolicy"]["Statement"])
+    (policy,) = resources_of(pipeline_json, "AWS::SNS::TopicPolicy").values()
+    assert any(
+        s["Principal"] == service and s["Action"] == "sns:Publish" and s["Effect"] == "Allow"
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+    )
+    emails = sorted(
+        s["Properties"]["Endpoint"]
+        for s in resources_of(pipeline_json, "AWS::SNS::Subscription").values()
+        if s["Properties"]["TopicArn"] == {"Ref": topic_id}
+    )
+    assert emails == sorted(toolchain.notification_emails)
+
+
+def test_artifacts_are_cmk_encrypted_ssl_only_and_access_logged(pipeline, pipeline_json):
+    bucket_id = pipeline["ArtifactStore"]["Location"]["Ref"]
+    bucket = pipeline_json["Resources"][bucket_id]["Properties"]
+    (encryption,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    assert "LoggingConfiguration" in bucket
+    policy = next(
+        p["Properties"]["PolicyDocument"]
+        for p in resources_of(pipeline_json, "AWS::S3::BucketPolicy").values()
+        if p["Properties"]["Bucket"] == {"Ref": bucket_id}
+    )
+    assert any(s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}} for s in policy["Statement"])
+    # Every CodeBuild project encrypts with the same customer-managed key.
+    key = pipeline["ArtifactStore"]["EncryptionKey"]["Id"]
+    for build in resources_of(pipeline_json, "AWS::CodeBuild::Project").values():
+        assert build["Properties"]["EncryptionKey"] == key
+
+
+def test_github_oidc_role_is_for_this_repositorys_pull_requests_only(pipeline_json, toolchain):
+    (provider_id, provider) = next(iter(resources_of(pipeline_json, "AWS::IAM::OIDCProvider").items()))
+    assert provider["Properties"]["Url"] == "https://token.actions.githubusercontent.com"
+    assert provider["Properties"]["ClientIdList"] == ["sts.amazonaws.com"]
+    role_id, role = next(
+        (k, r)
+        for k, r in resources_of(pipeline_json, "AWS::IAM::Role").items()
+        if "Federated" in r["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
+    )
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Federated": {"Ref": provider_id}}
+    assert trust["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert trust["Condition"] == {
+        "StringEquals": {
+            "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+            "token.actions.githubusercontent.com:sub": f"repo:{toolchain.repository}:pull_request",
+        }
+    }
+    assert "ManagedPolicyArns" not in role["Properties"]
+    actions = {
+        action
+        for policy in resources_of(pipeline_json, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
+    }
+    # Read-only: assume the CDK lookup roles, read templates, read the bootstrap version.
+    assert actions == {
+        "sts:AssumeRole",
+        "cloudformation:DescribeStacks",
+        "cloudformation:GetTemplate",
+        "cloudformation:ListStackResources",
+        "ssm:GetParameter",
+    }
+    outputs = [o for o in pipeline_json["Outputs"].values() if o["Value"] == {"Fn::GetAtt": [role_id, "Arn"]}]
+    assert len(outputs) == 1
+
+
+def test_cross_account_deploy_roles_can_read_the_artifacts(pipeline, pipeline_json, configs, toolchain):
+    key_id = pipeline["ArtifactStore"]["EncryptionKey"]["Id"]["Fn::GetAtt"][0]
+    statements = json.dumps(pipeline_json["Resources"][key_id]["Properties"]["KeyPolicy"])
+    for name in toolchain.stages:
+        account = configs[name].account
+        if account != toolchain.account:
+            assert f":iam::{account}:role/cdk-hnb659fds-deploy-role-{account}-" in statements
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_registry_one_immutable_scanned_repository_per_service(stack_templates, configs, env):
+    config = configs[env]
+    registry = stack_templates[f"erp-{env}-registry"]
+    repos = {r["Properties"]["RepositoryName"]: r for r in resources_of(registry, "AWS::ECR::Repository").values()}
+    assert set(repos) == {f"erp/{s.name}" for s in config.services}
+    for repo in repos.values():
+        props = repo["Properties"]
+        assert props["ImageTagMutability"] == "IMMUTABLE"
+        assert props["ImageScanningConfiguration"] == {"ScanOnPush": True}
+        # Absent means ECR's default, AES256 (CDK leaves the default out).
+        assert props.get("EncryptionConfiguration", {"EncryptionType": "AES256"}) == {"EncryptionType": "AES256"}
+        rules = json.loads(props["LifecyclePolicy"]["LifecyclePolicyText"])["rules"]
+        assert rules[0]["selection"]["countType"] == "imageCountMoreThan"
+        if config.production:
+            assert repo["DeletionPolicy"] == "Retain"
+        else:
+            assert repo["DeletionPolicy"] == "Delete" and props["EmptyOnDelete"] is True
+    (parameter,) = resources_of(registry, "AWS::SSM::Parameter").values()
+    assert parameter["Properties"]["Name"] == f"/erp/{env}/ecr/repository-prefix"
+    value = json.dumps(parameter["Properties"]["Value"])
+    assert re.search(rf"{config.account}\.dkr\.ecr\.{config.region}\..*/erp", value)
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_workloads_pull_each_pinned_image_from_the_stage_registry(stack_templates, configs, env):
+    config = configs[env]
+    workloads = json.dumps(stack_templates[f"erp-{env}-workloads"])
+    # The registry host comes from the stack's own pseudo parameters, never a typed account id.
+    assert '{"Ref": "AWS::AccountId"}, ".dkr.ecr.", {"Ref": "AWS::Region"}' in workloads
+    for service in config.services:
+        assert f"/{service.image.repository}:{service.image.tag}" in workloads

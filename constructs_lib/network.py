@@ -67,7 +67,7 @@ class ErpVpc(Construct):
                     # The provider exposes no block-device option; encrypt the root volume anyway.
                     instance.add_property_override(
                         "BlockDeviceMappings",
-                        [{"DeviceName": "/dev/xvda", "Ebs": {"Encrypted": True, "VolumeType": "gp3"}}],
+                        [{"DeviceName": "/dev/xvda", "Ebs": {"Encrypted": True, "VolumeType": "gp3", "VolumeSize": 8}}],
                     )
                     acknowledge(instance, "AwsSolutions-EC26", "Root volume encrypted through a property override.")
             acknowledge(

@@ -94,7 +94,8 @@ class ErpUserPool(Construct):
         self.client = self.user_pool.add_client(
             "SpaClient",
             generate_secret=False,  # a browser cannot keep one; PKCE protects the code instead
-            auth_flows=cognito.AuthFlow(user_srp=True),
+            # admin_user_password: IAM-gated (cognito-idp:AdminInitiateAuth), lets operators get a token from the CLI.
+            auth_flows=cognito.AuthFlow(user_srp=True, admin_user_password=True),
             o_auth=cognito.OAuthSettings(
                 flows=cognito.OAuthFlows(authorization_code_grant=True),
                 scopes=[cognito.OAuthScope.OPENID, cognito.OAuthScope.EMAIL, cognito.OAuthScope.PROFILE],

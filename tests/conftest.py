@@ -46,22 +46,35 @@ def cdk_out(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def stack_templates(cdk_out) -> dict[str, dict]:
-    """CloudFormation stack name -> template JSON, across nested stage assemblies."""
-    found: dict[str, dict] = {}
+def stack_artifacts(cdk_out) -> dict[str, tuple[Path, dict]]:
+    """CloudFormation stack name -> (its assembly dir, its manifest properties), across nested stages."""
+    found: dict[str, tuple[Path, dict]] = {}
 
     def walk(assembly_dir: Path) -> None:
         manifest = json.loads((assembly_dir / "manifest.json").read_text())
         for artifact_id, artifact in manifest.get("artifacts", {}).items():
+            props = artifact.get("properties", {})
             if artifact["type"] == "aws:cloudformation:stack":
-                name = artifact.get("properties", {}).get("stackName", artifact_id)
-                template_file = artifact["properties"]["templateFile"]
-                found[name] = json.loads((assembly_dir / template_file).read_text())
+                found[props.get("stackName", artifact_id)] = (assembly_dir, props)
             elif artifact["type"] == "cdk:cloud-assembly":
-                walk(assembly_dir / artifact["properties"]["directoryName"])
+                walk(assembly_dir / props["directoryName"])
 
     walk(cdk_out)
     return found
+
+
+@pytest.fixture(scope="session")
+def stack_templates(stack_artifacts) -> dict[str, dict]:
+    """CloudFormation stack name -> template JSON."""
+    return {
+        name: json.loads((directory / props["templateFile"]).read_text())
+        for name, (directory, props) in stack_artifacts.items()
+    }
+
+
+@pytest.fixture(scope="session")
+def termination_protected(stack_artifacts) -> dict[str, bool]:
+    return {name: props.get("terminationProtection", False) for name, (_, props) in stack_artifacts.items()}
 
 
 @pytest.fixture(scope="session")

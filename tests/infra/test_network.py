@@ -24,7 +24,9 @@ def test_dev_uses_one_encrypted_nat_instance_and_no_gateway(template):
         {
             "InstanceType": "t4g.nano",
             "SourceDestCheck": False,
-            "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {"Encrypted": True, "VolumeType": "gp3", "VolumeSize": 8}}],
+            "BlockDeviceMappings": [
+                {"DeviceName": "/dev/xvda", "Ebs": {"Encrypted": True, "VolumeType": "gp3", "VolumeSize": 8}}
+            ],
         },
     )
 

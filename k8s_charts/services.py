@@ -85,9 +85,9 @@ class DrainingDeployment(k8s.KubeDeployment):
         return manifest
 
 
-def health_probe(service: ServiceConfig, *, period: int, failures: int) -> k8s.Probe:
+def health_probe(path: str, *, period: int, failures: int) -> k8s.Probe:
     return k8s.Probe(
-        http_get=k8s.HttpGetAction(path=service.health_path, port=k8s.IntOrString.from_string("http")),
+        http_get=k8s.HttpGetAction(path=path, port=k8s.IntOrString.from_string("http")),
         period_seconds=period,
         failure_threshold=failures,
         timeout_seconds=3,
@@ -170,9 +170,9 @@ class Microservice(Construct):
                 memory_limit=service.memory_limit,
             ),
             # Spring Boot can take a minute to start on a small node: the startup probe allows 5.
-            startup_probe=health_probe(service, period=5, failures=60),
-            readiness_probe=health_probe(service, period=10, failures=3),
-            liveness_probe=health_probe(service, period=20, failures=3),
+            startup_probe=health_probe(service.liveness_path, period=5, failures=60),
+            readiness_probe=health_probe(service.health_path, period=10, failures=3),
+            liveness_probe=health_probe(service.liveness_path, period=20, failures=3),
             security_context=restricted_container_security(),
             volume_mounts=[k8s.VolumeMount(name="tmp", mount_path="/tmp")],
         )

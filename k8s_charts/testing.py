@@ -1,7 +1,7 @@
 """Offline checks for chart manifests, shared by the chart tests and the infra tests.
 
 Schemas: built-in kinds against the Kubernetes JSON schema of the cluster's version (kubernetes-validate,
-strict), custom resources against the vendored CRDs in ../shared/crds. Policies: the pod rules every
+strict), custom resources against the vendored CRDs in k8s_charts/crds (copies of ../shared/crds). Policies: the pod rules every
 workload must follow. Every check returns a list of violations (empty = pass), so a test can also show
 that it rejects a broken manifest.
 """
@@ -26,7 +26,9 @@ from k8s_charts import names
 
 Manifest = dict[str, Any]
 
-CRD_DIR = Path(__file__).resolve().parents[1] / "../shared/crds"
+# Copies of ../shared/crds kept in the repo: the pipeline builds from the repository alone.
+CRD_DIR = Path(__file__).resolve().parent / "crds"
+SHARED_CRD_DIR = Path(__file__).resolve().parents[2] / "shared" / "crds"
 # The kubectl handler receives the manifest inside an async Lambda payload (256 KiB).
 KUBECTL_PAYLOAD_LIMIT = 262_144
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job")

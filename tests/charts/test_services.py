@@ -43,8 +43,10 @@ def test_deployment_follows_config(built):
             "limits": {"cpu": service.cpu_limit, "memory": service.memory_limit},
         }
         assert [p["containerPort"] for p in container["ports"]] == [service.port]
-        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-            assert container[probe]["httpGet"]["path"] == service.health_path
+        # Readiness may include the database; liveness must not (an outage must not restart every pod).
+        assert container["readinessProbe"]["httpGet"]["path"] == service.health_path
+        assert container["livenessProbe"]["httpGet"]["path"] == service.liveness_path != service.health_path
+        assert container["startupProbe"]["httpGet"]["path"] == service.liveness_path
         assert pod["serviceAccountName"] == names.service_account(service.name)
         assert {m["mountPath"] for m in container["volumeMounts"]} == {"/tmp"}
         assert container["lifecycle"]["preStop"]["sleep"]["seconds"] > 0

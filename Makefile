@@ -53,7 +53,7 @@ synth: setup
 	$(PY) -m tools.nag_report $(OUT)
 	@echo "synthesized to $(CURDIR)/$(OUT) (templates: $(OUT)/assembly-*/*.template.json)"
 
-test: setup system-deps
+test: setup system-deps lint
 	$(PY) -m pytest -q
 
 lint: setup

@@ -26,9 +26,7 @@ def repository_files(root: Path) -> list[str]:
         check=True,
     ).stdout.splitlines()
     return [
-        f
-        for f in listed
-        if Path(f).name not in SKIPPED and not f.startswith(SKIPPED_DIRS) and (root / f).is_file()
+        f for f in listed if Path(f).name not in SKIPPED and not f.startswith(SKIPPED_DIRS) and (root / f).is_file()
     ]
 
 

@@ -37,17 +37,27 @@ def synth_step(source: pipelines.IFileSetProducer) -> pipelines.ShellStep:
     )
 
 
-def smoke_test_step(stage_name: str, url_output: CfnOutput) -> pipelines.ShellStep:
-    """Fails the stage unless `$API_URL/health` answers 200 within a bounded number of tries."""
+def protected_routes(config: EnvironmentConfig) -> list[str]:
+    """Every backend route of the stage's API: each must demand a token."""
+    return ["/api/employees", *(service.route for service in config.services)]
+
+
+def smoke_test_step(stage_name: str, url_output: CfnOutput, protected_routes: Sequence[str]) -> pipelines.ShellStep:
+    """Fails the stage unless `$API_URL/health` answers 200 and every protected route refuses an anonymous
+    caller with 401: the API is up, and the authorizer stands in front of every backend."""
     curl = (
-        "curl --silent --show-error --output /dev/null --write-out '%{http_code}' --fail --max-time 10"
+        "curl --silent --show-error --output /dev/null --write-out '%{http_code}' --max-time 10"
         f" --retry {SMOKE_ATTEMPTS} --retry-delay {SMOKE_DELAY_SECONDS} --retry-all-errors"
-        f' "${{API_URL%/}}{HEALTH_PATH}"'
     )
+    health = f'status="$({curl} --fail "${{API_URL%/}}{HEALTH_PATH}")" || true'
+    commands = [f'{health}; echo "GET {HEALTH_PATH} -> $status"; test "$status" = 200']
+    for route in protected_routes:
+        commands.append(
+            f'status="$({curl} "${{API_URL%/}}{route}")" || true; '
+            f'echo "GET {route} without a token -> $status"; test "$status" = 401'
+        )
     return pipelines.ShellStep(
-        f"{stage_name}SmokeTest",
-        env_from_cfn_outputs={"API_URL": url_output},
-        commands=[f'status="$({curl})" || true; echo "GET $API_URL{HEALTH_PATH} -> $status"; test "$status" = 200'],
+        f"{stage_name}SmokeTest", env_from_cfn_outputs={"API_URL": url_output}, commands=commands
     )
 
 

@@ -14,6 +14,7 @@ from constructs_lib.pipeline_notifications import PipelineNotifications
 from constructs_lib.pipeline_steps import (
     BUILD_IMAGE,
     CDK_CLI_VERSION,
+    protected_routes,
     python_runtime,
     scan_gate_step,
     smoke_test_step,
@@ -100,7 +101,9 @@ class PipelineStack(Stack):
                     ),
                 ]
                 pipelines.Step.sequence(pre)
-            self.pipeline.add_stage(stage, pre=pre, post=[smoke_test_step(config.stage_id, stage.api.url_output)])
+            self.pipeline.add_stage(
+                stage, pre=pre, post=[smoke_test_step(config.stage_id, stage.api.url_output, protected_routes(config))]
+            )
 
         self.pipeline.build_pipeline()
         built = self.pipeline.pipeline

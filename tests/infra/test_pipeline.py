@@ -109,9 +109,13 @@ def test_every_stage_smoke_tests_its_api_after_deploying(pipeline, pipeline_json
         api_deploy = next(a for a in actions if a["Name"] == f"{config.project}-{name}-api.Deploy")
         assert variable["name"] == "API_URL"
         assert variable["value"] == f"#{{{api_deploy['Namespace']}.ApiUrl}}"
-        command = " ".join(buildspec(pipeline_json, smoke)["phases"]["build"]["commands"])
-        assert '"${API_URL%/}/health"' in command
-        assert "--retry 10" in command and 'test "$status" = 200' in command
+        commands = buildspec(pipeline_json, smoke)["phases"]["build"]["commands"]
+        assert '"${API_URL%/}/health"' in commands[0] and 'test "$status" = 200' in commands[0]
+        assert "--retry 10" in commands[0]
+        # Anonymous calls to every backend route must be refused by the authorizer.
+        routes = ["/api/employees", *(s.route for s in config.services)]
+        assert [c for c in commands[1:] if 'test "$status" = 401' in c] == commands[1:]
+        assert [r for r in routes if any(f'"${{API_URL%/}}{r}"' in c for c in commands[1:])] == routes
 
 
 def test_dev_deploys_without_a_gate(pipeline):

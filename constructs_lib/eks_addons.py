@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from aws_cdk import aws_eks_v2 as eks
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from config.models import EnvironmentConfig
-from constructs_lib.nag import acknowledge
 from constructs_lib.pod_identity import PodIdentityRole
 from constructs_lib.policies import log_removal, retention
 
@@ -49,12 +47,10 @@ class ErpClusterAddons(Construct):
             cluster=cluster,
             namespace="kube-system",
             service_account="ebs-csi-controller-sa",
-            managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AmazonEBSCSIDriverPolicy")],
-        )
-        acknowledge(
-            ebs_role.role,
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy]",
-            "AWS-maintained EBS CSI policy tracks the driver's needs; scoped by tags to CSI-created volumes.",
+            aws_managed_policies={
+                "service-role/AmazonEBSCSIDriverPolicy": "AWS-maintained EBS CSI policy tracks the driver's needs; "
+                "scoped by tags to CSI-created volumes."
+            },
         )
         needs_nodes = [
             eks.Addon(self, "CoreDns", cluster=cluster, addon_name="coredns"),
@@ -71,12 +67,10 @@ class ErpClusterAddons(Construct):
                 cluster=cluster,
                 namespace="amazon-cloudwatch",
                 service_account="cloudwatch-agent",
-                managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name("CloudWatchAgentServerPolicy")],
-            )
-            acknowledge(
-                agent_role.role,
-                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/CloudWatchAgentServerPolicy]",
-                "AWS-maintained policy the Container Insights agent is documented and tested with.",
+                aws_managed_policies={
+                    "CloudWatchAgentServerPolicy": "AWS-maintained policy the Container Insights agent is "
+                    "documented and tested with."
+                },
             )
             # The agent would create this group with no retention; owning it first bounds the cost.
             performance_logs = logs.LogGroup(

@@ -6,6 +6,8 @@ from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from constructs_lib.nag import acknowledge
+
 
 class PodIdentityRole(Construct):
     """A role only pods of ``namespace/service_account`` in this cluster can assume.
@@ -23,16 +25,19 @@ class PodIdentityRole(Construct):
         namespace: str,
         service_account: str,
         statements: list[iam.PolicyStatement] | None = None,
-        managed_policies: list[iam.IManagedPolicy] | None = None,
+        aws_managed_policies: dict[str, str] | None = None,
     ) -> None:
+        """``aws_managed_policies``: AWS-managed policy name -> why that policy and not a narrower one."""
         super().__init__(scope, id)
         self.role = iam.Role(
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("pods.eks.amazonaws.com").with_session_tags(),
             description=f"Pod Identity for {namespace}/{service_account}",
-            managed_policies=managed_policies,
         )
+        for name, reason in (aws_managed_policies or {}).items():
+            self.role.add_managed_policy(iam.ManagedPolicy.from_aws_managed_policy_name(name))
+            acknowledge(self.role, f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{name}]", reason)
         for statement in statements or []:
             self.role.add_to_policy(statement)
         self.association = eks.CfnPodIdentityAssociation(

@@ -341,10 +341,18 @@ class ApiConfig(Strict):
         return self
 
 
+GroupName = Annotated[str, StringConstraints(pattern=r"^[\w+=,.@-]{1,128}$")]
+
+
 class AuthConfig(Strict):
     mfa: Literal["optional", "required"] = "optional"
     allowed_signup_domains: list[str] = []
     callback_urls: list[str] = ["http://localhost:3000/callback"]
+    # Cognito groups (assigned by an administrator, never at sign-up) that carry privileges. Their members'
+    # access tokens get the scope f"{project}/{group}" (pre-token-generation trigger); the gateway's
+    # group-restricted routes and the employee Lambda's checks read groups from the token.
+    admin_groups: list[GroupName] = Field(default=["admin"], min_length=1)
+    manager_groups: list[GroupName] = Field(default=["manager"], min_length=1)
 
 
 class EmployeeFunctionConfig(Strict):

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from aws_cdk import Duration
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
@@ -73,3 +75,12 @@ class EmployeeService(Construct):
         # allow_to (not the database's allow_from) puts the database's ingress rule in *this*
         # stack: the Data stack must never depend on the stacks that use it.
         self.function.connections.allow_to(db_security_group, ec2.Port.tcp(MYSQL_PORT), "employee Lambda to MySQL")
+
+        # The in-cluster path (approval-request-service's employee lookups): a function URL that only
+        # SigV4-signed callers granted by grant_internal_caller may invoke. The handler trusts requests
+        # arriving this way (requestContext.authorizer.iam) for two routes only.
+        self.internal_url = self.function.add_function_url(auth_type=lambda_.FunctionUrlAuthType.AWS_IAM)
+
+    def grant_internal_caller(self, grantee: iam.IGrantable) -> None:
+        """Let one principal (the in-cluster proxy's role) call the function URL; nobody else may."""
+        self.internal_url.grant_invoke_url(grantee)

@@ -32,7 +32,9 @@ ARCHITECTURE = lambda_.Architecture.ARM_64
 PIP_TARGET = ("manylinux2014_aarch64", "cp", "3.13")  # must match RUNTIME and ARCHITECTURE
 CACHE_ROOT = Path(__file__).resolve().parents[1] / ".build" / "lambda"
 # Bump when the recipe below changes: every cached bundle is then rebuilt.
-RECIPE_VERSION = "1"
+RECIPE_VERSION = "2"
+# What a function folder contributes besides its dependencies: code, SQL migrations, CA bundles.
+BUNDLED_SUFFIXES = (".py", ".sql", ".pem")
 
 
 def source_hash(entry: Path) -> str:
@@ -63,7 +65,7 @@ def build_bundle(entry: Path, cache_root: Path = CACHE_ROOT) -> Path:
         if has_packages(requirements):
             _pip_install(requirements, staging)
         for source in _source_files(entry):
-            if source.suffix == ".py":
+            if source.suffix in BUNDLED_SUFFIXES:
                 target = staging / source.relative_to(entry)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(source, target)

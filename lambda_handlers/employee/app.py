@@ -1,7 +1,17 @@
-"""Employee service: CRUD on ERP employees behind an API Gateway HTTP API (payload format 2.0).
+"""The employee service (section 2 of erp-services.md) behind the HTTP API (payload format 2.0).
 
-Errors are JSON {"message", "field"?}; anything unexpected becomes a generic 500 so that
-SQL and stack traces stay in the logs and never reach the client.
+Same paths, methods, JSON field names and success codes as the Spring service it replaces,
+over the tables Hibernate created. What changed on purpose: client mistakes are 4xx instead
+of 500, every error body carries both "error" (what the old service sent) and "message"
+(what the frontend shows), and every route checks who is calling (authz.py):
+
+- any signed-in user reads;
+- a user creates/updates only the employee record whose email is their token's verified email,
+  and acts (check-in, quest accept/complete/claim, leave request) only as that employee;
+- delete, leave-balance adjustments, deduct-leave, quest creation/deletion and leave/quest
+  approvals need a manager or admin group; admins may also act for any employee;
+- the in-cluster caller (function URL, IAM) may only GET /api/employees/{id} and
+  POST /api/employees/{id}/deduct-leave.
 """
 
 import os
@@ -12,22 +22,14 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 # isort: split
 # Modules beside this file (the asset root is the import root in Lambda), so first-party.
 import repository
+import validation as v
+from authz import Principal, principal_from
 from db import Database, Settings
-from repository import DuplicateEmail
-from validation import (
-    ApiError,
-    decode_cursor,
-    encode_cursor,
-    parse_id,
-    parse_json_object,
-    parse_limit,
-    validate_employee,
-)
+from validation import ApiError
 
 tracer = Tracer(patch_modules=["pymysql", "botocore"])
 logger = Logger()
@@ -35,99 +37,346 @@ metrics = Metrics()
 app = APIGatewayHttpResolver()
 
 MAX_BODY_BYTES = int(os.environ.get("MAX_BODY_BYTES", 16 * 1024))
+TEXT = 100  # varchar(100) columns of employees
 
 # Module level so the cached secret and connection outlive a single invocation.
 # Tests replace it with a fresh instance to simulate a new container.
-db = Database(Settings.from_env(), setup=repository.create_schema)
+db = Database(Settings.from_env())
+
+
+# --- who may call -------------------------------------------------------------------------
+
+
+def _principal() -> Principal:
+    return app.context["principal"]
+
+
+def _signed_in(*, internal: bool = False) -> Principal:
+    principal = _principal()
+    if principal.kind == "anonymous":
+        raise ApiError(HTTPStatus.UNAUTHORIZED, "Sign-in required")
+    if principal.kind == "internal" and not internal:
+        raise ApiError(HTTPStatus.FORBIDDEN, "The in-cluster caller may only read employees and deduct leave")
+    return principal
+
+
+def _manager(*, internal: bool = False) -> Principal:
+    principal = _signed_in(internal=internal)
+    if principal.kind == "user" and not principal.is_manager:
+        raise ApiError(HTTPStatus.FORBIDDEN, "Requires a manager or admin group")
+    return principal
+
+
+def _owner(employee_id: int) -> Principal:
+    """The caller acts as `employee_id`: that record's email is the caller's verified email (or an admin)."""
+    principal = _signed_in()
+    if principal.is_admin:
+        repository.employee_email(db.connection(), employee_id)  # still 404 for an unknown employee
+        return principal
+    email = repository.employee_email(db.connection(), employee_id)
+    if principal.email is None or email != principal.email:
+        raise ApiError(HTTPStatus.FORBIDDEN, "You may act only as the employee whose email is your verified email")
+    return principal
+
+
+def _body() -> dict:
+    event = app.current_event
+    headers = {k.lower(): val for k, val in (event.headers or {}).items()}
+    return v.parse_json_object(event.body, bool(event.is_base64_encoded), headers.get("content-type"), MAX_BODY_BYTES)
+
+
+def _query(name: str) -> str | None:
+    return v.query_text(app.current_event.get_query_string_value(name), name)
+
+
+def _message(message: str) -> dict:
+    return {"message": message}
+
+
+# --- employees ----------------------------------------------------------------------------
 
 
 @app.get("/api/employees")
 def list_employees():
-    event = app.current_event
-    limit = parse_limit(event.get_query_string_value("limit"))
-    after_id = decode_cursor(event.get_query_string_value("cursor"))
-    rows = repository.list_after(db.connection(), after_id, limit + 1)  # one extra: is there a next page?
-    items = rows[:limit]
-    next_cursor = encode_cursor(items[-1]["id"]) if len(rows) > limit else None
-    return {"items": items, "next_cursor": next_cursor}
+    _signed_in()
+    limit = v.parse_limit(_query("limit"))
+    after = v.decode_cursor(_query("cursor"))
+    department, position = _query("department"), _query("position")
+    rows = repository.list_employees(
+        db.connection(), department, position, after, None if limit is None else limit + 1
+    )
+    if limit is None:
+        return rows  # the plain array the frontend reads
+    headers = {"X-Next-Cursor": v.encode_cursor(rows[limit - 1]["id"])} if len(rows) > limit else {}
+    return Response(HTTPStatus.OK, content_types.APPLICATION_JSON, rows[:limit], headers=headers)
+
+
+@app.get("/api/employees/team")
+def team():
+    _signed_in()
+    department = _query("department")
+    if not department:
+        raise v.bad("'department' is required", "department")
+    return repository.team(db.connection(), department)
 
 
 @app.get("/api/employees/<employee_id>")
 def get_employee(employee_id: str):
-    return _existing(repository.get(db.connection(), parse_id(employee_id)))
+    _signed_in(internal=True)
+    return repository.get_employee(db.connection(), v.parse_id(employee_id))
+
+
+def _email(payload: dict) -> str | None:
+    email = v.text(payload, "email", TEXT, required=False)
+    if email is None:
+        return None
+    if "@" not in email or any(c.isspace() for c in email):
+        raise v.bad("'email' is not a valid email address", "email")
+    return email.lower()
 
 
 @app.post("/api/employees")
 def create_employee():
-    employee = repository.create(db.connection(), validate_employee(_json_body(), partial=False))
+    principal = _signed_in()
+    payload = _body()
+    name, department, position = (v.text(payload, f, TEXT) for f in ("name", "department", "position"))
+    email = _email(payload)
+    if not principal.is_admin:
+        if principal.email is None:
+            raise ApiError(HTTPStatus.FORBIDDEN, "Your token carries no verified email")
+        if email is not None and email != principal.email:
+            raise ApiError(HTTPStatus.FORBIDDEN, "You may create only your own employee record", "email")
+        email = principal.email
+    employee = repository.create_employee(db.connection(), name, department, position, email)
     metrics.add_metric(name="EmployeesCreated", unit=MetricUnit.Count, value=1)
     logger.info("Employee created", extra={"employee_id": employee["id"]})
-    # Built from rawPath so that a stage prefix in the URL is kept.
-    location = f"{app.current_event.raw_path.rstrip('/')}/{employee['id']}"
-    return Response(HTTPStatus.CREATED, content_types.APPLICATION_JSON, employee, headers={"Location": location})
+    return employee
 
 
 @app.put("/api/employees/<employee_id>")
-def replace_employee(employee_id: str):
-    return _update(parse_id(employee_id), validate_employee(_json_body(), partial=False))
-
-
-@app.patch("/api/employees/<employee_id>")
-def patch_employee(employee_id: str):
-    employee_id = parse_id(employee_id)
-    fields = validate_employee(_json_body(), partial=True)
-    if not fields:
-        raise ApiError(HTTPStatus.BAD_REQUEST, "Request body must contain at least one field")
-    return _update(employee_id, fields)
+def update_employee(employee_id: str):
+    employee_id = v.parse_id(employee_id)
+    principal = _owner(employee_id)
+    payload = _body()
+    fields = {f: v.text(payload, f, TEXT, required=False) for f in ("name", "department", "position")}
+    fields = {f: value for f, value in fields.items() if value}
+    email = _email(payload)
+    if email is not None and principal.is_admin:
+        fields["email"] = email
+    elif email is not None and email != principal.email:
+        raise ApiError(HTTPStatus.FORBIDDEN, "Only an admin may change an employee's email", "email")
+    employee = repository.update_employee(db.connection(), employee_id, fields)
+    logger.info("Employee updated", extra={"employee_id": employee_id, "fields": sorted(fields)})
+    return employee
 
 
 @app.delete("/api/employees/<employee_id>")
 def delete_employee(employee_id: str):
-    employee_id = parse_id(employee_id)
-    if not repository.delete(db.connection(), employee_id):
-        raise _not_found()
-    metrics.add_metric(name="EmployeesDeleted", unit=MetricUnit.Count, value=1)
+    _manager()
+    employee_id = v.parse_id(employee_id)
+    repository.delete_employee(db.connection(), employee_id)
     logger.info("Employee deleted", extra={"employee_id": employee_id})
     return Response(HTTPStatus.NO_CONTENT, content_type=None, body=None)
 
 
-def _update(employee_id: int, fields: dict) -> dict:
-    conn = db.connection()
-    if not repository.update(conn, employee_id, fields):
-        raise _not_found()
-    metrics.add_metric(name="EmployeesUpdated", unit=MetricUnit.Count, value=1)
-    logger.info("Employee updated", extra={"employee_id": employee_id, "fields": sorted(fields)})
-    return _existing(repository.get(conn, employee_id))
+@app.get("/api/employees/<employee_id>/leave-balance")
+def get_leave_balance(employee_id: str):
+    _signed_in()
+    balance = repository.leave_balance(db.connection(), v.parse_id(employee_id))
+    return {"totalLeave": balance, "remainingLeave": balance}
 
 
-def _json_body() -> dict:
-    event = app.current_event
-    return parse_json_object(event.body, bool(event.is_base64_encoded), MAX_BODY_BYTES)
+@app.put("/api/employees/<employee_id>/leave-balance")
+def adjust_leave_balance(employee_id: str):
+    _manager()
+    employee_id = v.parse_id(employee_id)
+    adjustment = int(v.number(_body(), "adjustment"))  # truncated toward zero, as Java's intValue()
+    new_balance = repository.adjust_balance(db.connection(), employee_id, adjustment)
+    logger.info("Leave balance adjusted", extra={"employee_id": employee_id, "adjustment": adjustment})
+    return {"newBalance": new_balance, "message": "Leave balance updated"}
 
 
-def _existing(employee: dict | None) -> dict:
-    if employee is None:
-        raise _not_found()
-    return employee
+@app.post("/api/employees/<employee_id>/deduct-leave")
+def deduct_leave(employee_id: str):
+    _manager(internal=True)
+    employee_id = v.parse_id(employee_id)
+    days = v.number(_body(), "days", positive=True)
+    remaining = repository.deduct_leave(db.connection(), employee_id, days)
+    logger.info("Leave deducted", extra={"employee_id": employee_id, "days": days})
+    return {"remainingLeave": remaining, "message": f"{days} days deducted"}
 
 
-def _not_found() -> ApiError:
-    return ApiError(HTTPStatus.NOT_FOUND, "Employee not found", "id")
+# --- attendance ---------------------------------------------------------------------------
+
+
+@app.post("/api/attendance/check-in/<employee_id>")
+def check_in(employee_id: str):
+    employee_id = v.parse_id(employee_id, "employeeId")
+    _owner(employee_id)
+    return repository.check_in(db.connection(), employee_id)
+
+
+@app.get("/api/attendance/progress/<employee_id>")
+def attendance_progress(employee_id: str):
+    _signed_in()
+    return repository.attendance_progress(db.connection(), v.parse_id(employee_id, "employeeId"))
+
+
+@app.get("/api/attendance/history/<employee_id>")
+def attendance_history(employee_id: str):
+    _signed_in()
+    return repository.attendance_history(db.connection(), v.parse_id(employee_id, "employeeId"))
+
+
+# --- quests -------------------------------------------------------------------------------
+
+
+@app.get("/api/quests")
+def list_quests():
+    _signed_in()
+    return repository.list_quests(db.connection())
+
+
+@app.get("/api/quests/available")
+def available_quests():
+    _signed_in()
+    return repository.available_quests(db.connection(), v.parse_id(_query("employeeId"), "employeeId"))
+
+
+@app.get("/api/quests/my-quests")
+def my_quests():
+    _signed_in()
+    return repository.my_quests(db.connection(), v.parse_id(_query("employeeId"), "employeeId"))
+
+
+@app.get("/api/quests/my-created")
+def my_created():
+    _signed_in()
+    return repository.my_created(db.connection(), v.parse_id(_query("managerId"), "managerId"))
+
+
+@app.post("/api/quests")
+def create_quest():
+    _manager()
+    payload = _body()
+    title = v.text(payload, "title", 200)
+    description = v.text(payload, "description", 65535, required=False)
+    reward_days = v.number(payload, "rewardDays", positive=True)
+    if reward_days > 365:
+        raise v.bad("'rewardDays' must be at most 365", "rewardDays")
+    department = v.text(payload, "department", 50)
+    created_by = v.body_id(payload, "createdBy") if payload.get("createdBy") is not None else 1
+    quest_id = repository.create_quest(db.connection(), title, description, reward_days, department, created_by)
+    return {"id": quest_id, "message": "Quest created"}
+
+
+def _quest_actor(quest_id: str) -> tuple[int, int]:
+    quest_id = v.parse_id(quest_id, "questId")
+    employee_id = v.body_id(_body(), "employeeId")
+    _owner(employee_id)
+    return quest_id, employee_id
+
+
+@app.post("/api/quests/<quest_id>/accept")
+def accept_quest(quest_id: str):
+    _signed_in()
+    quest_id, employee_id = _quest_actor(quest_id)
+    repository.accept_quest(db.connection(), quest_id, employee_id)
+    return _message("Quest accepted")
+
+
+@app.post("/api/quests/<quest_id>/complete")
+def complete_quest(quest_id: str):
+    _signed_in()
+    quest_id, employee_id = _quest_actor(quest_id)
+    repository.complete_quest(db.connection(), quest_id, employee_id)
+    return _message("Completion reported; waiting for approval")
+
+
+@app.post("/api/quests/<quest_id>/claim")
+def claim_quest(quest_id: str):
+    _signed_in()
+    quest_id, employee_id = _quest_actor(quest_id)
+    new_balance = repository.claim_quest(db.connection(), quest_id, employee_id)
+    logger.info("Quest reward claimed", extra={"quest_id": quest_id, "employee_id": employee_id})
+    return {"message": "Reward claimed", "newLeaveBalance": new_balance}
+
+
+@app.put("/api/quests/<quest_id>/approve")
+def approve_quest(quest_id: str):
+    _manager()
+    repository.decide_quest(db.connection(), v.parse_id(quest_id, "questId"), approve=True)
+    return _message("Approved; the employee can claim the reward")
+
+
+@app.put("/api/quests/<quest_id>/reject")
+def reject_quest(quest_id: str):
+    _manager()
+    repository.decide_quest(db.connection(), v.parse_id(quest_id, "questId"), approve=False)
+    return _message("Rejected")
+
+
+@app.delete("/api/quests/<quest_id>")
+def delete_quest(quest_id: str):
+    _manager()
+    repository.delete_quest(db.connection(), v.parse_id(quest_id, "questId"))
+    return _message("Quest deleted")
+
+
+# --- leaves -------------------------------------------------------------------------------
+
+
+@app.post("/api/leaves")
+def create_leave():
+    _signed_in()
+    payload = _body()
+    employee_id = v.body_id(payload, "employeeId")
+    start, end = v.date(payload, "startDate"), v.date(payload, "endDate")
+    if end < start:
+        raise v.bad("'endDate' must not be before 'startDate'", "endDate")
+    days = payload.get("days")
+    if type(days) is not int or not 1 <= days <= 366:
+        raise v.bad("'days' must be an integer from 1 to 366", "days")
+    reason = v.text(payload, "reason", 255, required=False)
+    _owner(employee_id)
+    return repository.create_leave(db.connection(), employee_id, start, end, days, reason)
+
+
+@app.get("/api/leaves/balance/<employee_id>")
+def leave_summary(employee_id: str):
+    _signed_in()
+    return repository.leave_summary(db.connection(), v.parse_id(employee_id, "employeeId"))
+
+
+@app.get("/api/leaves/<employee_id>")
+def list_leaves(employee_id: str):
+    _signed_in()
+    return repository.list_leaves(db.connection(), v.parse_id(employee_id, "employeeId"))
+
+
+@app.put("/api/leaves/<leave_id>/approve")
+def approve_leave(leave_id: str):
+    _manager()
+    return repository.decide_leave(db.connection(), v.parse_id(leave_id, "leaveId"), "APPROVED")
+
+
+@app.put("/api/leaves/<leave_id>/reject")
+def reject_leave(leave_id: str):
+    _manager()
+    return repository.decide_leave(db.connection(), v.parse_id(leave_id, "leaveId"), "REJECTED")
+
+
+# --- errors -------------------------------------------------------------------------------
 
 
 def _error(status: HTTPStatus, message: str, field: str | None = None) -> Response:
-    body = {"message": message} if field is None else {"message": message, "field": field}
+    body = {"error": message, "message": message} | ({"field": field} if field else {})
     return Response(status, content_types.APPLICATION_JSON, body)
 
 
 @app.exception_handler(ApiError)
 def _client_error(exc: ApiError) -> Response:
     return _error(exc.status, exc.message, exc.field)
-
-
-@app.exception_handler(DuplicateEmail)
-def _duplicate_email(_exc: DuplicateEmail) -> Response:
-    return _error(HTTPStatus.CONFLICT, "An employee with this email already exists", "email")
 
 
 @app.not_found
@@ -145,7 +394,11 @@ def _unexpected(_exc: Exception) -> Response:
 @tracer.capture_lambda_handler(capture_response=False)  # responses carry personal data
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict, context) -> dict:
-    caller = APIGatewayProxyEventV2(event).request_context.authorizer.jwt_claim.get("sub")
-    if caller:
-        logger.append_keys(caller=caller)  # who did it, for the audit trail
-    return app.resolve(event, context)
+    principal = principal_from(event)
+    if principal.subject:
+        logger.append_keys(caller=principal.subject)  # who did it, for the audit trail
+    app.append_context(principal=principal)
+    try:
+        return app.resolve(event, context)
+    finally:
+        app.clear_context()

@@ -1,23 +1,25 @@
 """Database connection for the employee service, kept warm across invocations.
 
-Credentials come from the RDS-generated Secrets Manager secret named by DB_SECRET_ARN
-({"username", "password", "host", "port", "dbname", "engine"}). They are read once per
-container and re-read once when the server rejects them (MySQL error 1045): that is how
-the function survives a password rotation without waiting for a new container.
+Credentials come from the employee service's own DML-only MySQL user (secret
+erp/{env}/mysql/employee_app, the RDS secret shape {"username", "password", "host", "port",
+"dbname", "engine"}), named by DB_SECRET_ARN. They are read once per container and re-read
+once when the server rejects them (MySQL error 1045): with multi-user rotation the secret
+switches between two users, so the old password keeps working until the next rotation and
+the re-read only happens after that.
 
-TLS: the production instance enforces require_secure_transport, so connections are
-encrypted by default. The RDS CA bundle cannot be vendored into this offline build, so
-unless DB_CA_BUNDLE names a CA file the server certificate is NOT verified (the link is
-encrypted but the server is not authenticated; acceptable only inside the VPC). With
-DB_CA_BUNDLE set, the certificate chain and the host name (DB_HOST, else the secret's
-host) are verified. DB_TLS=false turns TLS off entirely, for local test servers only.
+TLS is always verified: the chain against the RDS CA bundle shipped beside this file
+(rds-ca-bundle.pem; DB_CA_BUNDLE may name another file) and the host name against the
+certificate. There is no unverified mode. DB_TLS=false turns TLS off entirely, for local
+test servers only (RDS refuses plaintext: require_secure_transport=1).
 """
 
 import json
 import os
 import ssl
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import boto3
 import pymysql
@@ -25,6 +27,7 @@ from aws_lambda_powertools import Logger
 from pymysql.constants import CLIENT, ER
 
 logger = Logger(child=True)
+DEFAULT_CA_BUNDLE = str(Path(__file__).resolve().with_name("rds-ca-bundle.pem"))
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,7 @@ class Settings:
     database: str = "erp"
     host: str | None = None  # overrides the host in the secret, e.g. to go through RDS Proxy
     tls: bool = True
-    ca_bundle: str | None = None
+    ca_bundle: str = DEFAULT_CA_BUNDLE
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -42,7 +45,7 @@ class Settings:
             database=os.environ.get("DB_NAME") or "erp",
             host=os.environ.get("DB_HOST") or None,
             tls=os.environ.get("DB_TLS", "true").strip().lower() not in {"false", "0", "no", "off"},
-            ca_bundle=os.environ.get("DB_CA_BUNDLE") or None,
+            ca_bundle=os.environ.get("DB_CA_BUNDLE") or DEFAULT_CA_BUNDLE,
         )
 
 
@@ -56,12 +59,8 @@ def tls_options(settings: Settings) -> dict:
     """pymysql keyword arguments for the TLS policy described in the module docstring."""
     if not settings.tls:
         return {"ssl_disabled": True}
-    if settings.ca_bundle:
-        context = ssl.create_default_context(cafile=settings.ca_bundle)
-    else:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
+    context = ssl.create_default_context(cafile=settings.ca_bundle)  # CERT_REQUIRED, check_hostname=True
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
     # Passing a context (not ssl_* flags) makes TLS required: no silent plaintext fallback.
     return {"ssl": context}
 
@@ -69,47 +68,45 @@ def tls_options(settings: Settings) -> dict:
 class Database:
     """Caches the credentials and one connection for the lifetime of a container.
 
-    `setup` runs once, on the first successful connection (schema creation).
+    The connection is per thread: Lambda runs one request at a time, but the concurrency
+    tests and the benchmark drive one container from many threads, each with its own session.
+    The schema is the migration function's business; this class never runs DDL.
     """
 
-    def __init__(
-        self,
-        settings: Settings,
-        setup: Callable[[pymysql.Connection], None],
-        load_secret: Callable[[str], dict] = read_secret,
-    ):
+    def __init__(self, settings: Settings, load_secret: Callable[[str], dict] = read_secret):
         self._settings = settings
-        self._setup = setup
         self._load_secret = load_secret
         self._secret: dict | None = None
-        self._conn: pymysql.Connection | None = None
-        self._set_up = False
+        self._local = threading.local()
+        self._lock = threading.Lock()
 
     def connection(self) -> pymysql.Connection:
-        if self._conn is not None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
             try:
-                self._conn.ping(reconnect=False)
+                conn.ping(reconnect=False)
             except pymysql.err.Error:
                 logger.info("Database connection went away; reconnecting")
-                self._conn = None
-        if self._conn is None:
-            self._conn = self._connect()
-        if not self._set_up:
-            self._setup(self._conn)
-            self._set_up = True
-        return self._conn
+                conn = None
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        return conn
 
     def _connect(self) -> pymysql.Connection:
-        if self._secret is None:
-            self._secret = self._load_secret(self._settings.secret_id)
+        with self._lock:
+            if self._secret is None:
+                self._secret = self._load_secret(self._settings.secret_id)
+            secret = self._secret
         try:
-            return self._open(self._secret)
+            return self._open(secret)
         except pymysql.err.OperationalError as exc:
             if exc.args[0] != ER.ACCESS_DENIED_ERROR:
                 raise
             logger.info("Database rejected the cached credentials; re-reading the secret")
-            self._secret = self._load_secret(self._settings.secret_id)
-            return self._open(self._secret)
+            with self._lock:
+                self._secret = self._load_secret(self._settings.secret_id)
+                secret = self._secret
+            return self._open(secret)
 
     def _open(self, secret: dict) -> pymysql.Connection:
         return pymysql.connect(

@@ -1,9 +1,17 @@
 """Fixtures for the Lambda handler tests: a real MariaDB, Secrets Manager via moto, and
-HTTP API (payload format 2.0) events as API Gateway sends them."""
+HTTP API (payload format 2.0) events as API Gateway sends them.
+
+The employee tests serve a database that starts life as the Spring service left it: the
+Hibernate DDL (tests/support/hibernate_schema.sql) with sample rows, then the migration
+function runs (as the master user) and creates the DML-only `employee_app` user the
+employee function connects with.
+"""
 
 import base64
 import importlib
+import importlib.util
 import json
+import secrets
 import sys
 import time
 import uuid
@@ -18,9 +26,72 @@ from moto import mock_aws
 
 from tests.support.mariadb import MariaDBNotInstalled, MariaDBServer, start_mariadb
 
-EMPLOYEE_DIR = Path(__file__).resolve().parents[2] / "lambda_handlers" / "employee"
-CREDENTIALS_NAME = "erp/db/app"
+ROOT = Path(__file__).resolve().parents[2]
+EMPLOYEE_DIR = ROOT / "lambda_handlers" / "employee"
+MIGRATE_DIR = ROOT / "lambda_handlers" / "db_migrate"
+HIBERNATE_SCHEMA = ROOT / "tests" / "support" / "hibernate_schema.sql"
 SERVICE_NAME = "employee-service"
+TABLES = ("employees", "attendance", "leaves", "quests", "quest_progress")
+MASTER_USER = "erpadmin"
+APP_USER = "employee_app"
+
+# Sample rows as the old service wrote them, NULLs included (balance/count were nullable).
+SEED = [
+    "INSERT INTO employees (id, name, email, department, position, annual_leave_balance, attendance_count,"
+    " created_at) VALUES"
+    " (1, 'Kim Minji', 'owner@example.com', 'DEVELOPMENT', 'STAFF', 5.0, 29, '2025-03-01 09:00:00.123456'),"
+    " (2, 'Lee Manager', 'manager@example.com', 'DEVELOPMENT', 'MANAGER', 10.0, 0, '2025-03-01 09:00:00'),"
+    " (3, 'Park Legacy', NULL, 'SALES', 'STAFF', NULL, NULL, NULL)",
+    "INSERT INTO quests (id, title, description, reward_days, department, created_by, status, created_at) VALUES"
+    " (1, 'Fix login bug', 'SRP flow', 1.5, 'DEVELOPMENT', 2, 'AVAILABLE', '2025-03-02 10:00:00'),"
+    " (2, 'Old quest', NULL, 1.0, 'DEVELOPMENT', 2, 'DELETED', '2025-03-02 10:00:00')",
+    "INSERT INTO quest_progress (id, quest_id, employee_id, status, accepted_at) VALUES"
+    " (1, 2, 1, 'IN_PROGRESS', '2025-03-02 11:00:00')",
+    "INSERT INTO leaves (id, employee_id, start_date, end_date, days, reason, status, created_at) VALUES"
+    " (1, 1, '2025-04-01', '2025-04-02', 2, 'Trip', 'APPROVED', '2025-03-03 09:00:00'),"
+    " (2, 1, '2025-05-01', '2025-05-01', 1, NULL, 'PENDING', '2025-03-04 09:00:00')",
+    "INSERT INTO attendance (id, employee_id, check_in_time, status, created_at) VALUES"
+    " (1, 1, '2025-03-05 08:55:00', 'COMPLETED', '2025-03-05 08:55:00')",
+]
+OWNER_EMAIL, MANAGER_EMAIL = "owner@example.com", "manager@example.com"
+
+
+def load_function(directory: Path) -> SimpleNamespace:
+    """A function folder's modules, imported as Lambda would (its folder is the import root).
+
+    Every function folder has an `app.py`, so the modules leave sys.modules right after import:
+    another function's tests get their own.
+    """
+    names = [path.stem for path in directory.glob("*.py")]
+    saved = {name: sys.modules.pop(name) for name in names if name in sys.modules}
+    sys.path.insert(0, str(directory))
+    try:
+        modules = {name: importlib.import_module(name) for name in names}
+    finally:
+        sys.path.remove(str(directory))
+        for name in names:
+            sys.modules.pop(name, None)
+        sys.modules.update(saved)
+    return SimpleNamespace(**modules)
+
+
+def load_app_copy(employee: SimpleNamespace, tag: str):
+    """A second, independent app module (its own resolver and Database): another Lambda container."""
+    saved = {name: sys.modules.get(name) for name in ("repository", "validation", "authz", "db")}
+    sys.modules.update(
+        repository=employee.repository, validation=employee.validation, authz=employee.authz, db=employee.db
+    )
+    try:
+        spec = importlib.util.spec_from_file_location(f"employee_app_{tag}", EMPLOYEE_DIR / "app.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        for name, module_before in saved.items():
+            if module_before is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module_before
+    return module
 
 
 @pytest.fixture(scope="session")
@@ -29,25 +100,20 @@ def mariadb() -> MariaDBServer:
         server = start_mariadb()
     except MariaDBNotInstalled as exc:
         raise pytest.fail.Exception(str(exc), pytrace=False) from None
+    master_password = secrets.token_urlsafe(24)
+    with server.admin_connection() as conn, conn.cursor() as cur:
+        # RDS's master user: every privilege, may create users and grant.
+        cur.execute(f"CREATE USER '{MASTER_USER}'@'%%' IDENTIFIED BY %s", (master_password,))
+        cur.execute(f"GRANT ALL PRIVILEGES ON *.* TO '{MASTER_USER}'@'%' WITH GRANT OPTION")
+    server.master_password = master_password
     yield server
     server.stop()
 
 
-@dataclass
-class Secret:
-    """The RDS-style secret in moto's Secrets Manager."""
-
-    arn: str
-    client: object
-
-    def put(self, server: MariaDBServer) -> None:
-        self.client.put_secret_value(SecretId=self.arn, SecretString=json.dumps(rds_secret(server)))
-
-
-def rds_secret(server: MariaDBServer) -> dict:
+def rds_secret(server: MariaDBServer, user: str, password: str) -> dict:
     return {
-        "username": server.user,
-        "password": server.password,
+        "username": user,
+        "password": password,
         "host": server.host,
         "port": server.port,
         "dbname": server.database,
@@ -55,13 +121,45 @@ def rds_secret(server: MariaDBServer) -> dict:
     }
 
 
-@pytest.fixture(scope="module")
-def db_secret(mariadb) -> Secret:
-    """Environment of the deployed function, with moto standing in for AWS.
+@dataclass
+class Secrets:
+    client: object
+    master_arn: str
+    app_arn: str
+    server: MariaDBServer
 
-    Module-scoped: the fake credentials, the environment and the mock must not outlive the
-    employee tests, since other test modules share this directory.
-    """
+    def app_secret(self) -> dict:
+        return json.loads(self.client.get_secret_value(SecretId=self.app_arn)["SecretString"])
+
+    def put_app(self, **changes) -> None:
+        self.client.put_secret_value(SecretId=self.app_arn, SecretString=json.dumps(self.app_secret() | changes))
+
+
+def reset_old_database(server: MariaDBServer) -> None:
+    """The database as the Spring service left it: Hibernate's tables with sample rows, no migrations."""
+    with server.admin_connection() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{server.database}`")
+        cur.execute(f"CREATE DATABASE `{server.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        cur.execute(f"USE `{server.database}`")
+        for statement in HIBERNATE_SCHEMA.read_text().split(";"):
+            if statement.strip():
+                cur.execute(statement)
+        for statement in SEED:
+            cur.execute(statement)
+
+
+def reseed(server: MariaDBServer) -> None:
+    with server.admin_connection(database=server.database) as conn, conn.cursor() as cur:
+        for table in TABLES:
+            cur.execute(f"TRUNCATE TABLE {table}")
+        for statement in SEED:
+            cur.execute(statement)
+
+
+@pytest.fixture(scope="module")
+def aws_env(mariadb):
+    """Environment of the deployed functions, with moto standing in for AWS (module-scoped:
+    fake credentials and the mock must not outlive these tests)."""
     fake_credentials = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN")
     env = {name: "testing" for name in fake_credentials} | {
         "AWS_DEFAULT_REGION": "ap-northeast-2",
@@ -70,6 +168,9 @@ def db_secret(mariadb) -> Secret:
         "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
         "DB_NAME": mariadb.database,
         "DB_TLS": "false",  # TLS has its own tests; the rest save ~25 ms per connection
+        "AUTH_ADMIN_GROUPS": "admin,hr-admins",
+        "AUTH_MANAGER_GROUPS": "manager",
+        "AUTH_SCOPE_PREFIX": "erp",
     }
     with pytest.MonkeyPatch.context() as mp, mock_aws():
         for name, value in env.items():
@@ -77,29 +178,35 @@ def db_secret(mariadb) -> Secret:
         for name in ("AWS_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "DB_HOST", "DB_CA_BUNDLE"):
             mp.delenv(name, raising=False)
         client = boto3.client("secretsmanager")
-        arn = client.create_secret(Name=CREDENTIALS_NAME, SecretString=json.dumps(rds_secret(mariadb)))["ARN"]
-        mp.setenv("DB_SECRET_ARN", arn)
-        yield Secret(arn=arn, client=client)
+        master_arn = client.create_secret(
+            Name="erp/test/mysql", SecretString=json.dumps(rds_secret(mariadb, MASTER_USER, mariadb.master_password))
+        )["ARN"]
+        app_arn = client.create_secret(
+            Name=f"erp/test/mysql/{APP_USER}",
+            SecretString=json.dumps(rds_secret(mariadb, APP_USER, secrets.token_urlsafe(24))),
+        )["ARN"]
+        mp.setenv("MASTER_SECRET_ARN", master_arn)
+        mp.setenv("CONSUMERS", json.dumps({APP_USER: {"secret_arn": app_arn, "privileges": "DML"}}))
+        mp.setenv("DB_SECRET_ARN", app_arn)
+        yield Secrets(client=client, master_arn=master_arn, app_arn=app_arn, server=mariadb)
 
 
 @pytest.fixture(scope="module")
-def employee(db_secret) -> SimpleNamespace:
-    """The handler's modules (app, db, repository, validation), imported as Lambda would.
+def migrator(aws_env) -> SimpleNamespace:
+    return load_function(MIGRATE_DIR)
 
-    Every function folder has an `app.py` (and maybe a `db.py`), so the modules are removed
-    from sys.modules again right after import: another function's tests get their own.
-    """
-    names = [path.stem for path in EMPLOYEE_DIR.glob("*.py")]
-    saved = {name: sys.modules.pop(name) for name in names if name in sys.modules}
-    sys.path.insert(0, str(EMPLOYEE_DIR))
-    try:
-        modules = {name: importlib.import_module(name) for name in names}
-    finally:
-        sys.path.remove(str(EMPLOYEE_DIR))
-        for name in names:
-            sys.modules.pop(name, None)
-        sys.modules.update(saved)
-    return SimpleNamespace(**modules)
+
+@pytest.fixture(scope="module")
+def migrated(mariadb, aws_env, migrator):
+    """The old database, adopted by the migration function (which also creates employee_app)."""
+    reset_old_database(mariadb)
+    migrator.app.handler({}, None)
+    return aws_env
+
+
+@pytest.fixture(scope="module")
+def employee(migrated) -> SimpleNamespace:
+    return load_function(EMPLOYEE_DIR)
 
 
 @pytest.fixture
@@ -108,9 +215,7 @@ def new_container(employee, monkeypatch):
 
     def start(load_secret=None):
         kwargs = {"load_secret": load_secret} if load_secret else {}
-        database = employee.db.Database(
-            employee.db.Settings.from_env(), setup=employee.repository.create_schema, **kwargs
-        )
+        database = employee.db.Database(employee.db.Settings.from_env(), **kwargs)
         monkeypatch.setattr(employee.app, "db", database)
         return database
 
@@ -118,12 +223,10 @@ def new_container(employee, monkeypatch):
 
 
 @pytest.fixture
-def clean_database(mariadb, db_secret):
-    """No table, no open application sessions, and a secret that matches the server."""
-    with mariadb.admin_connection(database=mariadb.database) as conn, conn.cursor() as cur:
-        cur.execute("DROP TABLE IF EXISTS employees")
-    mariadb.kill_connections(mariadb.user)
-    db_secret.put(mariadb)
+def clean_database(mariadb, migrated):
+    """The sample rows again, and no open application sessions."""
+    reseed(mariadb)
+    mariadb.kill_connections(APP_USER)
 
 
 @dataclass
@@ -142,31 +245,77 @@ def lambda_context() -> SimpleNamespace:
     )
 
 
+ROLES = ("anonymous", "user", "owner", "manager", "admin", "internal")
+SUB = "3f0a2b1c-7d4e-4f5a-9b8c-1d2e3f4a5b6c"
+
+
+def authorizer_for(role: str) -> dict | None:
+    """requestContext.authorizer as API Gateway passes it for each kind of caller."""
+    if role == "anonymous":
+        return None
+    if role == "internal":  # function URL with AWS_IAM auth
+        return {"iam": {"accessKey": "ASIA0000", "accountId": "123456789012", "userArn": "arn:aws:sts::1:x"}}
+    claims = {
+        "sub": SUB,
+        "iss": "https://cognito-idp.ap-northeast-2.amazonaws.com/ap-northeast-2_Example",
+        "token_use": "access",
+        "custom:position": "MANAGER",  # client-writable: must grant nothing
+    }
+    scopes = None
+    if role == "user":
+        claims["email"] = "someone@example.com"
+    elif role == "owner":
+        claims["email"] = OWNER_EMAIL
+    elif role == "manager":
+        claims |= {"email": MANAGER_EMAIL, "cognito:groups": "[manager]"}
+    elif role == "admin":
+        claims |= {"email": "admin@example.com"}
+        scopes = ["aws.cognito.signin.user.admin", "erp/admin"]
+    return {"jwt": {"claims": claims, "scopes": scopes}}
+
+
 def http_api_event(
     method: str,
     path: str,
     *,
+    role: str = "admin",
     json_body=None,
     body: str | bytes | None = None,
     base64_body: bool = False,
     query: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
 ) -> dict:
-    """An HTTP API payload v2 event for the gateway routes `/api/employees` and `/api/employees/{id}`.
-
-    `path` is the decoded path; rawPath is percent-encoded, as API Gateway sends it.
-    """
+    """An HTTP API payload v2 event for the greedy routes `/api/<area>/{proxy+}`."""
     if json_body is not None:
         body = json.dumps(json_body)
     if base64_body and body is not None:
         body = base64.b64encode(body.encode() if isinstance(body, str) else body).decode()
     raw_path = quote(path, safe="/")
-    prefix, _, employee_id = path.partition("/api/employees/")
-    if not prefix and employee_id:
-        route_key, path_parameters = f"{method} /api/employees/{{id}}", {"id": employee_id}
-    else:
-        route_key, path_parameters = f"{method} /api/employees", None
+    parts = path.split("/")
+    area = "/".join(parts[:3])
+    route_key = f"ANY {area}/{{proxy+}}" if len(parts) > 3 else f"ANY {area}"
     now = time.time()
+    request_context = {
+        "accountId": "123456789012",
+        "apiId": "erpapi0001",
+        "domainName": "api.example.test",
+        "domainPrefix": "api",
+        "http": {
+            "method": method,
+            "path": raw_path,
+            "protocol": "HTTP/1.1",
+            "sourceIp": "203.0.113.10",
+            "userAgent": "pytest",
+        },
+        "requestId": str(uuid.uuid4()),
+        "routeKey": route_key,
+        "stage": "$default",
+        "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+        "timeEpoch": int(now * 1000),
+    }
+    authorizer = authorizer_for(role)
+    if authorizer is not None:
+        request_context["authorizer"] = authorizer
     event = {
         "version": "2.0",
         "routeKey": route_key,
@@ -174,55 +323,29 @@ def http_api_event(
         "rawQueryString": urlencode(query or {}),
         "headers": {
             "accept": "application/json",
-            "authorization": "Bearer test-token",
             "content-type": "application/json",
             "host": "api.example.test",
             "user-agent": "pytest",
             "x-amzn-trace-id": "Root=1-00000000-000000000000000000000000",
-            "x-forwarded-for": "203.0.113.10",
-            "x-forwarded-port": "443",
-            "x-forwarded-proto": "https",
             **(headers or {}),
         },
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "erpapi0001",
-            "authorizer": {
-                "jwt": {
-                    "claims": {
-                        "sub": "3f0a2b1c-7d4e-4f5a-9b8c-1d2e3f4a5b6c",
-                        "email": "approver@example.com",
-                        "iss": "https://cognito-idp.ap-northeast-2.amazonaws.com/ap-northeast-2_Example",
-                        "cognito:groups": "[hr-admins]",
-                        "token_use": "access",
-                    },
-                    "scopes": None,
-                }
-            },
-            "domainName": "api.example.test",
-            "domainPrefix": "api",
-            "http": {
-                "method": method,
-                "path": raw_path,
-                "protocol": "HTTP/1.1",
-                "sourceIp": "203.0.113.10",
-                "userAgent": "pytest",
-            },
-            "requestId": str(uuid.uuid4()),
-            "routeKey": route_key,
-            "stage": "$default",
-            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
-            "timeEpoch": int(now * 1000),
-        },
+        "requestContext": request_context,
         "isBase64Encoded": base64_body,
     }
     if query:
         event["queryStringParameters"] = query
-    if path_parameters:
-        event["pathParameters"] = path_parameters
+    if len(parts) > 3:
+        event["pathParameters"] = {"proxy": "/".join(parts[3:])}
     if body is not None:
         event["body"] = body
     return event
+
+
+def call(app_module, method: str, path: str, **event_options) -> ApiResponse:
+    result = app_module.handler(http_api_event(method, path, **event_options), lambda_context())
+    assert not result.get("isBase64Encoded")
+    body = result.get("body")
+    return ApiResponse(result["statusCode"], result.get("headers", {}), json.loads(body) if body else None)
 
 
 @pytest.fixture
@@ -230,29 +353,7 @@ def api(employee, clean_database, new_container):
     """Call the handler the way API Gateway does; one fresh container per test."""
     new_container()
 
-    def call(method: str, path: str, event_overrides: dict | None = None, **event_options) -> ApiResponse:
-        event = http_api_event(method, path, **event_options) | (event_overrides or {})
-        result = employee.app.handler(event, lambda_context())
-        assert not result.get("isBase64Encoded")
-        body = result.get("body")
-        return ApiResponse(result["statusCode"], result.get("headers", {}), json.loads(body) if body else None)
+    def request(method: str, path: str, **event_options) -> ApiResponse:
+        return call(employee.app, method, path, **event_options)
 
-    return call
-
-
-@pytest.fixture
-def make_employee(api):
-    """Create an employee through the API; emails are unique unless given."""
-
-    def create(**fields) -> dict:
-        payload = {
-            "email": f"{uuid.uuid4().hex[:12]}@example.com",
-            "name": "Kim Minji",
-            "department": "Finance",
-            **fields,
-        }
-        response = api("POST", "/api/employees", json_body=payload)
-        assert response.status == 201, response.body
-        return response.body
-
-    return create
+    return request

@@ -1,15 +1,17 @@
-"""Container-lifetime behaviour of the employee service: schema, cached credentials and
-connection, password rotation, TLS, and what a database failure looks like to a client."""
+"""Container-lifetime behaviour of the employee service: cached credentials and connection,
+multi-user password rotation, verified TLS, least privilege, and what a database failure
+looks like to a client."""
 
 import json
 import secrets
+import ssl
 
-import certifi
+import pymysql
 import pytest
 
-pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
+from tests.handlers.conftest import APP_USER, SUB
 
-SUB = "3f0a2b1c-7d4e-4f5a-9b8c-1d2e3f4a5b6c"  # the JWT subject in every test event
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 
 
 @pytest.fixture
@@ -27,7 +29,7 @@ def secret_reads(employee, new_container):
 
 def app_sessions(mariadb) -> int:
     with mariadb.admin_connection() as conn, conn.cursor() as cur:
-        cur.execute("SELECT COUNT(*) FROM information_schema.processlist WHERE user = %s", (mariadb.user,))
+        cur.execute("SELECT COUNT(*) FROM information_schema.processlist WHERE user LIKE %s", (f"{APP_USER}%",))
         return cur.fetchone()[0]
 
 
@@ -38,160 +40,143 @@ def session_status(employee, name: str) -> str:
     return row["Value"] if row else ""
 
 
-# --- schema -------------------------------------------------------------------------------
-
-
-def test_schema_is_created_on_first_use(api, mariadb):
-    assert api("GET", "/api/employees").status == 200
-
+def rotate(mariadb, aws_env, user: str) -> None:
+    """What the multi-user rotation does: new password for `user` (created like the original
+    if missing), the secret switched to it; the other user keeps its password."""
+    password = secrets.token_urlsafe(24)
     with mariadb.admin_connection() as conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT engine, table_collation FROM information_schema.tables"
-            " WHERE table_schema = %s AND table_name = 'employees'",
-            (mariadb.database,),
-        )
-        assert cur.fetchall() == (("InnoDB", "utf8mb4_unicode_ci"),)
-
-
-def test_schema_creation_is_idempotent(api, employee, make_employee, new_container):
-    created = make_employee()
-    conn = employee.app.db.connection()
-    employee.repository.create_schema(conn)
-    employee.repository.create_schema(conn)
-
-    new_container()  # a fresh container meets the existing table
-
-    assert api("GET", f"/api/employees/{created['id']}").body == created
-    assert len(api("GET", "/api/employees").body["items"]) == 1
+        cur.execute(f"CREATE USER IF NOT EXISTS '{user}'@'%%' IDENTIFIED BY %s", (password,))
+        cur.execute(f"ALTER USER '{user}'@'%%' IDENTIFIED BY %s", (password,))
+        cur.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{mariadb.database}`.* TO '{user}'@'%'")
+    aws_env.put_app(username=user, password=password)
 
 
 # --- cached credentials and connection ----------------------------------------------------
 
 
-def test_secret_and_connection_are_reused_across_invocations(api, secret_reads, mariadb, db_secret):
+def test_secret_and_connection_are_reused_across_invocations(api, secret_reads, mariadb, aws_env):
     for _ in range(3):
         assert api("GET", "/api/employees").status == 200
 
-    assert secret_reads == [db_secret.arn]
+    assert secret_reads == [aws_env.app_arn]
     assert app_sessions(mariadb) == 1
 
 
-def test_dropped_connection_is_reopened_without_rereading_the_secret(api, secret_reads, make_employee, mariadb):
-    created = make_employee()
-    assert mariadb.kill_connections(mariadb.user) == 1
+def test_dropped_connection_is_reopened_without_rereading_the_secret(api, secret_reads, mariadb):
+    assert api("GET", "/api/employees/1").status == 200
+    assert mariadb.kill_connections(APP_USER) == 1
 
-    assert api("GET", f"/api/employees/{created['id']}").status == 200
+    assert api("GET", "/api/employees/1").status == 200
     assert len(secret_reads) == 1
 
 
-def test_password_rotation_is_survived(api, secret_reads, make_employee, mariadb, db_secret):
-    created = make_employee()
-    assert len(secret_reads) == 1
+def test_multi_user_rotation_never_breaks_a_running_container(api, secret_reads, mariadb, aws_env):
+    assert api("GET", "/api/employees/1").status == 200
+    try:
+        # First rotation: the secret moves to employee_app_clone; employee_app's password is untouched,
+        # so the running container (old credentials, new session after a failover) still gets in.
+        rotate(mariadb, aws_env, f"{APP_USER}_clone")
+        mariadb.kill_connections(APP_USER)
+        assert api("GET", "/api/employees/1").status == 200
+        assert len(secret_reads) == 1
 
-    # What the RDS rotation does: new password on the server and in the secret; the old
-    # session is gone, and this container still holds the old password.
-    mariadb.set_password(secrets.token_urlsafe(24))
-    db_secret.put(mariadb)
-    mariadb.kill_connections(mariadb.user)
-
-    response = api("GET", f"/api/employees/{created['id']}")
-
-    assert response.status == 200
-    assert response.body == created
-    assert len(secret_reads) == 2  # re-read exactly once
-
-
-def test_rotation_caught_midway_fails_once_then_recovers(api, secret_reads, make_employee, mariadb, db_secret):
-    created = make_employee()
-    mariadb.set_password(secrets.token_urlsafe(24))  # the secret is not updated yet
-    mariadb.kill_connections(mariadb.user)
-
-    failed = api("GET", f"/api/employees/{created['id']}")
-    assert failed.status == 500
-    assert len(secret_reads) == 2  # one retry with a fresh read, no loop
-
-    db_secret.put(mariadb)
-    assert api("GET", f"/api/employees/{created['id']}").status == 200
-    assert len(secret_reads) == 3
+        # Second rotation changes employee_app's password: one rejected login, one re-read, no failure.
+        rotate(mariadb, aws_env, APP_USER)
+        mariadb.kill_connections(APP_USER)
+        assert api("GET", "/api/employees/1").status == 200
+        assert len(secret_reads) == 2
+    finally:
+        with mariadb.admin_connection() as conn, conn.cursor() as cur:
+            cur.execute(f"DROP USER IF EXISTS '{APP_USER}_clone'@'%'")
 
 
-def test_db_host_overrides_the_secret_host(api, mariadb, db_secret, monkeypatch, new_container):
-    secret = json.loads(db_secret.client.get_secret_value(SecretId=db_secret.arn)["SecretString"])
-    db_secret.client.put_secret_value(
-        SecretId=db_secret.arn, SecretString=json.dumps(secret | {"host": "erp-db.invalid"})
-    )
-    monkeypatch.setenv("DB_HOST", mariadb.host)
-    new_container()
+# --- least privilege ----------------------------------------------------------------------
 
-    assert api("GET", "/api/employees").status == 200
+
+def test_the_function_user_may_not_run_ddl(employee, api):
+    api("GET", "/api/employees")
+    conn = employee.app.db.connection()
+    assert conn.user == APP_USER.encode()
+    with pytest.raises(pymysql.err.OperationalError) as denied, conn.cursor() as cur:
+        cur.execute("CREATE TABLE sneaky (id int)")
+    assert denied.value.args[0] == 1142  # ER_TABLEACCESS_DENIED_ERROR
+    with pytest.raises(pymysql.err.OperationalError), conn.cursor() as cur:
+        cur.execute("DROP TABLE employees")
+
+
+def test_handler_source_holds_no_ddl():
+    from tests.handlers.conftest import EMPLOYEE_DIR
+
+    for path in EMPLOYEE_DIR.glob("*.py"):
+        code = path.read_text().upper()
+        for statement in ("CREATE TABLE", "ALTER TABLE", "DROP TABLE", "CREATE INDEX"):
+            assert statement not in code, (path.name, statement)
 
 
 # --- TLS ----------------------------------------------------------------------------------
 
 
-def test_tls_is_on_by_default(api, employee, monkeypatch, new_container):
+def test_tls_context_always_verifies_chain_and_host(employee, monkeypatch):
     monkeypatch.delenv("DB_TLS")
-    new_container()
+    options = employee.db.tls_options(employee.db.Settings.from_env())
+    context = options["ssl"]
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert context.check_hostname is True
+    # The default CA file is the RDS bundle shipped in the function folder.
+    assert employee.db.Settings.from_env().ca_bundle.endswith("rds-ca-bundle.pem")
+    assert len(context.get_ca_certs()) > 10
 
-    assert api("GET", "/api/employees").status == 200
-    assert session_status(employee, "Ssl_cipher")
 
-
-def test_ca_bundle_verifies_the_server(api, employee, mariadb, monkeypatch, new_container):
+def test_verified_tls_to_a_server_with_the_right_ca_and_name(api, employee, mariadb, monkeypatch, new_container):
     monkeypatch.delenv("DB_TLS")
     monkeypatch.setenv("DB_CA_BUNDLE", str(mariadb.ca_file))
+    monkeypatch.setenv("DB_HOST", "localhost")  # the name on the test server's certificate
     new_container()
 
     assert api("GET", "/api/employees").status == 200
     assert session_status(employee, "Ssl_version").startswith("TLS")
 
 
-def test_ca_bundle_rejects_a_server_it_did_not_sign(api, monkeypatch, new_container, caplog):
+def test_wrong_hostname_is_refused(api, mariadb, monkeypatch, new_container, caplog):
     monkeypatch.delenv("DB_TLS")
-    monkeypatch.setenv("DB_CA_BUNDLE", certifi.where())  # public CAs only
+    monkeypatch.setenv("DB_CA_BUNDLE", str(mariadb.ca_file))
+    monkeypatch.setenv("DB_HOST", "127.0.0.1")  # reachable, but not the name on the certificate
     new_container()
 
-    response = api("GET", "/api/employees")
-
-    assert response.status == 500
+    assert api("GET", "/api/employees").status == 500
     assert any("CERTIFICATE_VERIFY_FAILED" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
 
 
-def test_tls_can_be_turned_off(employee, monkeypatch):
-    for value in ("false", "FALSE", "0", "no", "off"):
-        monkeypatch.setenv("DB_TLS", value)
-        assert employee.db.tls_options(employee.db.Settings.from_env()) == {"ssl_disabled": True}
-    monkeypatch.setenv("DB_TLS", "true")
-    assert "ssl" in employee.db.tls_options(employee.db.Settings.from_env())
+def test_a_server_the_rds_bundle_did_not_sign_is_refused(api, monkeypatch, new_container, caplog):
+    monkeypatch.delenv("DB_TLS")  # deployed config: TLS on, shipped RDS CA bundle
+    monkeypatch.setenv("DB_HOST", "localhost")
+    new_container()
+
+    assert api("GET", "/api/employees").status == 500
+    assert any("CERTIFICATE_VERIFY_FAILED" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
 
 
 # --- failures and logs --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "body"),
-    [
-        ("GET", "/api/employees", None),
-        ("GET", "/api/employees/1", None),
-        ("POST", "/api/employees", {"email": "new@example.com", "name": "Kim", "department": "HR"}),
-    ],
-)
-def test_database_failure_is_a_generic_500(api, make_employee, mariadb, caplog, method, path, body):
-    make_employee()
+def test_database_failure_is_a_generic_500(api, mariadb, caplog):
     with mariadb.admin_connection(database=mariadb.database) as conn, conn.cursor() as cur:
         cur.execute("ALTER TABLE employees RENAME COLUMN department TO dept")  # schema drift
-
-    response = api(method, path, json_body=body)
+    try:
+        response = api("GET", "/api/employees/1")
+    finally:
+        with mariadb.admin_connection(database=mariadb.database) as conn, conn.cursor() as cur:
+            cur.execute("ALTER TABLE employees RENAME COLUMN dept TO department")
 
     assert response.status == 500
-    assert response.body == {"message": "Internal server error"}
+    assert response.body == {"error": "Internal server error", "message": "Internal server error"}
     logged = [r for r in caplog.records if r.getMessage() == "Unhandled error"]
     assert len(logged) == 1
     assert "Unknown column" in str(logged[0].exc_info[1])
 
 
-def test_logs_are_structured_and_carry_the_request(api, employee, make_employee, caplog):
-    make_employee()
+def test_logs_are_structured_and_carry_the_request(api, employee, caplog):
+    api("POST", "/api/employees", role="admin", json_body={"name": "N", "department": "HR", "position": "STAFF"})
 
     record = next(r for r in caplog.records if r.getMessage() == "Employee created")
     line = json.loads(employee.app.logger.registered_formatter.format(record))
@@ -199,6 +184,5 @@ def test_logs_are_structured_and_carry_the_request(api, employee, make_employee,
     assert line["level"] == "INFO"
     assert line["service"] == "employee-service"
     assert line["caller"] == SUB
-    assert line["function_name"] == "employee-service"
     assert line["correlation_id"]
-    assert line["employee_id"] == 1
+    assert line["employee_id"] == 4

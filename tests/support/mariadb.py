@@ -16,7 +16,6 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from ipaddress import IPv4Address
 from pathlib import Path
 
 import pymysql
@@ -48,7 +47,7 @@ class MariaDBServer:
 
     @property
     def ca_file(self) -> Path:
-        """CA that signed the server certificate (issued for 127.0.0.1 and localhost)."""
+        """CA that signed the server certificate (issued for the name localhost only)."""
         return self.base_dir / "ca.pem"
 
     def admin_connection(self, **kwargs) -> pymysql.Connection:
@@ -201,7 +200,8 @@ def _write_certificates(directory: Path) -> None:
         .not_valid_before(now - timedelta(minutes=5))
         .not_valid_after(now + timedelta(days=1))
         .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(IPv4Address("127.0.0.1"))]),
+            # "localhost" only: connecting to 127.0.0.1 with hostname checks on must fail (wrong name).
+            x509.SubjectAlternativeName([x509.DNSName("localhost")]),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)

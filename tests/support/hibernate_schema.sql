@@ -1,0 +1,8 @@
+-- What Hibernate 6 (spring.jpa.hibernate.ddl-auto=update, MySQLDialect) created for the Spring
+-- employee service: the "old" database the migration function must adopt without losing a row.
+create table attendance (id bigint not null auto_increment, check_in_time datetime(6) not null, check_out_time datetime(6), created_at datetime(6), employee_id bigint not null, status varchar(255), work_hours float(53), primary key (id)) engine=InnoDB;
+create table employees (id bigint not null auto_increment, annual_leave_balance float(53), attendance_count integer, created_at datetime(6), department varchar(100) not null, email varchar(100), name varchar(100) not null, position varchar(100) not null, primary key (id)) engine=InnoDB;
+create table leaves (id bigint not null auto_increment, created_at datetime(6), days integer not null, employee_id bigint not null, end_date date not null, reason varchar(255), start_date date not null, status varchar(255), primary key (id)) engine=InnoDB;
+create table quest_progress (id bigint not null auto_increment, accepted_at datetime(6), approved_at datetime(6), claimed_at datetime(6), completed_at datetime(6), employee_id bigint not null, quest_id bigint not null, status varchar(20), primary key (id)) engine=InnoDB;
+create table quests (id bigint not null auto_increment, created_at datetime(6), created_by bigint not null, department varchar(50) not null, description text, reward_days float(53) not null, status varchar(20), title varchar(200) not null, primary key (id)) engine=InnoDB;
+alter table employees add constraint UKj9xgmd0ya5jmus09o0b8pqrpb unique (email);

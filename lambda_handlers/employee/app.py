@@ -102,9 +102,7 @@ def list_employees():
     limit = v.parse_limit(_query("limit"))
     after = v.decode_cursor(_query("cursor"))
     department, position = _query("department"), _query("position")
-    rows = repository.list_employees(
-        db.connection(), department, position, after, None if limit is None else limit + 1
-    )
+    rows = repository.list_employees(db.connection(), department, position, after, None if limit is None else limit + 1)
     if limit is None:
         return rows  # the plain array the frontend reads
     headers = {"X-Next-Cursor": v.encode_cursor(rows[limit - 1]["id"])} if len(rows) > limit else {}

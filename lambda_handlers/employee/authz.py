@@ -63,8 +63,9 @@ def principal_from(event: dict) -> Principal:
         email = claims.get("email")
         if str(claims.get("email_verified", "true")).lower() != "true" or not isinstance(email, str):
             email = None
-        return Principal("user", subject=claims.get("sub"), email=email.strip().lower() if email else None,
-                         groups=frozenset(groups))
+        return Principal(
+            "user", subject=claims.get("sub"), email=email.strip().lower() if email else None, groups=frozenset(groups)
+        )
     if authorizer.get("iam"):
         return Principal("internal")
     return Principal("anonymous")

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 
 import pymysql
-
 from validation import ApiError
 
 
@@ -295,7 +294,9 @@ def list_quests(conn) -> list:
             )
             for p in cur.fetchall():
                 progress[p["quest_id"]].append(p)
-        names = _names(cur, [q["created_by"] for q in quests] + [p["employee_id"] for ps in progress.values() for p in ps])
+        names = _names(
+            cur, [q["created_by"] for q in quests] + [p["employee_id"] for ps in progress.values() for p in ps]
+        )
     return [
         {
             "id": q["id"],

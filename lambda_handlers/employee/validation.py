@@ -85,7 +85,9 @@ def _check(value, depth: int = 0) -> None:
 def parse_json_object(body: str | None, is_base64_encoded: bool, content_type: str | None, max_bytes: int) -> dict:
     """Decode an HTTP API request body into a JSON object."""
     media_type = (content_type or "").split(";", 1)[0].strip().lower()
-    if media_type != "application/json" and not (media_type.startswith("application/") and media_type.endswith("+json")):
+    if media_type != "application/json" and not (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    ):
         raise ApiError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json")
     try:
         raw = base64.b64decode(body or "", validate=True) if is_base64_encoded else (body or "").encode("utf-8")

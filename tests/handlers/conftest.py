@@ -106,6 +106,8 @@ def mariadb() -> MariaDBServer:
         cur.execute(f"CREATE USER '{MASTER_USER}'@'%%' IDENTIFIED BY %s", (master_password,))
         cur.execute(f"GRANT ALL PRIVILEGES ON *.* TO '{MASTER_USER}'@'%' WITH GRANT OPTION")
     server.master_password = master_password
+    server.app_password = secrets.token_urlsafe(24)
+    server.migrated = False
     yield server
     server.stop()
 
@@ -135,12 +137,13 @@ class Secrets:
         self.client.put_secret_value(SecretId=self.app_arn, SecretString=json.dumps(self.app_secret() | changes))
 
 
-def reset_old_database(server: MariaDBServer) -> None:
+def reset_old_database(server: MariaDBServer, database: str | None = None) -> None:
     """The database as the Spring service left it: Hibernate's tables with sample rows, no migrations."""
+    database = database or server.database
     with server.admin_connection() as conn, conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{server.database}`")
-        cur.execute(f"CREATE DATABASE `{server.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-        cur.execute(f"USE `{server.database}`")
+        cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
+        cur.execute(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        cur.execute(f"USE `{database}`")
         for statement in HIBERNATE_SCHEMA.read_text().split(";"):
             if statement.strip():
                 cur.execute(statement)
@@ -159,7 +162,8 @@ def reseed(server: MariaDBServer) -> None:
 @pytest.fixture(scope="module")
 def aws_env(mariadb):
     """Environment of the deployed functions, with moto standing in for AWS (module-scoped:
-    fake credentials and the mock must not outlive these tests)."""
+    fake credentials and the mock must not outlive these tests). The passwords are the
+    session's, so the users on the server match every module's secrets."""
     fake_credentials = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN")
     env = {name: "testing" for name in fake_credentials} | {
         "AWS_DEFAULT_REGION": "ap-northeast-2",
@@ -183,7 +187,7 @@ def aws_env(mariadb):
         )["ARN"]
         app_arn = client.create_secret(
             Name=f"erp/test/mysql/{APP_USER}",
-            SecretString=json.dumps(rds_secret(mariadb, APP_USER, secrets.token_urlsafe(24))),
+            SecretString=json.dumps(rds_secret(mariadb, APP_USER, mariadb.app_password)),
         )["ARN"]
         mp.setenv("MASTER_SECRET_ARN", master_arn)
         mp.setenv("CONSUMERS", json.dumps({APP_USER: {"secret_arn": app_arn, "privileges": "DML"}}))
@@ -198,9 +202,15 @@ def migrator(aws_env) -> SimpleNamespace:
 
 @pytest.fixture(scope="module")
 def migrated(mariadb, aws_env, migrator):
-    """The old database, adopted by the migration function (which also creates employee_app)."""
-    reset_old_database(mariadb)
-    migrator.app.handler({}, None)
+    """The old database, adopted by the migration function (which also creates employee_app).
+
+    Once per run: the database outlives the modules, the migration tests work on a database of
+    their own (test_db_migrate.py), and every module's secrets hold the session's passwords.
+    """
+    if not mariadb.migrated:
+        reset_old_database(mariadb)
+        migrator.app.handler({}, None)
+        mariadb.migrated = True
     return aws_env
 
 

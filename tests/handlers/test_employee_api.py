@@ -151,9 +151,10 @@ def test_leave_balance_get_and_adjust(api):
     assert adjusted.status == 200
     assert adjusted.body["newBalance"] == 7.0  # int-truncated, added
     assert "message" in adjusted.body
-    assert api("PUT", "/api/employees/1/leave-balance", role="manager", json_body={"adjustment": -7}).body[
-        "newBalance"
-    ] == 0.0
+    assert (
+        api("PUT", "/api/employees/1/leave-balance", role="manager", json_body={"adjustment": -7}).body["newBalance"]
+        == 0.0
+    )
     below = api("PUT", "/api/employees/1/leave-balance", role="manager", json_body={"adjustment": -1})
     assert below.status == 400
 
@@ -252,7 +253,9 @@ def test_create_quest_and_lists(api):
     )
     assert created.status == 200
     assert set(created.body) == {"id", "message"}
-    assert [q["id"] for q in api("GET", "/api/quests/available", query={"employeeId": "3"}).body] == [created.body["id"]]
+    assert [q["id"] for q in api("GET", "/api/quests/available", query={"employeeId": "3"}).body] == [
+        created.body["id"]
+    ]
     assert api("GET", "/api/quests/available", query={"employeeId": "1"}).body == [
         {"id": 1, "title": "Fix login bug", "description": "SRP flow", "rewardDays": 1.5, "status": "AVAILABLE"}
     ]

@@ -88,6 +88,8 @@ def test_multi_user_rotation_never_breaks_a_running_container(api, secret_reads,
     finally:
         with mariadb.admin_connection() as conn, conn.cursor() as cur:
             cur.execute(f"DROP USER IF EXISTS '{APP_USER}_clone'@'%'")
+            cur.execute(f"ALTER USER '{APP_USER}'@'%%' IDENTIFIED BY %s", (mariadb.app_password,))
+        aws_env.put_app(username=APP_USER, password=mariadb.app_password)
 
 
 # --- least privilege ----------------------------------------------------------------------

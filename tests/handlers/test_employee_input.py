@@ -80,9 +80,19 @@ def test_non_json_constants(api, constant):
     assert_client_error(api("POST", DEDUCT, role="internal", body=f'{{"days": {constant}}}'))
 
 
-@pytest.mark.parametrize("path", ["/api/employees/007", "/api/employees/-1", "/api/employees/0", "/api/employees/1e3",
-                                  "/api/employees/99999999999999999999", "/api/employees/9223372036854775808",
-                                  "/api/employees/%31", "/api/employees/１"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/employees/007",
+        "/api/employees/-1",
+        "/api/employees/0",
+        "/api/employees/1e3",
+        "/api/employees/99999999999999999999",
+        "/api/employees/9223372036854775808",
+        "/api/employees/%31",
+        "/api/employees/１",
+    ],
+)
 def test_ids_that_are_not_canonical_positive_integers(api, path):
     assert_client_error(api("GET", path), contains="positive integer")
 
@@ -119,11 +129,15 @@ def test_oversized_body(api):
 
 
 def test_wrong_types_and_overlong_strings(api):
-    assert_client_error(api("POST", CREATE, json_body={"name": 1, "department": "HR", "position": "S"}), contains="name")
+    assert_client_error(
+        api("POST", CREATE, json_body={"name": 1, "department": "HR", "position": "S"}), contains="name"
+    )
     assert_client_error(
         api("POST", CREATE, json_body={"name": "x" * 101, "department": "HR", "position": "S"}), contains="name"
     )
-    assert_client_error(api("POST", CREATE, json_body={"name": " ", "department": "HR", "position": "S"}), contains="blank")
+    assert_client_error(
+        api("POST", CREATE, json_body={"name": " ", "department": "HR", "position": "S"}), contains="blank"
+    )
 
 
 def test_bad_dates(api):

@@ -38,7 +38,8 @@ class ErpDatabase(Construct):
             "Parameters",
             engine=engine,
             description="TLS only; slow queries logged",
-            parameters={"require_secure_transport": "ON", "slow_query_log": "1", "long_query_time": "2"},
+            # Instance parameter groups take 0/1 for require_secure_transport ("ON" is the cluster form).
+            parameters={"require_secure_transport": "1", "slow_query_log": "1", "long_query_time": "2"},
         )
         self.instance = rds.DatabaseInstance(
             self,
@@ -66,6 +67,8 @@ class ErpDatabase(Construct):
             copy_tags_to_snapshot=True,
             auto_minor_version_upgrade=True,
             iam_authentication=True,
+            # The CA the Lambdas' bundled rds-ca-bundle.pem verifies (also the default for new instances).
+            ca_certificate=rds.CaCertificate.RDS_CA_RSA2048_G1,
         )
         acknowledge_log_retention(Stack.of(self))
         # instance.secret is the target attachment; policies belong on the secret itself.

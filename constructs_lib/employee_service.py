@@ -11,7 +11,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from config.models import EmployeeFunctionConfig
+from config.models import AuthConfig, EmployeeFunctionConfig
 from constructs_lib.database import MYSQL_PORT
 from constructs_lib.python_function import PythonFunction
 
@@ -21,7 +21,11 @@ MAX_BODY_BYTES = 16 * 1024
 
 
 class EmployeeService(Construct):
-    """Reads the RDS-generated secret, talks TLS to MySQL, sends HTTPS out (Secrets Manager) and nothing else."""
+    """Reads its DML-only user's secret, talks verified TLS to MySQL, HTTPS out (Secrets Manager), nothing else.
+
+    `db_secret` must be the function's own consumer secret (DatabaseUsers), never the master's:
+    the schema belongs to the migration function.
+    """
 
     def __init__(
         self,
@@ -34,6 +38,8 @@ class EmployeeService(Construct):
         db_name: str,
         db_security_group: ec2.ISecurityGroup,
         metrics_namespace: str,
+        auth: AuthConfig,
+        scope_prefix: str,
         log_retention_days: int,
         production: bool,
     ) -> None:
@@ -49,13 +55,17 @@ class EmployeeService(Construct):
         self.service = PythonFunction(
             self,
             "Service",
-            description="Employee CRUD behind /api/employees",
+            description="Employee service: /api/employees, /attendance, /quests, /leaves",
             entry=CODE_DIR,
             handler="app.handler",
             environment={
                 "DB_SECRET_ARN": db_secret.secret_arn,
                 "DB_NAME": db_name,
-                "DB_TLS": "true",
+                "DB_TLS": "true",  # verified against the bundled RDS CA, host name checked
+                # Privileged Cognito groups (groups claim or "<project>/<group>" scope); nothing else grants rights.
+                "AUTH_ADMIN_GROUPS": ",".join(auth.admin_groups),
+                "AUTH_MANAGER_GROUPS": ",".join(auth.manager_groups),
+                "AUTH_SCOPE_PREFIX": scope_prefix,
                 "MAX_BODY_BYTES": str(MAX_BODY_BYTES),
                 "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
                 "POWERTOOLS_METRICS_NAMESPACE": metrics_namespace,

@@ -9,6 +9,7 @@ from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from config.models import EnvironmentConfig
@@ -18,6 +19,8 @@ from constructs_lib.http_api import ErpHttpApi
 from constructs_lib.nlb import ServiceNlb
 
 EMPLOYEES_ROUTE = "/api/employees"
+# Every path the employee Lambda serves (the Spring employee service's controllers).
+EMPLOYEE_ROUTES = (EMPLOYEES_ROUTE, "/api/attendance", "/api/quests", "/api/leaves")
 
 
 class ApiStack(Stack):
@@ -29,6 +32,7 @@ class ApiStack(Stack):
         config: EnvironmentConfig,
         vpc: ec2.IVpc,
         database: ErpDatabase,
+        employee_db_secret: secretsmanager.ISecret,
         user_pool: cognito.IUserPool,
         user_pool_client: cognito.IUserPoolClient,
         **kwargs,
@@ -65,17 +69,19 @@ class ApiStack(Stack):
             "EmployeeService",
             vpc=vpc,
             config=config.employee_function,
-            db_secret=database.secret,
+            db_secret=employee_db_secret,  # its own DML-only user, never the master
             db_name=config.database.database_name,
             db_security_group=database.security_group,
             metrics_namespace=config.project.upper(),
+            auth=config.auth,
+            scope_prefix=config.project,
             log_retention_days=log_retention_days,
             production=config.production,
         )
         self.employee_function = self.employees.function
-        self.api.add_service_routes(
-            EMPLOYEES_ROUTE, integrations.HttpLambdaIntegration("Employees", self.employee_function)
-        )
+        employee_integration = integrations.HttpLambdaIntegration("Employees", self.employee_function)
+        for route in EMPLOYEE_ROUTES:
+            self.api.add_service_routes(route, employee_integration)
 
         # The pipeline's smoke test reads this output: base URL, no trailing slash.
         self.url_output = CfnOutput(self, "ApiUrl", value=self.api.url, description="HTTP API base URL")

@@ -9,7 +9,11 @@ from constructs import Construct
 from config.models import EnvironmentConfig
 from constructs_lib.cache import CACHE_PORT, ErpCache
 from constructs_lib.database import MYSQL_PORT, ErpDatabase
+from constructs_lib.database_users import DatabaseUsers
 from constructs_lib.parameters import EnvParameters
+
+
+EMPLOYEE_DB_USER = "employee_app"
 
 
 class DataStack(Stack):
@@ -23,6 +27,19 @@ class DataStack(Stack):
             config=config.database,
             production=config.production,
             secret_name=f"{prefix}/mysql",
+        )
+        # One MySQL user per consumer (DML unless it owns a schema), plus the migrations, run on deploy.
+        self.database_users = DatabaseUsers(
+            self,
+            "DatabaseUsers",
+            database=self.database,
+            vpc=vpc,
+            database_name=config.database.database_name,
+            secret_prefix=f"{prefix}/mysql",
+            consumers={EMPLOYEE_DB_USER: "DML"},
+            rotation_days=config.database.rotation_days,
+            log_retention_days=config.observability.log_retention_days,
+            production=config.production,
         )
         self.cache = ErpCache(
             self,

@@ -9,7 +9,7 @@ from config.models import EnvironmentConfig
 from stacks.api import ApiStack
 from stacks.auth import AuthStack
 from stacks.cluster import ClusterStack
-from stacks.data import DataStack
+from stacks.data import EMPLOYEE_DB_USER, DataStack
 from stacks.network import NetworkStack
 from stacks.observability import ObservabilityStack
 from stacks.registry import RegistryStack
@@ -34,6 +34,7 @@ class ErpStage(Stage):
             config=config,
             vpc=self.network.vpc,
             database=self.data.database,
+            employee_db_secret=self.data.database_users.secret(EMPLOYEE_DB_USER),
             user_pool=self.auth.user_pool,
             user_pool_client=self.auth.user_pool_client,
             stack_name=name("api"),

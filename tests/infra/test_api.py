@@ -17,6 +17,7 @@ from tests.conftest import resources_of
 ENVS = ["dev", "prod"]
 HEALTH = "GET /health"
 EMPLOYEES = "/api/employees"
+EMPLOYEE_ROUTES = [EMPLOYEES, "/api/attendance", "/api/quests", "/api/leaves"]
 
 
 def api_template(stack_templates, env) -> dict:
@@ -128,7 +129,7 @@ def test_nlb_admits_only_the_vpc_link_on_service_ports(stack_templates, configs,
 
 
 def expected_route_keys(config) -> set[str]:
-    prefixes = [s.route for s in config.services] + [EMPLOYEES]
+    prefixes = [s.route for s in config.services] + EMPLOYEE_ROUTES
     keys = {HEALTH}
     for prefix in prefixes:
         methods = ["ANY", "OPTIONS"] if config.api.cors_origins else ["ANY"]
@@ -182,7 +183,8 @@ def test_employee_routes_invoke_the_employee_lambda(stack_templates, env):
     api = api_template(stack_templates, env)
     function_id, _ = employee_function(api)
     all_routes = routes(api)
-    for path in (EMPLOYEES, f"{EMPLOYEES}/{{proxy+}}"):
+    paths = [path for route in EMPLOYEE_ROUTES for path in (route, f"{route}/{{proxy+}}")]
+    for path in paths:
         integration = integration_of(api, all_routes[f"ANY {path}"])
         assert integration["IntegrationType"] == "AWS_PROXY"
         assert integration["PayloadFormatVersion"] == "2.0"  # what the handler's resolver expects
@@ -192,7 +194,7 @@ def test_employee_routes_invoke_the_employee_lambda(stack_templates, env):
         for p in resources_of(api, "AWS::Lambda::Permission").values()
         if p["Properties"]["FunctionName"] == {"Fn::GetAtt": [function_id, "Arn"]}
     ]
-    assert len(permissions) == 2 and all(p["Principal"] == "apigateway.amazonaws.com" for p in permissions)
+    assert len(permissions) == len(paths) and all(p["Principal"] == "apigateway.amazonaws.com" for p in permissions)
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -270,9 +272,16 @@ def test_employee_lambda_shape(stack_templates, configs, env):
     assert "privateSubnet" in subnets and "isolatedSubnet" not in subnets
     assert len(props["VpcConfig"]["SecurityGroupIds"]) == 1
     variables = props["Environment"]["Variables"]
+    # Its own DML-only user's secret (erp/{env}/mysql/employee_app), never the master secret.
     assert f"erp-{env}-data" in json.dumps(variables["DB_SECRET_ARN"])
+    assert "DatabaseUsersSecretemployeeapp" in json.dumps(variables["DB_SECRET_ARN"])
+    assert "DatabaseInstanceSecret" not in json.dumps(variables["DB_SECRET_ARN"])
     assert variables["DB_NAME"] == config.database.database_name
     assert variables["DB_TLS"] == "true"
+    assert "DB_CA_BUNDLE" not in variables  # the bundled RDS CA file, chain and host name verified
+    assert variables["AUTH_ADMIN_GROUPS"] == ",".join(config.auth.admin_groups)
+    assert variables["AUTH_MANAGER_GROUPS"] == ",".join(config.auth.manager_groups)
+    assert variables["AUTH_SCOPE_PREFIX"] == config.project
     assert int(variables["MAX_BODY_BYTES"]) > 0
     assert variables["POWERTOOLS_SERVICE_NAME"] == "employee-service"
     log_group = api["Resources"][props["LoggingConfig"]["LogGroup"]["Ref"]]
@@ -358,7 +367,7 @@ def test_employee_bundle_holds_the_handler_and_its_arm64_dependencies(stack_temp
     _, function = employee_function(api_template(stack_templates, "dev"))
     bundle = asset_dir(cdk_out, function["Properties"]["Code"]["S3Key"])
     names = {p.name for p in bundle.iterdir()}
-    assert {"app.py", "db.py", "repository.py", "validation.py"} <= names
+    assert {"app.py", "db.py", "repository.py", "validation.py", "authz.py", "rds-ca-bundle.pem"} <= names
     assert {"pymysql", "aws_lambda_powertools", "aws_xray_sdk"} <= names
     assert "requirements.txt" not in names and "__pycache__" not in names
     # Compiled wheels are the Lambda's (cp313, aarch64), not the build machine's.

@@ -50,8 +50,9 @@ def test_mysql_84_encrypted_in_isolated_subnets(template, configs):
         )
         assert config.database.engine_version.startswith("8.4.")
         data.has_resource_properties(
-            "AWS::RDS::DBParameterGroup", {"Parameters": Match.object_like({"require_secure_transport": "ON"})}
+            "AWS::RDS::DBParameterGroup", {"Parameters": Match.object_like({"require_secure_transport": "1"})}
         )
+        data.has_resource_properties("AWS::RDS::DBInstance", {"CACertificateIdentifier": "rds-ca-rsa2048-g1"})
 
 
 def test_db_subnet_group_uses_isolated_subnets(stack_templates):
@@ -70,7 +71,7 @@ def test_credentials_are_generated_never_literal(stack_templates):
         assert json.dumps(cache["AuthToken"]).count("{{resolve:secretsmanager:") == 1
         secrets = resources_of(data, "AWS::SecretsManager::Secret")
         names = sorted(s["Properties"]["Name"] for s in secrets.values())
-        assert names == [f"erp/{env}/cache", f"erp/{env}/mysql"]
+        assert names == [f"erp/{env}/cache", f"erp/{env}/mysql", f"erp/{env}/mysql/employee_app"]
         assert all("GenerateSecretString" in s["Properties"] for s in secrets.values())
 
 

@@ -12,7 +12,6 @@ from constructs_lib.database import MYSQL_PORT, ErpDatabase
 from constructs_lib.database_users import DatabaseUsers
 from constructs_lib.parameters import EnvParameters
 
-
 EMPLOYEE_DB_USER = "employee_app"
 
 

@@ -155,7 +155,7 @@ def test_the_construct_takes_a_list_of_consumers_and_refuses_bad_ones():
         database=database,
         vpc=vpc,
         database_name="erp",
-        secret_prefix="erp/t/mysql",
+        secret_prefix="erp/t/mysql",  # pragma: allowlist secret
         consumers={"employee_app": "DML", "approval_request": "DML"},
         rotation_days=None,
         log_retention_days=7,

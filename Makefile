@@ -16,7 +16,7 @@ ENV ?=
 CDK_ENV := $(if $(ENV),-c env=$(ENV))
 OUT ?= cdk.out
 
-.PHONY: help setup system-deps synth test diff deploy cost bench lint clean
+.PHONY: help setup system-deps synth test diff deploy cost bench bench-handler lint clean
 
 help:
 	@echo "make synth            synthesize every environment (+ pipeline) into $(OUT)/"
@@ -26,6 +26,7 @@ help:
 	@echo "make deploy ENV=dev   deploy one environment by hand (needs AWS credentials)"
 	@echo "make cost ENV=dev     monthly cost estimate from the synthesized templates"
 	@echo "make bench            median wall time / peak memory of synth and test"
+	@echo "make bench-handler    employee Lambda: p50/p95 per route at a few concurrency levels, cold import time"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -74,6 +75,10 @@ cost: synth
 
 bench: setup system-deps
 	$(PY) -m tools.bench
+
+# Not a timed test: prints figures against a throwaway local MariaDB (README, employee section).
+bench-handler: setup system-deps
+	$(PY) -m tools.bench_handler
 
 clean:
 	rm -rf $(OUT) .build

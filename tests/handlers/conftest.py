@@ -15,6 +15,7 @@ import secrets
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -159,11 +160,10 @@ def reseed(server: MariaDBServer) -> None:
             cur.execute(statement)
 
 
-@pytest.fixture(scope="module")
-def aws_env(mariadb):
-    """Environment of the deployed functions, with moto standing in for AWS (module-scoped:
-    fake credentials and the mock must not outlive these tests). The passwords are the
-    session's, so the users on the server match every module's secrets."""
+@contextmanager
+def aws_environment(mariadb):
+    """Environment of the deployed functions, with moto standing in for AWS. The passwords are
+    the server's (fixed for its lifetime), so the users on it match every module's secrets."""
     fake_credentials = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN")
     env = {name: "testing" for name in fake_credentials} | {
         "AWS_DEFAULT_REGION": "ap-northeast-2",
@@ -193,6 +193,13 @@ def aws_env(mariadb):
         mp.setenv("CONSUMERS", json.dumps({APP_USER: {"secret_arn": app_arn, "privileges": "DML"}}))
         mp.setenv("DB_SECRET_ARN", app_arn)
         yield Secrets(client=client, master_arn=master_arn, app_arn=app_arn, server=mariadb)
+
+
+@pytest.fixture(scope="module")
+def aws_env(mariadb):
+    """Module-scoped: fake credentials and the mock must not outlive these tests."""
+    with aws_environment(mariadb) as env:
+        yield env
 
 
 @pytest.fixture(scope="module")

@@ -139,3 +139,55 @@ def test_owner_cannot_change_their_email_nor_act_for_others(api):
 def test_email_less_legacy_record_is_only_for_admins(api):
     assert api("PUT", "/api/employees/3", role="user", json_body={"position": "X"}).status == 403
     assert api("PUT", "/api/employees/3", role="admin", json_body={"email": "park@example.com"}).status == 200
+
+
+def test_function_url_event_from_the_in_cluster_proxy(employee, clean_database, new_container):
+    """The shape a Lambda function URL (AWS_IAM auth) delivers: routeKey $default, authorizer.iam only."""
+    import json
+
+    from tests.handlers.conftest import lambda_context
+
+    new_container()
+
+    def url_event(method: str, path: str, body: str | None = None) -> dict:
+        event = {
+            "version": "2.0",
+            "routeKey": "$default",
+            "rawPath": path,
+            "rawQueryString": "",
+            "headers": {"content-type": "application/json", "host": "abc.lambda-url.ap-northeast-2.on.aws"},
+            "requestContext": {
+                "accountId": "123456789012",
+                "apiId": "abc",
+                "authorizer": {
+                    "iam": {
+                        "accessKeyId": "ASIA0000",
+                        "accountId": "123456789012",
+                        "callerId": "AROA0000:proxy",
+                        "userArn": "arn:aws:sts::123456789012:assumed-role/erp-employee-proxy/x",
+                        "userId": "AROA0000:proxy",
+                    }
+                },
+                "domainName": "abc.lambda-url.ap-northeast-2.on.aws",
+                "domainPrefix": "abc",
+                "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "10.0.1.5"},
+                "requestId": "r",
+                "routeKey": "$default",
+                "stage": "$default",
+                "time": "29/Nov/2026:19:00:00 +0000",
+                "timeEpoch": 1795979000000,
+            },
+            "isBase64Encoded": False,
+        }
+        if body is not None:
+            event["body"] = body
+        result = employee.app.handler(event, lambda_context())
+        return result["statusCode"], json.loads(result["body"]) if result.get("body") else None
+
+    status, body = url_event("GET", "/api/employees/1")
+    assert status == 200 and body["annualLeaveBalance"] == 5.0
+    status, body = url_event("POST", "/api/employees/1/deduct-leave", '{"days": 2}')
+    assert status == 200 and body["remainingLeave"] == 3.0
+    assert url_event("GET", "/api/employees")[0] == 403
+    assert url_event("DELETE", "/api/employees/1")[0] == 403
+    assert url_event("PUT", "/api/employees/1/leave-balance", '{"adjustment": 5}')[0] == 403

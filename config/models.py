@@ -457,8 +457,9 @@ class EnvironmentConfig(Strict):
         if len(names) != len(set(names)):
             raise ValueError("services: names must be unique")
         routes = [s.route for s in self.services]
-        if len(routes) != len(set(routes)) or "/api/employees" in routes:
-            raise ValueError("services: routes must be unique and /api/employees belongs to the Lambda")
+        lambda_routes = ("/api/employees", "/api/attendance", "/api/quests", "/api/leaves")
+        if len(routes) != len(set(routes)) or set(routes) & set(lambda_routes):
+            raise ValueError(f"services: routes must be unique and {', '.join(lambda_routes)} belong to the Lambda")
         return self
 
     @property

@@ -129,6 +129,7 @@ def test_malformed_yaml(config_dir):
         ),
         ("prod", "production", False, "production: the 'prod' environment must set production: true"),
         ("prod", "schedule", {"start": "08:00", "stop": "20:00"}, "schedule: production does not sleep"),
+        ("dev", "services.0.route", "/api/quests", "services: routes must be unique and /api/employees"),
     ],
 )
 def test_bad_value_names_file_field_and_rule(config_dir, env, field, value, expected):

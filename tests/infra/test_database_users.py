@@ -4,6 +4,7 @@ the Trigger that runs it during the deploy, after the database."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import aws_cdk as cdk
 import pytest
@@ -176,3 +177,15 @@ def test_the_construct_takes_a_list_of_consumers_and_refuses_bad_ones():
         if "CONSUMERS" in f["Properties"].get("Environment", {}).get("Variables", {})
     ]
     assert len(consumers) == 1 and all(n in consumers[0] for n in ("approval_request", "schema_owner", "DDL"))
+
+
+def test_migrator_bundle_holds_migrations_ca_bundle_and_yoyo(stack_templates, cdk_out):
+    _, function = migrator(data(stack_templates, "dev"))
+    key = function["Properties"]["Code"]["S3Key"].removesuffix(".zip")
+    (bundle,) = list(cdk_out.rglob(f"asset.{key}"))
+    names = {p.name for p in bundle.iterdir()}
+    assert {"app.py", "migrations", "rds-ca-bundle.pem", "yoyo", "pymysql", "sqlparse"} <= names
+    assert {p.name for p in (bundle / "migrations").iterdir()} >= {"0001_baseline.sql", "0002_lookup_indexes.py"}
+    shipped = (bundle / "rds-ca-bundle.pem").read_bytes()
+    source = Path(__file__).resolve().parents[2] / "lambda_handlers" / "employee" / "rds-ca-bundle.pem"
+    assert not (bundle / "rds-ca-bundle.pem").is_symlink() and shipped == source.read_bytes()

@@ -87,10 +87,16 @@ def _backend(kwargs: dict) -> MySQLBackend:
     return backend
 
 
-def migrate(kwargs: dict) -> list[str]:
-    """Apply the pending migrations; the ids applied (empty when up to date)."""
+def migrate(kwargs: dict, break_lock: bool = False) -> list[str]:
+    """Apply the pending migrations; the ids applied (empty when up to date).
+
+    `break_lock` clears a lock left by a run that died mid-way (an operator's manual invoke
+    with {"break_lock": true}; yoyo otherwise waits 10 s, then fails, and so would the deploy).
+    """
     backend = _backend(kwargs)
     try:
+        if break_lock:
+            backend.break_lock()
         migrations = read_migrations(str(MIGRATIONS))
         with backend.lock():
             pending = backend.to_apply(migrations)
@@ -141,7 +147,7 @@ def handler(event, context):
     ca_bundle = os.environ.get("DB_CA_BUNDLE") or DEFAULT_CA_BUNDLE
     master = read_secret(os.environ["MASTER_SECRET_ARN"])
     kwargs = connect_kwargs(master, database, tls, ca_bundle)
-    applied = migrate(kwargs)
+    applied = migrate(kwargs, break_lock=bool((event or {}).get("break_lock")))
     users = {}
     consumers = json.loads(os.environ.get("CONSUMERS", "{}"))
     with pymysql.connect(**kwargs) as conn, conn.cursor() as cur:

@@ -200,3 +200,20 @@ def test_migrator_tls_is_verified(adopted, mariadb, aws_env, migrator, monkeypat
     monkeypatch.setenv("DB_HOST", "127.0.0.1")  # not the certificate's name
     with pytest.raises(pymysql.err.OperationalError, match="CERTIFICATE_VERIFY_FAILED"):
         migrator.app.handler({}, None)
+
+
+def test_a_stale_lock_fails_the_run_until_an_operator_breaks_it(adopted, mariadb, migrator, monkeypatch):
+    with mariadb.admin_connection(database=DATABASE) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO yoyo_lock (locked, ctime, pid) VALUES (1, NOW(), 4242)")
+    monkeypatch.setattr(migrator.app.MySQLBackend, "lock", _short_lock(migrator.app.MySQLBackend.lock))
+
+    with pytest.raises(Exception, match="locked"):
+        migrator.app.handler({}, None)
+    assert migrator.app.handler({"break_lock": True}, None)["applied"] == []
+
+
+def _short_lock(lock):
+    def short(self, timeout=10):
+        return lock(self, timeout=0.5)
+
+    return short

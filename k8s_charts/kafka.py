@@ -262,11 +262,16 @@ def topics_script(env: EnvironmentConfig) -> str:
         "  attempt=$((attempt + 1)); sleep 10",
         "done",
     ]
-    lines += [
-        f"topics --create --if-not-exists --topic {shlex.quote(topic.name)}"
-        f" --partitions {topic.partitions} --replication-factor {rf}"
-        for topic in env.kafka.topics
-    ]
+    for topic in env.kafka.topics:
+        name, retention_ms = shlex.quote(topic.name), topic.retention_hours * 3_600_000
+        lines += [
+            f"topics --create --if-not-exists --topic {name} --partitions {topic.partitions}"
+            f" --replication-factor {rf} --config retention.ms={retention_ms}",
+            # An existing topic keeps its settings on --if-not-exists: apply the configured retention anyway.
+            "/opt/kafka/bin/kafka-configs.sh --bootstrap-server "
+            f"{bootstrap} --command-config /tmp/admin.properties --alter --entity-type topics"
+            f" --entity-name {name} --add-config retention.ms={retention_ms}",
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -5,7 +5,7 @@ References run one way only: Api reads Network, Data and Auth; none of them read
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput, Fn, Stack
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_ec2 as ec2
@@ -16,8 +16,7 @@ from constructs_lib.database import ErpDatabase
 from constructs_lib.employee_service import EmployeeService
 from constructs_lib.http_api import ErpHttpApi
 from constructs_lib.nlb import ServiceNlb
-
-EMPLOYEES_ROUTE = "/api/employees"
+from constructs_lib.routes import EMPLOYEE_FUNCTION, route_plan
 
 
 class ApiStack(Stack):
@@ -37,7 +36,7 @@ class ApiStack(Stack):
         name = f"{config.project}-{config.name}"
         log_retention_days = config.observability.log_retention_days
 
-        self.nlb = ServiceNlb(self, "ServiceNlb", vpc=vpc, services=config.services)
+        self.nlb = ServiceNlb(self, "ServiceNlb", vpc=vpc, services=config.services, network=config.network)
         self.nlb_security_group = self.nlb.security_group
         self.target_group_arns = self.nlb.target_group_arns
 
@@ -55,11 +54,6 @@ class ApiStack(Stack):
         self.http_api = self.api.http_api
         self.nlb.admit(self.api.vpc_link_security_group, "HTTP API VPC Link")
         self.api.add_health_route()
-        for service in config.services:
-            self.api.add_service_routes(
-                service.route, self.api.nlb_integration(service.name, self.nlb.listeners[service.name])
-            )
-
         self.employees = EmployeeService(
             self,
             "EmployeeService",
@@ -73,9 +67,7 @@ class ApiStack(Stack):
             production=config.production,
         )
         self.employee_function = self.employees.function
-        self.api.add_service_routes(
-            EMPLOYEES_ROUTE, integrations.HttpLambdaIntegration("Employees", self.employee_function)
-        )
+        self._add_routes(config)
 
         # The pipeline's smoke test reads this output: base URL, no trailing slash.
         self.url_output = CfnOutput(self, "ApiUrl", value=self.api.url, description="HTTP API base URL")
@@ -86,3 +78,23 @@ class ApiStack(Stack):
                 value=self.api.domain_name.regional_domain_name,
                 description=f"CNAME/alias target for {config.api.domain_name}",
             )
+
+    def _add_routes(self, config: EnvironmentConfig) -> None:
+        """The route table (constructs_lib.routes): one integration per backend and path rewrite."""
+        lambda_integration = integrations.HttpLambdaIntegration("Employees", self.employee_function)
+        nlb_integrations: dict[tuple[str, str | None], integrations.HttpNlbIntegration] = {}
+        for planned in route_plan(config):
+            if planned.target == EMPLOYEE_FUNCTION:
+                integration = lambda_integration
+            else:
+                key = (planned.target, planned.backend_path)
+                if key not in nlb_integrations:
+                    nlb_integrations[key] = self.api.nlb_integration(
+                        f"{planned.target}-{len(nlb_integrations)}",
+                        self.nlb.listeners[planned.target],
+                        planned.backend_path,
+                    )
+                integration = nlb_integrations[key]
+            self.api.add_route(planned.path, planned.method, integration, planned.scopes)
+        # The function URL's host, for the in-cluster SigV4 proxy (https://<host>/ -> <host>).
+        self.employee_function_url_host = Fn.select(2, Fn.split("/", self.employees.internal_url.url))

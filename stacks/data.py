@@ -9,6 +9,7 @@ from constructs import Construct
 from config.models import EnvironmentConfig
 from constructs_lib.cache import CACHE_PORT, ErpCache
 from constructs_lib.database import MYSQL_PORT, ErpDatabase
+from constructs_lib.mongodb import MongoDbUriSecret
 from constructs_lib.parameters import EnvParameters
 
 
@@ -32,6 +33,7 @@ class DataStack(Stack):
             production=config.production,
             secret_name=f"{prefix}/cache",
         )
+        self.mongodb = MongoDbUriSecret(self, "MongoDb", secret_name=f"{prefix}/mongodb", production=config.production)
         EnvParameters(
             self,
             "Parameters",
@@ -48,5 +50,6 @@ class DataStack(Stack):
                 "cache/endpoint": self.cache.endpoint,
                 "cache/port": str(CACHE_PORT),
                 "cache/secret-arn": self.cache.secret.secret_arn,
+                "mongodb/secret-arn": self.mongodb.secret.secret_arn,
             },
         )

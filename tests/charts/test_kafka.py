@@ -128,11 +128,15 @@ def test_topic_job_is_idempotent_bounded_and_matches_config(built):
     assert re.search(r"-ge \d+ \]; then .*exit 1", script), "the wait loop must give up"
     rf = min(3, built.env.kafka.replicas)
     for topic in built.env.kafka.topics:
+        retention = f"retention.ms={topic.retention_hours * 3_600_000}"
         assert (
             f"--create --if-not-exists --topic {topic.name} --partitions {topic.partitions} --replication-factor {rf}"
-            in script
+            f" --config {retention}" in script
         )
-    assert names.KAFKA_TOPIC in {t.name for t in built.env.kafka.topics}
+        assert f"--alter --entity-type topics --entity-name {topic.name} --add-config {retention}" in script
+    # Every topic a service reads (KAFKA_TOPICS_*) is created: auto-creation is off.
+    assert {t for s in built.env.services for t in s.kafka_topics} <= {t.name for t in built.env.kafka.topics}
+    assert {t.name for t in built.env.kafka.topics} >= {"approval-requests", "approval-results"}
 
 
 def test_topic_job_name_changes_with_its_script():

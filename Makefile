@@ -16,7 +16,7 @@ ENV ?=
 CDK_ENV := $(if $(ENV),-c env=$(ENV))
 OUT ?= cdk.out
 
-.PHONY: help setup system-deps synth test diff deploy cost bench lint clean
+.PHONY: help setup system-deps synth test diff deploy cost bench lint clean release
 
 help:
 	@echo "make synth            synthesize every environment (+ pipeline) into $(OUT)/"
@@ -25,6 +25,7 @@ help:
 	@echo "make diff ENV=dev     cdk diff against the deployed stacks (needs AWS credentials)"
 	@echo "make deploy ENV=dev   deploy one environment by hand (needs AWS credentials)"
 	@echo "make cost ENV=dev     monthly cost estimate from the synthesized templates"
+	@echo "  COMPARE=graviton    ...as a delta against the same nodes on Graviton (COMPARE=<cdk.out dir>: against that)"
 	@echo "make bench            median wall time / peak memory of synth and test"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -70,7 +71,7 @@ deploy: setup
 
 cost: synth
 	@test -n "$(ENV)" || { echo "usage: make cost ENV=dev" >&2; exit 2; }
-	$(PY) -m tools.cost --env $(ENV) --cdk-out $(OUT)
+	$(PY) -m tools.cost --env $(ENV) --cdk-out $(OUT) $(if $(filter graviton,$(COMPARE)),--compare-graviton,$(if $(COMPARE),--compare $(COMPARE)))
 
 bench: setup system-deps
 	$(PY) -m tools.bench

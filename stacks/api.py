@@ -96,5 +96,9 @@ class ApiStack(Stack):
                     )
                 integration = nlb_integrations[key]
             self.api.add_route(planned.path, planned.method, integration, planned.scopes)
-        # The function URL's host, for the in-cluster SigV4 proxy (https://<host>/ -> <host>).
-        self.employee_function_url_host = Fn.select(2, Fn.split("/", self.employees.internal_url.url))
+        # The function URL's host, for the in-cluster SigV4 proxy (https://<host>/ -> <host>). Computed here and
+        # exported by name: split in the consuming stack, cfn-lint rejects Fn::Split over Fn::GetStackOutput.
+        self.employee_function_url_host = self.export_value(
+            Fn.select(2, Fn.split("/", self.employees.internal_url.url)),
+            name=f"{config.project}-{config.name}-employee-function-url-host",
+        )

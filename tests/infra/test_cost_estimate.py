@@ -87,7 +87,9 @@ def test_graviton_what_if_reprices_only_the_x86_nodes(estimates):
         assert real.total > arm.total  # x86 costs more; the delta is what amd64-only images cost
         assert f"{real.total - arm.total:+,.2f}" in compare(arm, real)
     dev_nodes = [
-        (a, b) for a, b in zip(estimates["dev"].lines, graviton_what_if(estimates["dev"]).lines) if a.usd != b.usd
+        (a, b)
+        for a, b in zip(estimates["dev"].lines, graviton_what_if(estimates["dev"]).lines, strict=True)
+        if a.usd != b.usd
     ]
     ((x86, arm),) = dev_nodes
     assert x86.item.startswith("t3.medium") and arm.item.startswith("t4g.medium")

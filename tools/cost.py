@@ -739,6 +739,12 @@ def _assumptions(ctx: Context, include_pipeline: bool) -> list[str]:
         "X-Ray traces, EBS snapshots"
         + (", Container Insights metrics" if env.observability.container_insights else ""),
     ]
+    if any("employee-api" in s.uses for s in env.services):
+        items.append(
+            "employee-service proxy (in-cluster SigV4 proxy to the employee Lambda's function URL): $0 added: "
+            f"{env.employee_proxy.replicas} pod(s) of 25m CPU / 32Mi on the existing nodes, Pod Identity and "
+            "function URLs are free, its calls are Lambda invocations inside usage.lambda_invocations_per_month"
+        )
     if include_pipeline:
         items.append(
             f"pipeline: {PIPELINE_RUNS_PER_MONTH} runs/month, {PIPELINE_ACTION_MINUTES_PER_RUN} V2 "

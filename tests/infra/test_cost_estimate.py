@@ -94,3 +94,9 @@ def test_graviton_what_if_reprices_only_the_x86_nodes(estimates):
     ((x86, arm),) = dev_nodes
     assert x86.item.startswith("t3.medium") and arm.item.startswith("t4g.medium")
     assert arm.usd == pytest.approx(x86.usd * 0.0416 / 0.052)
+
+
+def test_employee_proxy_is_listed_at_zero_with_why(estimates):
+    """Issue 10 asks for the in-cluster employee path at <= $5/month in dev: it adds no billed resource."""
+    (line,) = [a for a in estimates["dev"].assumptions if a.startswith("employee-service proxy")]
+    assert "$0 added" in line and "function URLs are free" in line

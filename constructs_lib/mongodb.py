@@ -4,7 +4,7 @@ The stack creates the secret with a placeholder (a random string under a key the
 no `uri` at all), so nothing connects anywhere until an operator writes the real URI:
 
     aws secretsmanager put-secret-value --secret-id erp/dev/mongodb \
-      --secret-string '{"uri":"mongodb+srv://USER:PASSWORD@cluster0.example.mongodb.net/erp"}'
+      --secret-string '{"uri": "<the mongodb+srv:// URI from your provider, database erp>"}'
 
 Until then External Secrets cannot find the `uri` property and the pod stays in CreateContainerConfigError;
 an empty or non-mongodb value stops it in its init container with a message naming this secret.

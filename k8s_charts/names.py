@@ -51,7 +51,7 @@ DB_PASSWORD_KEY = "mysql-password"  # pragma: allowlist secret (a name)
 CACHE_AUTH_TOKEN_KEY = "cache-auth-token"
 MONGODB_URI_KEY = "mongodb-uri"
 # Key inside erp/{env}/mongodb's JSON (constructs_lib.mongodb.URI_KEY) and the placeholder it starts with.
-MONGODB_SECRET_JSON_KEY = "uri"
+MONGODB_SECRET_JSON_KEY = "uri"  # pragma: allowlist secret (a name)
 
 
 def mongodb_secret_name(env: EnvironmentConfig) -> str:

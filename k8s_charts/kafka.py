@@ -267,7 +267,11 @@ def topics_script(env: EnvironmentConfig) -> str:
         lines += [
             f"topics --create --if-not-exists --topic {name} --partitions {topic.partitions}"
             f" --replication-factor {rf} --config retention.ms={retention_ms}",
-            # An existing topic keeps its settings on --if-not-exists: apply the configured retention anyway.
+            # An existing topic keeps its settings on --if-not-exists: grow its partitions (they never shrink)
+            # and apply the configured retention anyway.
+            f"current=$(topics --describe --topic {name} | sed -n 's/.*PartitionCount: *\\([0-9]*\\).*/\\1/p' | head -n 1)",
+            f'if [ "${{current:-0}}" -lt {topic.partitions} ]; then'
+            f" topics --alter --topic {name} --partitions {topic.partitions}; fi",
             "/opt/kafka/bin/kafka-configs.sh --bootstrap-server "
             f"{bootstrap} --command-config /tmp/admin.properties --alter --entity-type topics"
             f" --entity-name {name} --add-config retention.ms={retention_ms}",

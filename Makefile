@@ -16,7 +16,7 @@ ENV ?=
 CDK_ENV := $(if $(ENV),-c env=$(ENV))
 OUT ?= cdk.out
 
-.PHONY: help setup system-deps synth test diff deploy cost bench bench-handler lint clean
+.PHONY: help setup system-deps synth test diff deploy cost bench bench-handler lint clean release
 
 help:
 	@echo "make synth            synthesize every environment (+ pipeline) into $(OUT)/"
@@ -25,6 +25,8 @@ help:
 	@echo "make diff ENV=dev     cdk diff against the deployed stacks (needs AWS credentials)"
 	@echo "make deploy ENV=dev   deploy one environment by hand (needs AWS credentials)"
 	@echo "make cost ENV=dev     monthly cost estimate from the synthesized templates"
+	@echo "  COMPARE=graviton    ...as a delta against the same nodes on Graviton (COMPARE=<cdk.out dir>: against that)"
+	@echo "make release SERVICE=x TAG=1.2.0 ENV=dev   set a service's image tag in config/<env>.yaml (comments kept)"
 	@echo "make bench            median wall time / peak memory of synth and test"
 	@echo "make bench-handler    employee Lambda: p50/p95 per route at a few concurrency levels, cold import time"
 
@@ -71,7 +73,11 @@ deploy: setup
 
 cost: synth
 	@test -n "$(ENV)" || { echo "usage: make cost ENV=dev" >&2; exit 2; }
-	$(PY) -m tools.cost --env $(ENV) --cdk-out $(OUT)
+	$(PY) -m tools.cost --env $(ENV) --cdk-out $(OUT) $(if $(filter graviton,$(COMPARE)),--compare-graviton,$(if $(COMPARE),--compare $(COMPARE)))
+
+release: setup
+	@test -n "$(SERVICE)" -a -n "$(TAG)" -a -n "$(ENV)" || { echo "usage: make release SERVICE=<name> TAG=<version> ENV=<env>" >&2; exit 2; }
+	$(PY) -m tools.release --service $(SERVICE) --tag $(TAG) --env $(ENV)
 
 bench: setup system-deps
 	$(PY) -m tools.bench

@@ -21,6 +21,15 @@ from pydantic import (
     model_validator,
 )
 
+from config.hosting import (
+    PLATFORM_DEPENDENCIES,
+    EmployeeProxyConfig,
+    HealthCheckConfig,
+    MongoDbConfig,
+    RestrictedRoute,
+    RouteConfig,
+)
+
 # Retention periods CloudWatch Logs accepts (anything else is rejected by the API).
 LOG_RETENTION_DAYS = (
     1,
@@ -164,6 +173,9 @@ class CacheConfig(Strict):
     node_type: str = "cache.t4g.micro"
     replicas: int = Field(ge=0, le=5)
     snapshot_retention_days: int = Field(default=0, ge=0, le=35)
+    # notification-service as built connects with host + port only (no TLS, no AUTH). True creates the cache
+    # WITHOUT transit encryption and AUTH so it runs unmodified; refused in production.
+    allow_plaintext_clients: bool = False
 
 
 class Thresholds(Strict):
@@ -274,6 +286,8 @@ class ImageConfig(Strict):
     tag: str | None = None
     digest: Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")] | None = None
     build_dir: str | None = None
+    # CPU architectures the image runs on: the pods are pinned to nodes of one of them.
+    architectures: list[Literal["amd64", "arm64"]] = Field(default=["amd64"], min_length=1)
 
     @model_validator(mode="after")
     def _one_source(self) -> ImageConfig:
@@ -288,12 +302,18 @@ class ImageConfig(Strict):
 class ServiceConfig(Strict):
     name: K8sName
     port: int = Field(ge=1024, le=65535)
-    route: Annotated[str, StringConstraints(pattern=r"^/api/[a-z-]+$")]
+    # Gateway routes to this service and the path it receives (config/hosting.py).
+    routes: list[RouteConfig] = Field(min_length=1)
     image: ImageConfig
-    # Readiness (and the NLB health check) may include dependencies; liveness must not, or a
-    # database outage would restart every pod (Spring Boot's liveness group is app-only).
-    health_path: str = "/actuator/health"
-    liveness_path: str = "/actuator/health/liveness"
+    # What the service's code uses (config/hosting.py PLATFORM_DEPENDENCIES or another service's name): the
+    # ONLY source of its variables, secrets and egress.
+    uses: list[str] = []
+    # Topics whose names it reads as kafka.topics.<topic> (KAFKA_TOPICS_<TOPIC>); needs `kafka` in uses.
+    kafka_topics: list[str] = []
+    # Pod probes and the NLB health check; TCP unless the service really serves an HTTP health path.
+    health: HealthCheckConfig = HealthCheckConfig()
+    # Keeps state in memory (one consumer, one queue): exactly one pod, no autoscaling.
+    singleton: bool = False
     replicas: int = Field(default=2, ge=1, le=50)
     min_replicas: int = Field(default=2, ge=1, le=50)
     max_replicas: int = Field(default=4, ge=1, le=100)
@@ -306,21 +326,36 @@ class ServiceConfig(Strict):
 
     @model_validator(mode="after")
     def _replicas(self) -> ServiceConfig:
+        if self.singleton and (self.replicas, self.min_replicas, self.max_replicas) != (1, 1, 1):
+            raise ValueError(
+                f"services[{self.name}]: a singleton runs exactly one pod and is never autoscaled "
+                "(set replicas, min_replicas and max_replicas to 1)"
+            )
         if not self.min_replicas <= self.replicas <= self.max_replicas:
             raise ValueError("replicas must satisfy min_replicas <= replicas <= max_replicas")
+        if self.kafka_topics and "kafka" not in self.uses:
+            raise ValueError(f"services[{self.name}].kafka_topics: the service must declare kafka in uses")
+        if len(self.uses) != len(set(self.uses)):
+            raise ValueError(f"services[{self.name}].uses: duplicates")
         return self
+
+    @property
+    def autoscaled(self) -> bool:
+        return self.max_replicas > self.min_replicas
 
 
 class KafkaTopic(Strict):
-    name: str
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,200}$")]
     partitions: int = Field(default=3, ge=1, le=100)
+    # retention.ms of the topic; the topics Job sets it on every run (partitions can only grow).
+    retention_hours: int = Field(default=168, ge=1, le=87600)
 
 
 class KafkaConfig(Strict):
     image: str = "apache/kafka:3.9.1"
     replicas: Literal[1, 3, 5]
     storage_gib: int = Field(default=20, ge=1, le=16384)
-    topics: list[KafkaTopic] = [KafkaTopic(name="approval-requests")]
+    topics: list[KafkaTopic] = [KafkaTopic(name="approval-requests"), KafkaTopic(name="approval-results")]
     cpu_request: Quantity = "250m"
     memory_request: Quantity = "1Gi"
     memory_limit: Quantity = "2Gi"
@@ -333,6 +368,14 @@ class ApiConfig(Strict):
     domain_name: str | None = None
     certificate_arn: str | None = None
     access_log_retention_days: RetentionDays = 30
+    # Routes only members of a privileged group may call; each group must be in auth.admin_groups or
+    # auth.manager_groups. DELETE /api/approvals deletes every approval in the real service.
+    restricted_routes: list[RestrictedRoute] = [
+        RestrictedRoute(method="DELETE", path="/api/approvals", groups=["admin"]),
+        # The employee Lambda checks these too (managers may delete employees and adjust balances).
+        RestrictedRoute(method="DELETE", path="/api/employees/{proxy+}", groups=["admin", "manager"]),
+        RestrictedRoute(method="PUT", path="/api/employees/{id}/leave-balance", groups=["admin", "manager"]),
+    ]
 
     @model_validator(mode="after")
     def _domain(self) -> ApiConfig:
@@ -345,6 +388,10 @@ GroupName = Annotated[str, StringConstraints(pattern=r"^[\w+=,.@-]{1,128}$")]
 
 
 class AuthConfig(Strict):
+    """The user pool's custom attributes (custom:position, custom:department, custom:employeeId) live in
+    constructs_lib/user_pool.py. Adding a custom attribute to a live pool works; removing or renaming one
+    (or changing its type or mutability) does not: Cognito never deletes schema attributes."""
+
     mfa: Literal["optional", "required"] = "optional"
     allowed_signup_domains: list[str] = []
     callback_urls: list[str] = ["http://localhost:3000/callback"]
@@ -359,6 +406,13 @@ class EmployeeFunctionConfig(Strict):
     reserved_concurrency: int | None = Field(default=None, ge=1, le=1000)
     memory_mb: int = Field(default=256, ge=128, le=10240)
     timeout_seconds: int = Field(default=10, ge=1, le=29)
+    # The gateway routes to the Lambda; it keeps the /api prefix (the real employee service's context path).
+    routes: list[RouteConfig] = [
+        RouteConfig(path="/api/employees"),
+        RouteConfig(path="/api/attendance"),
+        RouteConfig(path="/api/quests"),
+        RouteConfig(path="/api/leaves"),
+    ]
 
 
 class ScheduleConfig(Strict):
@@ -413,6 +467,8 @@ class EnvironmentConfig(Strict):
     api: ApiConfig = ApiConfig()
     auth: AuthConfig = AuthConfig()
     employee_function: EmployeeFunctionConfig = EmployeeFunctionConfig()
+    mongodb: MongoDbConfig = MongoDbConfig()
+    employee_proxy: EmployeeProxyConfig = EmployeeProxyConfig()
     schedule: ScheduleConfig | None = None
     usage: UsageAssumptions = UsageAssumptions()
 
@@ -449,6 +505,11 @@ class EnvironmentConfig(Strict):
             raise ValueError("network.az_count: production spans at least 2 AZs")
         if self.schedule is not None:
             raise ValueError("schedule: production does not sleep; remove the schedule")
+        if self.cache.allow_plaintext_clients:
+            raise ValueError(
+                "cache.allow_plaintext_clients: production keeps TLS + AUTH on the cache; the client must read "
+                "spring.data.redis.password/ssl (README: Hosting a service here)"
+            )
         return self
 
     @model_validator(mode="after")
@@ -456,11 +517,53 @@ class EnvironmentConfig(Strict):
         names = [s.name for s in self.services]
         if len(names) != len(set(names)):
             raise ValueError("services: names must be unique")
-        routes = [s.route for s in self.services]
-        lambda_routes = ("/api/employees", "/api/attendance", "/api/quests", "/api/leaves")
-        if len(routes) != len(set(routes)) or set(routes) & set(lambda_routes):
-            raise ValueError(f"services: routes must be unique and {', '.join(lambda_routes)} belong to the Lambda")
+        paths = [r.path for r in self.all_routes]
+        if len(paths) != len(set(paths)):
+            raise ValueError("services: route paths must be unique across services and employee_function.routes")
+        if any(r.rewrite is not None for r in self.employee_function.routes):
+            raise ValueError("employee_function.routes: Lambda proxy integrations cannot rewrite the path")
+        topics = {t.name for t in self.kafka.topics}
+        for service in self.services:
+            for dependency in service.uses:
+                if dependency not in PLATFORM_DEPENDENCIES and dependency not in names:
+                    raise ValueError(
+                        f"services[{service.name}].uses: {dependency!r} is neither one of {list(PLATFORM_DEPENDENCIES)}"
+                        " nor a configured service"
+                    )
+                if dependency == service.name:
+                    raise ValueError(f"services[{service.name}].uses: a service cannot use itself")
+            for topic in service.kafka_topics:
+                if topic not in topics:
+                    raise ValueError(f"services[{service.name}].kafka_topics: {topic!r} is not in kafka.topics")
+            if "mongodb" in service.uses and not self.mongodb.egress_cidrs:
+                raise ValueError(f"mongodb.egress_cidrs: services[{service.name}] uses mongodb; say where it is")
+            if not any(self._runs_on(arch) for arch in service.image.architectures):
+                raise ValueError(
+                    f"services[{service.name}].image.architectures: no apps node group runs "
+                    f"{'/'.join(service.image.architectures)} (x86 types e.g. t3a/m7i for amd64, Graviton for arm64)"
+                )
+        privileged = set(self.auth.admin_groups) | set(self.auth.manager_groups)
+        prefixes = [r.path for r in self.all_routes]
+        for route in self.api.restricted_routes:
+            unknown = sorted(set(route.groups) - privileged)
+            if unknown:
+                raise ValueError(
+                    f"api.restricted_routes: {route.method} {route.path}: {', '.join(unknown)} not in "
+                    "auth.admin_groups or auth.manager_groups"
+                )
+            if not any(route.path == p or route.path.startswith(p + "/") for p in prefixes):
+                raise ValueError(f"api.restricted_routes: {route.method} {route.path} is under no configured route")
         return self
+
+    def _runs_on(self, arch: str) -> bool:
+        """Is there a node group of this architecture the services may be scheduled on (the apps label)?"""
+        key, value = "workload", "apps"  # k8s_charts.names.APPS_NODE_LABEL
+        labelled = [g for g in self.cluster.node_groups if g.labels.get(key) == value]
+        return any(("arm64" if g.arm64 else "amd64") == arch for g in (labelled or self.cluster.node_groups))
+
+    @property
+    def all_routes(self) -> list[RouteConfig]:
+        return [r for s in self.services for r in s.routes] + list(self.employee_function.routes)
 
     @property
     def application_log_group(self) -> str:

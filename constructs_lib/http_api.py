@@ -10,6 +10,7 @@ it for lack of a token).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import jsii
 from aws_cdk import Duration, Stack
@@ -99,6 +100,7 @@ class ErpHttpApi(Construct):
             else None
         )
         self._cors = cors is not None
+        self._preflights: set[str] = set()
         self.http_api = apigw.HttpApi(
             self,
             "HttpApi",
@@ -181,27 +183,39 @@ class ErpHttpApi(Construct):
                 "Health check for the smoke test and load balancers: answers 200 and touches no data.",
             )
 
-    def add_service_routes(self, prefix: str, integration: apigw.HttpRouteIntegration) -> None:
-        """``ANY prefix`` and ``ANY prefix/{proxy+}`` behind the authorizer (+ their CORS preflights)."""
-        paths = [prefix, f"{prefix}/{{proxy+}}"]
-        for path in paths:
-            self.http_api.add_routes(
-                path=path, methods=[apigw.HttpMethod.ANY], integration=integration, authorizer=self.authorizer
-            )
-        if not self._cors:
+    def add_route(
+        self, path: str, method: str, integration: apigw.HttpRouteIntegration, scopes: Sequence[str] | None = None
+    ) -> None:
+        """One route behind the authorizer; ``scopes``: the access token must carry one of them (group members)."""
+        self.http_api.add_routes(
+            path=path,
+            methods=[apigw.HttpMethod[method]],
+            integration=integration,
+            authorizer=self.authorizer,
+            authorization_scopes=list(scopes) if scopes else None,
+        )
+        if not self._cors or path in self._preflights:
             return
-        for path in paths:
-            for route in self.http_api.add_routes(
-                path=path, methods=[apigw.HttpMethod.OPTIONS], integration=self._responder_integration
-            ):
-                acknowledge(
-                    route,
-                    "AwsSolutions-APIG4",
-                    "CORS preflight: browsers send OPTIONS without credentials; answered 204, no backend reached.",
-                )
+        self._preflights.add(path)
+        for route in self.http_api.add_routes(
+            path=path, methods=[apigw.HttpMethod.OPTIONS], integration=self._responder_integration
+        ):
+            acknowledge(
+                route,
+                "AwsSolutions-APIG4",
+                "CORS preflight: browsers send OPTIONS without credentials; answered 204, no backend reached.",
+            )
 
-    def nlb_integration(self, id: str, listener: elbv2.INetworkListener) -> integrations.HttpNlbIntegration:
-        return integrations.HttpNlbIntegration(id, listener, vpc_link=self.vpc_link)
+    def nlb_integration(
+        self, id: str, listener: elbv2.INetworkListener, backend_path: str | None
+    ) -> integrations.HttpNlbIntegration:
+        """``backend_path``: overwrite:path value (e.g. ``/approvals/$request.path.proxy``); None keeps the path."""
+        mapping = (
+            apigw.ParameterMapping().overwrite_path(apigw.MappingValue.custom(backend_path))
+            if backend_path is not None
+            else None
+        )
+        return integrations.HttpNlbIntegration(id, listener, vpc_link=self.vpc_link, parameter_mapping=mapping)
 
 
 @jsii.implements(apigw.IAccessLogSettings)

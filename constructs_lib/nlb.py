@@ -11,15 +11,34 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from constructs import Construct
 
-from config.models import ServiceConfig
+from config.hosting import nlb_private_ips, private_subnet_cidrs
+from config.models import NetworkConfig, ServiceConfig
 from constructs_lib.nag import acknowledge
+
+
+def health_check(service: ServiceConfig) -> elbv2.HealthCheck:
+    """The same check as the pod probes (k8s_charts.services.health_probe): TCP, or GET on a real path."""
+    http = service.health.type == "http"
+    return elbv2.HealthCheck(
+        protocol=elbv2.Protocol.HTTP if http else elbv2.Protocol.TCP,
+        path=service.health.path if http else None,
+        port="traffic-port",
+        interval=Duration.seconds(10),
+        healthy_threshold_count=3,
+        unhealthy_threshold_count=3,
+    )
 
 
 class ServiceNlb(Construct):
     """Private subnets only; its security group admits nobody until ``admit`` names a caller."""
 
-    def __init__(self, scope: Construct, id: str, *, vpc: ec2.IVpc, services: list[ServiceConfig]) -> None:
+    def __init__(
+        self, scope: Construct, id: str, *, vpc: ec2.IVpc, services: list[ServiceConfig], network: NetworkConfig
+    ) -> None:
         super().__init__(scope, id)
+        # Fixed addresses (one per private subnet), so the pods' NetworkPolicies can admit exactly the NLB.
+        self.private_ips = nlb_private_ips(network)
+        targets = private_subnet_cidrs(network)
         self._ports = [ec2.Port.tcp(service.port) for service in services]
         self.security_group = ec2.SecurityGroup(
             self,
@@ -29,10 +48,12 @@ class ServiceNlb(Construct):
             allow_all_outbound=False,
         )
         for service in services:
-            # Targets are pod IPs inside the VPC; health checks use the same (traffic) port.
-            self.security_group.add_egress_rule(
-                ec2.Peer.ipv4(vpc.vpc_cidr_block), ec2.Port.tcp(service.port), f"to {service.name} pods"
-            )
+            # Targets are pod IPs, which the VPC CNI takes from the private subnets (where the nodes are);
+            # health checks use the same (traffic) port.
+            for block in targets:
+                self.security_group.add_egress_rule(
+                    ec2.Peer.ipv4(block), ec2.Port.tcp(service.port), f"to {service.name} pods in {block}"
+                )
         self.load_balancer = elbv2.NetworkLoadBalancer(
             self,
             "LoadBalancer",
@@ -42,6 +63,18 @@ class ServiceNlb(Construct):
             security_groups=[self.security_group],
             # A service may run fewer pods than there are AZs (dev runs one).
             cross_zone_enabled=True,
+        )
+        private = vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS).subnets
+        if len(private) != len(self.private_ips):
+            raise ValueError(f"the VPC has {len(private)} private subnets, config computes {len(self.private_ips)}")
+        cfn = self.load_balancer.node.default_child
+        cfn.add_property_deletion_override("Subnets")
+        cfn.add_property_override(
+            "SubnetMappings",
+            [
+                {"SubnetId": subnet.subnet_id, "PrivateIPv4Address": ip}
+                for subnet, ip in zip(private, self.private_ips, strict=True)
+            ],
         )
         acknowledge(
             self.load_balancer,
@@ -61,14 +94,7 @@ class ServiceNlb(Construct):
                 # The source stays the NLB, so pods can admit it by security group.
                 preserve_client_ip=False,
                 deregistration_delay=Duration.seconds(30),
-                health_check=elbv2.HealthCheck(
-                    protocol=elbv2.Protocol.HTTP,
-                    path=service.health_path,
-                    port="traffic-port",
-                    interval=Duration.seconds(10),
-                    healthy_threshold_count=3,
-                    unhealthy_threshold_count=3,
-                ),
+                health_check=health_check(service),
             )
             self.target_groups[service.name] = group
             self.listeners[service.name] = self.load_balancer.add_listener(

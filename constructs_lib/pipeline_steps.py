@@ -12,6 +12,7 @@ from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_iam as iam
 
 from config.models import EnvironmentConfig, ToolchainConfig
+from constructs_lib.routes import smoke_paths
 
 # Self-mutation installs the same CDK CLI that `make synth` uses (package.json pins it).
 PACKAGE_JSON = Path(__file__).resolve().parents[1] / "package.json"
@@ -38,8 +39,8 @@ def synth_step(source: pipelines.IFileSetProducer) -> pipelines.ShellStep:
 
 
 def protected_routes(config: EnvironmentConfig) -> list[str]:
-    """Every backend route of the stage's API: each must demand a token."""
-    return ["/api/employees", *(service.route for service in config.services)]
+    """Every backend route of the stage's API (the same table the API stack builds): each must demand a token."""
+    return smoke_paths(config)
 
 
 def smoke_test_step(stage_name: str, url_output: CfnOutput, protected_routes: Sequence[str]) -> pipelines.ShellStep:

@@ -39,7 +39,8 @@ class TraceSampling(Construct):
         services: Sequence[str],
         fixed_rate: float,
         extra_services: Sequence[str] = (),
-        health_path_prefix: str = "/actuator/",
+        # HTTP health checks of the hosted services end in /health (e.g. GET /notifications/health).
+        health_path_pattern: str = "*/health",
     ) -> None:
         super().__init__(scope, id)
         for candidate in (f"{name}-services", f"{name}-health"):
@@ -68,7 +69,7 @@ class TraceSampling(Construct):
 
         # Probes hit every pod every few seconds; tracing them would spend the reservoir on noise.
         self.health_rule = rule(
-            "HealthChecks", f"{name}-health", priority=100, rate=0.0, reservoir=0, path=f"{health_path_prefix}*"
+            "HealthChecks", f"{name}-health", priority=100, rate=0.0, reservoir=0, path=health_path_pattern
         )
         # One request a second per service instance, then `fixed_rate` of the rest.
         self.services_rule = rule("Services", f"{name}-services", priority=200, rate=fixed_rate, reservoir=1, path="*")

@@ -18,6 +18,14 @@ from config.models import AuthConfig
 from constructs_lib.nag import acknowledge
 from constructs_lib.python_function import PythonFunction
 
+# Names without the "custom:" prefix. employeeId is a Number (the frontend reads it as one); mutable so an
+# administrator can link an existing account to its employee record (Cognito cannot make it mutable later).
+CUSTOM_ATTRIBUTES = {
+    "position": cognito.StringAttribute(min_len=1, max_len=32, mutable=True),
+    "department": cognito.StringAttribute(min_len=1, max_len=32, mutable=True),
+    "employeeId": cognito.NumberAttribute(min=1, mutable=True),
+}
+CLIENT_WRITABLE = ("position", "department")
 PRESIGNUP_DIR = Path(__file__).resolve().parents[1] / "lambda_handlers" / "presignup"
 
 
@@ -58,8 +66,12 @@ class ErpUserPool(Construct):
             auto_verify=cognito.AutoVerifiedAttrs(email=True),
             keep_original=cognito.KeepOriginalAttrs(email=True),
             standard_attributes=cognito.StandardAttributes(
-                email=cognito.StandardAttribute(required=True, mutable=True)
+                email=cognito.StandardAttribute(required=True, mutable=True),
+                fullname=cognito.StandardAttribute(required=False, mutable=True),
             ),
+            # What the ERP frontend signs up with and reads (../shared/erp-services.md section 1). Adding custom
+            # attributes to a live pool works; removing, renaming or retyping one does not (Cognito keeps them).
+            custom_attributes=CUSTOM_ATTRIBUTES,
             mfa=cognito.Mfa.REQUIRED if required else cognito.Mfa.OPTIONAL,
             mfa_second_factor=cognito.MfaSecondFactor(otp=True, sms=False),
             password_policy=cognito.PasswordPolicy(
@@ -104,6 +116,14 @@ class ErpUserPool(Construct):
             ),
             supported_identity_providers=[cognito.UserPoolClientIdentityProvider.COGNITO],
             prevent_user_existence_errors=True,
+            # The SPA writes position and department at sign-up and reads all three; custom:employeeId is
+            # written only by administrators / the platform (AdminUpdateUserAttributes), never by the user.
+            read_attributes=cognito.ClientAttributes()
+            .with_standard_attributes(email=True, email_verified=True, fullname=True)
+            .with_custom_attributes(*CUSTOM_ATTRIBUTES),
+            write_attributes=cognito.ClientAttributes()
+            .with_standard_attributes(email=True, fullname=True)
+            .with_custom_attributes(*CLIENT_WRITABLE),
             enable_token_revocation=True,
             access_token_validity=Duration.hours(1),
             id_token_validity=Duration.hours(1),

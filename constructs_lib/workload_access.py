@@ -15,6 +15,7 @@ from constructs import Construct
 from config.models import EnvironmentConfig
 from constructs_lib.cache import CACHE_PORT
 from constructs_lib.database import MYSQL_PORT
+from constructs_lib.employee_service import EmployeeService
 from constructs_lib.nag import acknowledge
 from constructs_lib.pod_identity import PodIdentityRole
 from k8s_charts import names
@@ -29,7 +30,8 @@ XRAY_WRITE_ACTIONS = [
 
 
 class WorkloadAccess(Construct):
-    """Pods share the nodes' cluster security group (VPC CNI); only Fluent Bit and the X-Ray daemon call AWS."""
+    """Pods share the nodes' cluster security group (VPC CNI); only Fluent Bit, the X-Ray daemon and the
+    employee proxy call AWS."""
 
     def __init__(
         self,
@@ -40,6 +42,7 @@ class WorkloadAccess(Construct):
         cluster: eks.ICluster,
         database_security_group: ec2.ISecurityGroup,
         cache_security_group: ec2.ISecurityGroup,
+        employees: EmployeeService | None = None,
     ) -> None:
         super().__init__(scope, id)
         for name, group, port in (
@@ -96,3 +99,14 @@ class WorkloadAccess(Construct):
             "AwsSolutions-IAM5[Resource::*]",
             "X-Ray trace and sampling APIs have no resource-level permissions.",
         )
+        if employees is not None:
+            # The in-cluster employee-service proxy: the one identity allowed to call the IAM-only function URL.
+            proxy = PodIdentityRole(
+                self,
+                "EmployeeProxyIdentity",
+                cluster=cluster,
+                namespace=config.namespace,
+                service_account=names.EMPLOYEE_PROXY,
+            )
+            employees.grant_internal_caller(proxy.role)
+            self.employee_proxy_role = proxy.role

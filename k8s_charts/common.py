@@ -13,7 +13,7 @@ from cdk8s import ApiObject, ApiObjectMetadata, App, Chart, JsonPatch
 from cdk8s_plus_27 import k8s
 from constructs import Construct
 
-from config.models import EnvironmentConfig, NodeGroupConfig
+from config.models import EnvironmentConfig, NodeGroupConfig, ServiceConfig
 from k8s_charts import names
 
 NAME_LABEL = "app.kubernetes.io/name"
@@ -106,6 +106,15 @@ def apps_node_selector(env: EnvironmentConfig) -> dict[str, str] | None:
     if any(group.labels.get(key) == value for group in env.cluster.node_groups):
         return {key: value}
     return None
+
+
+def service_node_selector(env: EnvironmentConfig, service: ServiceConfig) -> dict[str, str] | None:
+    """The apps nodes, and for a single-architecture image (the ERP images are amd64 only) nodes of that
+    architecture: the kubelet would otherwise start it on a Graviton node and fail with `exec format error`."""
+    selector = dict(apps_node_selector(env) or {})
+    if len(service.image.architectures) == 1:
+        selector["kubernetes.io/arch"] = service.image.architectures[0]
+    return selector or None
 
 
 def node_group(env: EnvironmentConfig, name: str) -> NodeGroupConfig:

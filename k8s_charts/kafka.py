@@ -262,11 +262,20 @@ def topics_script(env: EnvironmentConfig) -> str:
         "  attempt=$((attempt + 1)); sleep 10",
         "done",
     ]
-    lines += [
-        f"topics --create --if-not-exists --topic {shlex.quote(topic.name)}"
-        f" --partitions {topic.partitions} --replication-factor {rf}"
-        for topic in env.kafka.topics
-    ]
+    for topic in env.kafka.topics:
+        name, retention_ms = shlex.quote(topic.name), topic.retention_hours * 3_600_000
+        lines += [
+            f"topics --create --if-not-exists --topic {name} --partitions {topic.partitions}"
+            f" --replication-factor {rf} --config retention.ms={retention_ms}",
+            # An existing topic keeps its settings on --if-not-exists: grow its partitions (they never shrink)
+            # and apply the configured retention anyway.
+            f"current=$(topics --describe --topic {name} | sed -n 's/.*PartitionCount: *\\([0-9]*\\).*/\\1/p' | head -n 1)",
+            f'if [ "${{current:-0}}" -lt {topic.partitions} ]; then'
+            f" topics --alter --topic {name} --partitions {topic.partitions}; fi",
+            "/opt/kafka/bin/kafka-configs.sh --bootstrap-server "
+            f"{bootstrap} --command-config /tmp/admin.properties --alter --entity-type topics"
+            f" --entity-name {name} --add-config retention.ms={retention_ms}",
+        ]
     return "\n".join(lines) + "\n"
 
 

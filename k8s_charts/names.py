@@ -39,12 +39,26 @@ EXTERNAL_SECRETS_NAMESPACE = "external-secrets"  # pragma: allowlist secret (a n
 EXTERNAL_SECRETS_SERVICE_ACCOUNT = "external-secrets"  # pragma: allowlist secret (a name)
 CLUSTER_SECRET_STORE = "aws-secrets-manager"  # pragma: allowlist secret (a name)
 
-# Kubernetes Secrets the ExternalSecrets create in the erp namespace, and their keys.
-DB_SECRET = "db-credentials"  # pragma: allowlist secret (a name)
-DB_USERNAME_KEY = "username"
-DB_PASSWORD_KEY = "password"  # pragma: allowlist secret (a name)
-CACHE_SECRET = "cache-auth"  # pragma: allowlist secret (a name)
-CACHE_AUTH_TOKEN_KEY = "auth-token"
+
+def service_secret(service_name: str) -> str:
+    """The one Kubernetes Secret (and ExternalSecret) of a service: only the credentials its `uses` names."""
+    return f"{service_name}-secrets"
+
+
+# Keys inside a service's Secret.
+DB_USERNAME_KEY = "mysql-username"
+DB_PASSWORD_KEY = "mysql-password"  # pragma: allowlist secret (a name)
+CACHE_AUTH_TOKEN_KEY = "cache-auth-token"
+MONGODB_URI_KEY = "mongodb-uri"
+# Key inside erp/{env}/mongodb's JSON (constructs_lib.mongodb.URI_KEY) and the placeholder it starts with.
+MONGODB_SECRET_JSON_KEY = "uri"  # pragma: allowlist secret (a name)
+
+
+def mongodb_secret_name(env: EnvironmentConfig) -> str:
+    """Secrets Manager name of the MongoDB URI (created by the Data stack without a usable value)."""
+    return f"{env.project}/{env.name}/mongodb"
+
+
 # Key inside the cache secret's JSON in Secrets Manager (constructs_lib.cache.AUTH_TOKEN_KEY).
 CACHE_SECRET_JSON_KEY = "authToken"  # pragma: allowlist secret (a name)
 
@@ -52,8 +66,6 @@ KAFKA = "kafka"  # StatefulSet and client Service
 KAFKA_HEADLESS = "kafka-headless"  # stable per-broker DNS for the quorum and advertised listeners
 KAFKA_PORT = 9092
 KAFKA_CONTROLLER_PORT = 9093
-KAFKA_TOPIC = "approval-requests"
-KAFKA_CONSUMER_GROUP = "approval-processing-group"
 
 
 def kafka_bootstrap(env: EnvironmentConfig) -> str:
@@ -61,6 +73,20 @@ def kafka_bootstrap(env: EnvironmentConfig) -> str:
 
 
 STORAGE_CLASS = "gp3-encrypted"
+
+# The in-cluster employee API: a SigV4 proxy in front of the employee Lambda's IAM-only function URL.
+# Named after the old service so the approval service's default-shaped URL works (context path /api).
+EMPLOYEE_PROXY = "employee-service"
+EMPLOYEE_PROXY_PORT = 8081
+
+
+def employee_service_url(env: EnvironmentConfig) -> str:
+    return f"http://{EMPLOYEE_PROXY}.{env.namespace}.svc.cluster.local:{EMPLOYEE_PROXY_PORT}/api"
+
+
+def service_url(env: EnvironmentConfig, service_name: str, port: int) -> str:
+    return f"http://{service_name}.{env.namespace}.svc.cluster.local:{port}"
+
 
 # Fixed by constructs_lib (database.MYSQL_PORT, cache.CACHE_PORT); NetworkPolicy ports cannot be tokens.
 MYSQL_PORT = 3306
@@ -76,9 +102,10 @@ ROOT_EXEMPT_WORKLOADS = frozenset({f"{LOGGING_NAMESPACE}/{FLUENT_BIT}"})
 
 def pod_identity_service_accounts(env: EnvironmentConfig) -> dict[str, ServiceAccountRef]:
     """Every ServiceAccount of the platform, keyed by workload: the candidates for Pod Identity associations
-    (the egress policies let only the X-Ray daemon and Fluent Bit reach AWS APIs from the pods)."""
+    (the egress policies let only the X-Ray daemon, the employee proxy and Fluent Bit reach AWS APIs)."""
     accounts = {s.name: ServiceAccountRef(env.namespace, service_account(s.name)) for s in env.services}
     accounts[XRAY_DAEMON] = ServiceAccountRef(env.namespace, XRAY_DAEMON)
+    accounts[EMPLOYEE_PROXY] = ServiceAccountRef(env.namespace, EMPLOYEE_PROXY)
     accounts[FLUENT_BIT] = ServiceAccountRef(LOGGING_NAMESPACE, FLUENT_BIT)
     accounts["external-secrets"] = ServiceAccountRef(EXTERNAL_SECRETS_NAMESPACE, EXTERNAL_SECRETS_SERVICE_ACCOUNT)
     return accounts

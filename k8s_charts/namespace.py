@@ -6,11 +6,9 @@ from cdk8s import ApiObjectMetadata
 from cdk8s_plus_27 import Namespace, k8s
 from constructs import Construct
 
-from config.models import EnvironmentConfig
+from config.models import EnvironmentConfig, ServiceConfig
 from k8s_charts import names
 from k8s_charts.common import (
-    API_COMPONENT,
-    COMPONENT_LABEL,
     NAME_LABEL,
     int_or_string,
     meta,
@@ -80,6 +78,48 @@ def network_policy(
     )
 
 
+def service_egress(
+    env: EnvironmentConfig, service: ServiceConfig, values: PlatformValues
+) -> list[k8s.NetworkPolicyEgressRule]:
+    """Egress from `uses` alone: each dependency opens exactly its port to exactly its peers."""
+    rules = []
+    for dependency in service.uses:
+        if dependency == "kafka":
+            rules.append(
+                k8s.NetworkPolicyEgressRule(to=[pods({NAME_LABEL: names.KAFKA})], ports=[port(names.KAFKA_PORT)])
+            )
+        elif dependency == "xray":
+            # UDP carries segments; TCP is the daemon's sampling-rules proxy.
+            rules.append(
+                k8s.NetworkPolicyEgressRule(
+                    to=[pods({NAME_LABEL: names.XRAY_DAEMON})],
+                    ports=[port(names.XRAY_PORT, "UDP"), port(names.XRAY_PORT)],
+                )
+            )
+        elif dependency == "cache":
+            rules.append(k8s.NetworkPolicyEgressRule(to=[cidr(values.vpc_cidr)], ports=[port(names.REDIS_PORT)]))
+        elif dependency == "mysql":
+            rules.append(k8s.NetworkPolicyEgressRule(to=[cidr(values.vpc_cidr)], ports=[port(names.MYSQL_PORT)]))
+        elif dependency == "mongodb":
+            rules.append(
+                k8s.NetworkPolicyEgressRule(
+                    to=[cidr(block) for block in env.mongodb.egress_cidrs], ports=[port(env.mongodb.port)]
+                )
+            )
+        elif dependency == "employee-api":
+            rules.append(
+                k8s.NetworkPolicyEgressRule(
+                    to=[pods({NAME_LABEL: names.EMPLOYEE_PROXY})], ports=[port(names.EMPLOYEE_PROXY_PORT)]
+                )
+            )
+        else:
+            callee = next(s for s in env.services if s.name == dependency)
+            rules.append(k8s.NetworkPolicyEgressRule(to=[pods({NAME_LABEL: callee.name})], ports=[port(callee.port)]))
+    # No AWS API egress: the services call no AWS API (their X-Ray SDK talks to the daemon) and have no
+    # Pod Identity. Add aws_api_egress() here together with an identity if that changes.
+    return rules
+
+
 class ErpNamespace(Construct):
     def __init__(self, scope: Construct, id: str, *, env: EnvironmentConfig, values: PlatformValues) -> None:
         super().__init__(scope, id)
@@ -106,41 +146,65 @@ class ErpNamespace(Construct):
         )
         network_policy(self, "Dns", name="allow-dns-egress", namespace=ns, pod_selector={}, egress=[dns_egress()])
 
-        api = {COMPONENT_LABEL: API_COMPONENT}
         kafka = {NAME_LABEL: names.KAFKA}
         xray = {NAME_LABEL: names.XRAY_DAEMON}
         topics_job = {NAME_LABEL: TOPICS_JOB}
+        proxy = {NAME_LABEL: names.EMPLOYEE_PROXY}
+
+        def users_of(dependency: str) -> list[k8s.NetworkPolicyPeer]:
+            return [pods({NAME_LABEL: s.name}) for s in env.services if dependency in s.uses]
 
         for service in env.services:
-            # NLB with IP targets: traffic (and health checks) come from its private IPs inside the VPC.
+            # NLB with IP targets: traffic and health checks come from its fixed private addresses, and only
+            # from them (not the VPC CIDR: a pod or Lambda ENI in the VPC would skip the gateway's authorizer).
             network_policy(
                 self,
                 f"Nlb-{service.name}",
                 name=f"allow-nlb-to-{service.name}",
                 namespace=ns,
                 pod_selector={NAME_LABEL: service.name},
-                ingress=[k8s.NetworkPolicyIngressRule(from_=[cidr(values.vpc_cidr)], ports=[port(service.port)])],
+                ingress=[
+                    k8s.NetworkPolicyIngressRule(
+                        from_=[cidr(f"{ip}/32") for ip in values.nlb_private_ips], ports=[port(service.port)]
+                    )
+                ],
             )
+            callers = users_of(service.name)
+            if callers:
+                network_policy(
+                    self,
+                    f"Callers-{service.name}",
+                    name=f"allow-callers-to-{service.name}",
+                    namespace=ns,
+                    pod_selector={NAME_LABEL: service.name},
+                    ingress=[k8s.NetworkPolicyIngressRule(from_=callers, ports=[port(service.port)])],
+                )
+            egress = service_egress(env, service, values)
+            if egress:
+                network_policy(
+                    self,
+                    f"Egress-{service.name}",
+                    name=f"allow-{service.name}-egress",
+                    namespace=ns,
+                    pod_selector={NAME_LABEL: service.name},
+                    egress=egress,
+                )
 
-        network_policy(
-            self,
-            "ServicesEgress",
-            name="allow-services-egress",
-            namespace=ns,
-            pod_selector=api,
-            egress=[
-                k8s.NetworkPolicyEgressRule(to=[pods(kafka)], ports=[port(names.KAFKA_PORT)]),
-                # UDP carries segments; TCP is the daemon's sampling-rules proxy.
-                k8s.NetworkPolicyEgressRule(
-                    to=[pods(xray)], ports=[port(names.XRAY_PORT, "UDP"), port(names.XRAY_PORT)]
-                ),
-                k8s.NetworkPolicyEgressRule(
-                    to=[cidr(values.vpc_cidr)], ports=[port(names.MYSQL_PORT), port(names.REDIS_PORT)]
-                ),
-                # No AWS API egress: the services call none (their X-Ray SDK talks to the daemon) and have no
-                # Pod Identity. Add aws_api_egress() here together with an identity if that changes.
-            ],
-        )
+        if any("employee-api" in s.uses for s in env.services):
+            network_policy(
+                self,
+                "EmployeeProxy",
+                name=f"allow-{names.EMPLOYEE_PROXY}",
+                namespace=ns,
+                pod_selector=proxy,
+                ingress=[
+                    k8s.NetworkPolicyIngressRule(
+                        from_=users_of("employee-api"), ports=[port(names.EMPLOYEE_PROXY_PORT)]
+                    )
+                ],
+                # The function URL (public Lambda endpoint, HTTPS) and the Pod Identity agent for credentials.
+                egress=aws_api_egress(),
+            )
 
         kafka_ports = [port(names.KAFKA_PORT), port(names.KAFKA_CONTROLLER_PORT)]
         network_policy(
@@ -150,7 +214,9 @@ class ErpNamespace(Construct):
             namespace=ns,
             pod_selector=kafka,
             ingress=[
-                k8s.NetworkPolicyIngressRule(from_=[pods(api), pods(topics_job)], ports=[port(names.KAFKA_PORT)]),
+                k8s.NetworkPolicyIngressRule(
+                    from_=[*users_of("kafka"), pods(topics_job)], ports=[port(names.KAFKA_PORT)]
+                ),
                 k8s.NetworkPolicyIngressRule(from_=[pods(kafka)], ports=kafka_ports),
             ],
             egress=[k8s.NetworkPolicyEgressRule(to=[pods(kafka)], ports=kafka_ports)],
@@ -169,10 +235,13 @@ class ErpNamespace(Construct):
             name="allow-xray-daemon",
             namespace=ns,
             pod_selector=xray,
+            # An empty `from` would admit everyone: no tracing service, no ingress rule at all.
             ingress=[
                 k8s.NetworkPolicyIngressRule(
-                    from_=[pods(api)], ports=[port(names.XRAY_PORT, "UDP"), port(names.XRAY_PORT)]
+                    from_=users_of("xray"), ports=[port(names.XRAY_PORT, "UDP"), port(names.XRAY_PORT)]
                 )
-            ],
+            ]
+            if users_of("xray")
+            else [],
             egress=aws_api_egress(),
         )

@@ -6,6 +6,7 @@ from cdk8s import Chart
 
 from config.models import EnvironmentConfig
 from k8s_charts.common import new_chart
+from k8s_charts.employee_proxy import EmployeeProxy
 from k8s_charts.kafka import KafkaCluster, KafkaTopics
 from k8s_charts.logging import FluentBit
 from k8s_charts.namespace import ErpNamespace
@@ -14,6 +15,10 @@ from k8s_charts.services import Microservice
 from k8s_charts.storage import Gp3StorageClass
 from k8s_charts.tracing import XRayDaemon
 from k8s_charts.values import PlatformValues
+
+
+def uses_employee_api(env: EnvironmentConfig) -> bool:
+    return any("employee-api" in s.uses for s in env.services)
 
 
 def _require_per_service(env: EnvironmentConfig, values: PlatformValues) -> None:
@@ -35,6 +40,8 @@ def build_charts(env: EnvironmentConfig, values: PlatformValues) -> dict[str, Ch
     KafkaTopics(charts["kafka"], "Topics", env=env)
     for service in env.services:
         Microservice(charts["services"], service.name, env=env, service=service, values=values)
+    if uses_employee_api(env):
+        EmployeeProxy(charts["services"], "EmployeeProxy", env=env, values=values)
     FluentBit(charts["logging"], "FluentBit", env=env, values=values)
     XRayDaemon(charts["tracing"], "XRayDaemon", env=env, values=values)
     return charts

@@ -5,7 +5,7 @@ from __future__ import annotations
 from cdk8s import ApiObjectMetadata
 from constructs import Construct
 
-from config.models import EnvironmentConfig
+from config.models import EnvironmentConfig, ServiceConfig
 from k8s_charts import names
 from k8s_charts.common import custom_resource
 from k8s_charts.values import PlatformValues
@@ -13,9 +13,30 @@ from k8s_charts.values import PlatformValues
 API_VERSION = "external-secrets.io/v1"
 # Short enough that a rotated RDS password reaches new pods within minutes, cheap at Secrets Manager prices.
 REFRESH_INTERVAL = "15m"
-# Keys of the RDS-generated secret's JSON.
+# Keys of the per-consumer MySQL secrets' JSON (same shape as the RDS-generated one).
 RDS_USERNAME_FIELD = "username"
 RDS_PASSWORD_FIELD = "password"  # pragma: allowlist secret
+
+
+def service_secret_data(
+    env: EnvironmentConfig, service: ServiceConfig, values: PlatformValues
+) -> dict[str, tuple[str, str]]:
+    """Kubernetes Secret key -> (secret ARN, JSON property): only the credentials the service's `uses` names."""
+    data: dict[str, tuple[str, str]] = {}
+    if "mongodb" in service.uses:
+        data[names.MONGODB_URI_KEY] = (values.mongodb_secret_arn, names.MONGODB_SECRET_JSON_KEY)
+    if "cache" in service.uses and not env.cache.allow_plaintext_clients:
+        data[names.CACHE_AUTH_TOKEN_KEY] = (values.cache_secret_arn, names.CACHE_SECRET_JSON_KEY)
+    if "mysql" in service.uses:
+        arn = values.mysql_secret_arns.get(service.name)
+        if arn is None:
+            raise ValueError(
+                f"services[{service.name}] uses mysql but PlatformValues.mysql_secret_arns has no entry for it "
+                f"(its own user's secret {env.project}/{env.name}/mysql/{service.name})"
+            )
+        data[names.DB_USERNAME_KEY] = (arn, RDS_USERNAME_FIELD)
+        data[names.DB_PASSWORD_KEY] = (arn, RDS_PASSWORD_FIELD)
+    return data
 
 
 class ExternalSecrets(Construct):
@@ -34,21 +55,10 @@ class ExternalSecrets(Construct):
                 "conditions": [{"namespaces": [env.namespace]}],
             },
         )
-        self._external_secret(
-            "Database",
-            env=env,
-            name=names.DB_SECRET,
-            data={
-                names.DB_USERNAME_KEY: (values.db_secret_arn, RDS_USERNAME_FIELD),
-                names.DB_PASSWORD_KEY: (values.db_secret_arn, RDS_PASSWORD_FIELD),
-            },
-        )
-        self._external_secret(
-            "Cache",
-            env=env,
-            name=names.CACHE_SECRET,
-            data={names.CACHE_AUTH_TOKEN_KEY: (values.cache_secret_arn, names.CACHE_SECRET_JSON_KEY)},
-        )
+        for service in env.services:
+            data = service_secret_data(env, service, values)
+            if data:
+                self._external_secret(service.name, env=env, name=names.service_secret(service.name), data=data)
 
     def _external_secret(self, id: str, *, env: EnvironmentConfig, name: str, data: dict[str, tuple[str, str]]) -> None:
         """data: Kubernetes Secret key -> (secret ARN, property of its JSON)."""

@@ -8,11 +8,11 @@ from cdk8s import ApiObjectMetadata
 from cdk8s_plus_27 import Pods, Service, ServiceAccount, ServicePort, k8s
 from constructs import Construct
 
+from config.hosting import HealthCheckConfig, topic_variable, url_variable
 from config.models import EnvironmentConfig, ServiceConfig
 from k8s_charts import names
 from k8s_charts.common import (
     API_COMPONENT,
-    apps_node_selector,
     custom_resource,
     env_var,
     int_or_string,
@@ -24,6 +24,7 @@ from k8s_charts.common import (
     scratch_volume,
     secret_env_var,
     selector_labels,
+    service_node_selector,
     zone_and_host_spread,
 )
 from k8s_charts.values import PlatformValues
@@ -45,29 +46,54 @@ def pinned_image(image: str) -> str:
     return image
 
 
+def dependency_env(env: EnvironmentConfig, service: ServiceConfig, values: PlatformValues) -> list[k8s.EnvVar]:
+    """Exactly the variables the service's code reads, derived from `uses` alone (names: ../shared/erp-services.md).
+
+    Nothing is injected "just in case": a variable nobody reads is noise, and a credential nobody reads is a leak.
+    """
+    secret = names.service_secret(service.name)
+    wired = [env_var("SERVER_PORT", str(service.port))]
+    for dependency in service.uses:
+        if dependency == "mongodb":
+            wired.append(secret_env_var("MONGODB_URI", secret=secret, key=names.MONGODB_URI_KEY))
+        elif dependency == "kafka":
+            wired.append(env_var("SPRING_KAFKA_BOOTSTRAP_SERVERS", names.kafka_bootstrap(env)))
+            wired += [env_var(topic_variable(topic), topic) for topic in service.kafka_topics]
+        elif dependency == "cache":
+            # The services build their Redis connection from REDIS_HOST/REDIS_PORT only.
+            wired += [env_var("REDIS_HOST", values.cache_host), env_var("REDIS_PORT", values.cache_port)]
+            if not env.cache.allow_plaintext_clients:
+                # TLS + AUTH: Spring Boot's own properties, read once the app uses Boot's connection factory
+                # (the app-side change the README lists for production).
+                wired += [
+                    secret_env_var("SPRING_DATA_REDIS_PASSWORD", secret=secret, key=names.CACHE_AUTH_TOKEN_KEY),
+                    env_var("SPRING_DATA_REDIS_SSL_ENABLED", "true"),
+                ]
+        elif dependency == "mysql":
+            wired += [
+                env_var(
+                    "SPRING_DATASOURCE_URL",
+                    f"jdbc:mysql://{values.db_host}:{values.db_port}/{values.db_name}?sslMode=REQUIRED",
+                ),
+                secret_env_var("SPRING_DATASOURCE_USERNAME", secret=secret, key=names.DB_USERNAME_KEY),
+                secret_env_var("SPRING_DATASOURCE_PASSWORD", secret=secret, key=names.DB_PASSWORD_KEY),
+            ]
+        elif dependency == "xray":
+            wired.append(env_var("AWS_XRAY_DAEMON_ADDRESS", names.xray_address(env)))
+            # Segments named after the service, so the X-Ray sampling rule and group match them.
+            wired.append(env_var("AWS_XRAY_TRACING_NAME", service.name))
+        elif dependency == "employee-api":
+            wired.append(env_var("EMPLOYEE_SERVICE_URL", names.employee_service_url(env)))
+        else:
+            callee = next(s for s in env.services if s.name == dependency)
+            wired.append(env_var(url_variable(callee.name), names.service_url(env, callee.name, callee.port)))
+    return wired
+
+
 def platform_env(env: EnvironmentConfig, service: ServiceConfig, values: PlatformValues) -> list[k8s.EnvVar]:
-    """Wiring every service gets, then `service.env` from config (which may not override the wiring:
+    """The wiring from `uses`, then `service.env` from config (which may not override the wiring:
     a literal there could smuggle a password into git)."""
-    wired = [
-        env_var("SERVER_PORT", str(service.port)),
-        env_var(
-            "SPRING_DATASOURCE_URL",
-            f"jdbc:mysql://{values.db_host}:{values.db_port}/{values.db_name}?sslMode=REQUIRED",
-        ),
-        secret_env_var("SPRING_DATASOURCE_USERNAME", secret=names.DB_SECRET, key=names.DB_USERNAME_KEY),
-        secret_env_var("SPRING_DATASOURCE_PASSWORD", secret=names.DB_SECRET, key=names.DB_PASSWORD_KEY),
-        env_var("SPRING_DATA_REDIS_HOST", values.cache_host),
-        env_var("SPRING_DATA_REDIS_PORT", values.cache_port),
-        secret_env_var("SPRING_DATA_REDIS_PASSWORD", secret=names.CACHE_SECRET, key=names.CACHE_AUTH_TOKEN_KEY),
-        env_var("SPRING_DATA_REDIS_SSL_ENABLED", "true"),
-        env_var("SPRING_KAFKA_BOOTSTRAP_SERVERS", names.kafka_bootstrap(env)),
-        env_var("SPRING_KAFKA_CONSUMER_GROUP_ID", names.KAFKA_CONSUMER_GROUP),
-        env_var("APP_KAFKA_TOPIC", names.KAFKA_TOPIC),
-        env_var("AWS_XRAY_DAEMON_ADDRESS", names.xray_address(env)),
-        # Segments named after the service, so the X-Ray sampling rule and group match them.
-        env_var("AWS_XRAY_TRACING_NAME", service.name),
-        env_var("AWS_REGION", values.region),
-    ]
+    wired = dependency_env(env, service, values)
     clashes = sorted({var.name for var in wired} & set(service.env))
     if clashes:
         raise ValueError(f"services[{service.name}].env: {', '.join(clashes)} are set by the platform")
@@ -85,13 +111,25 @@ class DrainingDeployment(k8s.KubeDeployment):
         return manifest
 
 
-def health_probe(path: str, *, period: int, failures: int) -> k8s.Probe:
-    return k8s.Probe(
-        http_get=k8s.HttpGetAction(path=path, port=k8s.IntOrString.from_string("http")),
-        period_seconds=period,
-        failure_threshold=failures,
-        timeout_seconds=3,
-    )
+def health_probe(check: HealthCheckConfig, *, period: int, failures: int) -> k8s.Probe:
+    """The same check the NLB target group runs (constructs_lib.nlb): TCP connect, or GET on a real path."""
+    port = k8s.IntOrString.from_string("http")
+    if check.type == "http":
+        action = {"http_get": k8s.HttpGetAction(path=check.path, port=port)}
+    else:
+        action = {"tcp_socket": k8s.TcpSocketAction(port=port)}
+    return k8s.Probe(**action, period_seconds=period, failure_threshold=failures, timeout_seconds=3)
+
+
+# A MONGODB_URI still holding the stack's placeholder stops the pod here, with this message in
+# `kubectl describe pod` (the app would otherwise fall back to mongodb://localhost and fail obscurely).
+MONGODB_CHECK = (
+    'case "$MONGODB_URI" in mongodb://*|mongodb+srv://*) exit 0 ;; esac\n'
+    'echo \'MONGODB_URI is not set (still the placeholder): put the real URI into the "uri" key of the Secrets'
+    " Manager secret {secret} (README: Deploy, aws secretsmanager put-secret-value); External Secrets syncs it"
+    " within 15 minutes' | tee /dev/termination-log >&2\n"
+    "exit 1\n"
+)
 
 
 class Microservice(Construct):
@@ -169,12 +207,41 @@ class Microservice(Construct):
                 memory_request=service.memory_request,
                 memory_limit=service.memory_limit,
             ),
-            # Spring Boot can take a minute to start on a small node: the startup probe allows 5.
-            startup_probe=health_probe(service.liveness_path, period=5, failures=60),
-            readiness_probe=health_probe(service.health_path, period=10, failures=3),
-            liveness_probe=health_probe(service.liveness_path, period=20, failures=3),
+            # Spring Boot can take a minute to start on a small node: the startup probe allows 5. One check for all
+            # three: the services have no separate liveness endpoint (and none depends on a data store).
+            startup_probe=health_probe(service.health, period=5, failures=60),
+            readiness_probe=health_probe(service.health, period=10, failures=3),
+            liveness_probe=health_probe(service.health, period=20, failures=3),
             security_context=restricted_container_security(),
             volume_mounts=[k8s.VolumeMount(name="tmp", mount_path="/tmp")],
+        )
+        init_containers = None
+        if "mongodb" in service.uses:
+            init_containers = [
+                k8s.Container(
+                    name="check-mongodb-uri",
+                    # The service's own image (alpine, has sh): no extra image to pull, pin or scan.
+                    image=pinned_image(self.values.images[service.name]),
+                    image_pull_policy="IfNotPresent",
+                    command=["sh", "-c", MONGODB_CHECK.format(secret=names.mongodb_secret_name(env))],
+                    env=[v for v in container.env if v.name == "MONGODB_URI"],
+                    resources=resources(
+                        cpu_request="10m", cpu_limit="100m", memory_request="16Mi", memory_limit="32Mi"
+                    ),
+                    security_context=restricted_container_security(),
+                    termination_message_policy="FallbackToLogsOnError",
+                )
+            ]
+        strategy = (
+            # One pod ever: the old one stops before the new one consumes (two would split the in-memory queue).
+            k8s.DeploymentStrategy(type="Recreate")
+            if service.singleton
+            else k8s.DeploymentStrategy(
+                type="RollingUpdate",
+                rolling_update=k8s.RollingUpdateDeployment(
+                    max_surge=int_or_string(1), max_unavailable=int_or_string(0)
+                ),
+            )
         )
         DrainingDeployment(
             self,
@@ -183,12 +250,7 @@ class Microservice(Construct):
             spec=k8s.DeploymentSpec(
                 replicas=service.replicas,
                 selector=k8s.LabelSelector(match_labels=self.selector),
-                strategy=k8s.DeploymentStrategy(
-                    type="RollingUpdate",
-                    rolling_update=k8s.RollingUpdateDeployment(
-                        max_surge=int_or_string(1), max_unavailable=int_or_string(0)
-                    ),
-                ),
+                strategy=strategy,
                 template=k8s.PodTemplateSpec(
                     metadata=k8s.ObjectMeta(labels=self.labels),
                     spec=k8s.PodSpec(
@@ -197,11 +259,12 @@ class Microservice(Construct):
                         # Service links would inject KAFKA_* variables that Spring and Kafka tooling misread.
                         enable_service_links=False,
                         security_context=restricted_pod_security(uid=APP_UID),
-                        node_selector=apps_node_selector(env),
+                        node_selector=service_node_selector(env, service),
                         topology_spread_constraints=zone_and_host_spread(
                             self.selector, match_label_keys=["pod-template-hash"]
                         ),
                         termination_grace_period_seconds=60,
+                        init_containers=init_containers,
                         containers=[container],
                         volumes=[scratch_volume("tmp")],
                     ),
@@ -211,6 +274,10 @@ class Microservice(Construct):
 
     def _autoscaling(self) -> None:
         service = self.service
+        if not service.autoscaled:
+            # Fixed size (a singleton, or min == max): an HPA could only fight the replica count.
+            self._disruption_budget()
+            return
         k8s.KubeHorizontalPodAutoscalerV2(
             self,
             "Autoscaler",
@@ -232,6 +299,12 @@ class Microservice(Construct):
                 ],
             ),
         )
+        self._disruption_budget()
+
+    def _disruption_budget(self) -> None:
+        """maxUnavailable 1 for services that run more than one pod; none for a one-pod service, whose only
+        pod may always be evicted (a budget of 0 would block node drains forever)."""
+        service = self.service
         if service.replicas > 1 or service.max_replicas > 1:
             k8s.KubePodDisruptionBudget(
                 self,

@@ -8,17 +8,25 @@ from dataclasses import dataclass
 @dataclass(frozen=True, kw_only=True)
 class PlatformValues:
     region: str
-    # Source of the NLB's traffic (IP targets: its private addresses) and of RDS / the cache.
+    # Where RDS and the cache live (the data-store egress rules).
     vpc_cidr: str
+    # The service NLB's fixed private addresses (one per private subnet): the only source the services admit.
+    nlb_private_ips: list[str]
     db_host: str
     db_port: str
     db_name: str
-    # RDS-generated JSON {username, password, host, port, dbname, engine}.
-    db_secret_arn: str
+    # Per-consumer MySQL secrets erp/{env}/mysql/<service> (JSON {username, password}), keyed by service name:
+    # required for every service that declares `mysql` (none in the committed config). The employee/database
+    # side creates them; the Workloads stack passes them here.
+    mysql_secret_arns: dict[str, str]
     cache_host: str
     cache_port: str
     # JSON {"authToken": "..."} (names.CACHE_SECRET_JSON_KEY).
     cache_secret_arn: str
+    # JSON {"uri": "..."}: erp/{env}/mongodb, value set by an operator (README: Deploy).
+    mongodb_secret_arn: str
+    # Host of the employee Lambda's IAM-only function URL (xxxx.lambda-url.<region>.on.aws).
+    employee_function_url_host: str
     # Service name -> NLB target group ARN.
     target_group_arns: dict[str, str]
     nlb_security_group_id: str

@@ -5,7 +5,7 @@ References run one way only: Api reads Network, Data and Auth; none of them read
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput, Fn, Stack
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_ec2 as ec2
@@ -17,10 +17,7 @@ from constructs_lib.database import ErpDatabase
 from constructs_lib.employee_service import EmployeeService
 from constructs_lib.http_api import ErpHttpApi
 from constructs_lib.nlb import ServiceNlb
-
-EMPLOYEES_ROUTE = "/api/employees"
-# Every path the employee Lambda serves (the Spring employee service's controllers).
-EMPLOYEE_ROUTES = (EMPLOYEES_ROUTE, "/api/attendance", "/api/quests", "/api/leaves")
+from constructs_lib.routes import EMPLOYEE_FUNCTION, route_plan
 
 
 class ApiStack(Stack):
@@ -41,7 +38,7 @@ class ApiStack(Stack):
         name = f"{config.project}-{config.name}"
         log_retention_days = config.observability.log_retention_days
 
-        self.nlb = ServiceNlb(self, "ServiceNlb", vpc=vpc, services=config.services)
+        self.nlb = ServiceNlb(self, "ServiceNlb", vpc=vpc, services=config.services, network=config.network)
         self.nlb_security_group = self.nlb.security_group
         self.target_group_arns = self.nlb.target_group_arns
 
@@ -59,11 +56,6 @@ class ApiStack(Stack):
         self.http_api = self.api.http_api
         self.nlb.admit(self.api.vpc_link_security_group, "HTTP API VPC Link")
         self.api.add_health_route()
-        for service in config.services:
-            self.api.add_service_routes(
-                service.route, self.api.nlb_integration(service.name, self.nlb.listeners[service.name])
-            )
-
         self.employees = EmployeeService(
             self,
             "EmployeeService",
@@ -79,9 +71,7 @@ class ApiStack(Stack):
             production=config.production,
         )
         self.employee_function = self.employees.function
-        employee_integration = integrations.HttpLambdaIntegration("Employees", self.employee_function)
-        for route in EMPLOYEE_ROUTES:
-            self.api.add_service_routes(route, employee_integration)
+        self._add_routes(config)
 
         # The pipeline's smoke test reads this output: base URL, no trailing slash.
         self.url_output = CfnOutput(self, "ApiUrl", value=self.api.url, description="HTTP API base URL")
@@ -92,3 +82,27 @@ class ApiStack(Stack):
                 value=self.api.domain_name.regional_domain_name,
                 description=f"CNAME/alias target for {config.api.domain_name}",
             )
+
+    def _add_routes(self, config: EnvironmentConfig) -> None:
+        """The route table (constructs_lib.routes): one integration per backend and path rewrite."""
+        lambda_integration = integrations.HttpLambdaIntegration("Employees", self.employee_function)
+        nlb_integrations: dict[tuple[str, str | None], integrations.HttpNlbIntegration] = {}
+        for planned in route_plan(config):
+            if planned.target == EMPLOYEE_FUNCTION:
+                integration = lambda_integration
+            else:
+                key = (planned.target, planned.backend_path)
+                if key not in nlb_integrations:
+                    nlb_integrations[key] = self.api.nlb_integration(
+                        f"{planned.target}-{len(nlb_integrations)}",
+                        self.nlb.listeners[planned.target],
+                        planned.backend_path,
+                    )
+                integration = nlb_integrations[key]
+            self.api.add_route(planned.path, planned.method, integration, planned.scopes)
+        # The function URL's host, for the in-cluster SigV4 proxy (https://<host>/ -> <host>). Computed here and
+        # exported by name: split in the consuming stack, cfn-lint rejects Fn::Split over Fn::GetStackOutput.
+        self.employee_function_url_host = self.export_value(
+            Fn.select(2, Fn.split("/", self.employees.internal_url.url)),
+            name=f"{config.project}-{config.name}-employee-function-url-host",
+        )

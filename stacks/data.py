@@ -10,6 +10,7 @@ from config.models import EnvironmentConfig
 from constructs_lib.cache import CACHE_PORT, ErpCache
 from constructs_lib.database import MYSQL_PORT, ErpDatabase
 from constructs_lib.database_users import DatabaseUsers
+from constructs_lib.mongodb import MongoDbUriSecret
 from constructs_lib.parameters import EnvParameters
 
 EMPLOYEE_DB_USER = "employee_app"
@@ -48,6 +49,7 @@ class DataStack(Stack):
             production=config.production,
             secret_name=f"{prefix}/cache",
         )
+        self.mongodb = MongoDbUriSecret(self, "MongoDb", secret_name=f"{prefix}/mongodb", production=config.production)
         EnvParameters(
             self,
             "Parameters",
@@ -64,5 +66,6 @@ class DataStack(Stack):
                 "cache/endpoint": self.cache.endpoint,
                 "cache/port": str(CACHE_PORT),
                 "cache/secret-arn": self.cache.secret.secret_arn,
+                "mongodb/secret-arn": self.mongodb.secret.secret_arn,
             },
         )

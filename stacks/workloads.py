@@ -20,6 +20,7 @@ from constructs_lib.database import MYSQL_PORT
 from constructs_lib.registry import image_uri
 from constructs_lib.workload_access import WorkloadAccess
 from k8s_charts import build_charts
+from k8s_charts.platform import uses_employee_api
 from k8s_charts.values import PlatformValues
 from stacks.api import ApiStack
 from stacks.data import DataStack
@@ -43,13 +44,19 @@ class WorkloadsStack(Stack):
         values = PlatformValues(
             region=self.region,
             vpc_cidr=vpc.vpc_cidr_block,
+            nlb_private_ips=api.nlb.private_ips,
             db_host=data.database.instance.db_instance_endpoint_address,
             db_port=str(MYSQL_PORT),
             db_name=config.database.database_name,
-            db_secret_arn=data.database.secret.secret_arn,
+            # Hook: per-consumer MySQL users (erp/{env}/mysql/<service>) come from the database side; no EKS
+            # service of the committed config uses MySQL, and a service declaring `mysql` fails synth until its
+            # secret's ARN is passed here.
+            mysql_secret_arns={},
             cache_host=data.cache.endpoint,
             cache_port=str(CACHE_PORT),
             cache_secret_arn=data.cache.secret.secret_arn,
+            mongodb_secret_arn=data.mongodb.secret.secret_arn,
+            employee_function_url_host=api.employee_function_url_host,
             target_group_arns=api.target_group_arns,
             nlb_security_group_id=api.nlb_security_group.security_group_id,
             images={s.name: image_uri(self, s, repositories) for s in config.services},
@@ -62,6 +69,7 @@ class WorkloadsStack(Stack):
             cluster=cluster,
             database_security_group=data.database.security_group,
             cache_security_group=data.cache.security_group,
+            employees=api.employees if uses_employee_api(config) else None,
         )
         self.manifests: dict[str, eks.KubernetesManifest] = {}
         previous = None

@@ -6,7 +6,7 @@ cannot price is listed as *unpriced* with the reason, never counted as $0, and a
 resource type the estimator does not know is listed too, never dropped.
 
     python -m tools.cost --env dev [--cdk-out cdk.out] [--format text|markdown|json]
-                         [--compare BASE_CDK_OUT] [--include-pipeline]
+                         [--compare BASE_CDK_OUT | --compare-graviton] [--include-pipeline]
 """
 
 from __future__ import annotations
@@ -739,6 +739,12 @@ def _assumptions(ctx: Context, include_pipeline: bool) -> list[str]:
         "X-Ray traces, EBS snapshots"
         + (", Container Insights metrics" if env.observability.container_insights else ""),
     ]
+    if any("employee-api" in s.uses for s in env.services):
+        items.append(
+            "employee-service proxy (in-cluster SigV4 proxy to the employee Lambda's function URL): $0 added: "
+            f"{env.employee_proxy.replicas} pod(s) of 25m CPU / 32Mi on the existing nodes, Pod Identity and "
+            "function URLs are free, its calls are Lambda invocations inside usage.lambda_invocations_per_month"
+        )
     if include_pipeline:
         items.append(
             f"pipeline: {PIPELINE_RUNS_PER_MONTH} runs/month, {PIPELINE_ACTION_MINUTES_PER_RUN} V2 "
@@ -885,6 +891,43 @@ def compare(base: Estimate, head: Estimate) -> str:
     return "\n".join(out) + "\n"
 
 
+# x86 instance type -> the Graviton type of the same size: what the nodes would cost if the images ran on arm64.
+GRAVITON_EQUIVALENT = {
+    "t3.medium": "t4g.medium",
+    "t3.large": "t4g.large",
+    "m7i.large": "m7g.large",
+    "m6i.large": "m6g.large",
+}
+
+
+def graviton_what_if(est: Estimate, book: PriceBook | None = None) -> Estimate:
+    """The same estimate with every x86 node group repriced at its Graviton equivalent (lines it cannot
+    reprice stay as they are). Compared against the real one, it shows what amd64-only images cost."""
+    book = book or PriceBook()
+    lines = []
+    for line in est.lines:
+        instance_type = line.item.split(" ", 1)[0]
+        if line.type == "AWS::EKS::Nodegroup" and instance_type in GRAVITON_EQUIVALENT:
+            arm = GRAVITON_EQUIVALENT[instance_type]
+            try:
+                price = book.get("ec2", arm)
+            except Unpriceable:
+                lines.append(line)
+                continue
+            usd = line.usd / line.price.usd * price.usd
+            line = Line(
+                **{**asdict(line), "item": line.item.replace(instance_type, arm, 1), "price": price, "usd": usd}
+            )
+        lines.append(line)
+    return Estimate(
+        **{**{f: getattr(est, f) for f in ("env", "region", "currency", "prices_as_of", "stacks")}},
+        lines=lines,
+        unpriced=est.unpriced,
+        free=est.free,
+        assumptions=est.assumptions,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.cost", description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", required=True, help="environment name (config/<env>.yaml)")
@@ -896,6 +939,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="BASE_CDK_OUT",
         help="print the markdown delta from this base assembly (e.g. main's) to --cdk-out",
     )
+    parser.add_argument(
+        "--compare-graviton",
+        action="store_true",
+        help="print the markdown delta from the same nodes on Graviton (base) to this config (head)",
+    )
     parser.add_argument("--include-pipeline", action="store_true", help="also count the pipeline stack")
     args = parser.parse_args(argv)
     try:
@@ -906,6 +954,9 @@ def main(argv: list[str] | None = None) -> int:
     head = estimate(args.cdk_out, env, args.include_pipeline)
     if args.compare:
         sys.stdout.write(compare(estimate(args.compare, env, args.include_pipeline), head))
+        return 0
+    if args.compare_graviton:
+        sys.stdout.write(compare(graviton_what_if(head), head))
         return 0
     if not head.stacks:
         print(f"no stacks named {env.project}-{env.name}-* in {args.cdk_out}: synthesize first", file=sys.stderr)

@@ -9,6 +9,7 @@ import pytest
 from cdk8s import Chart
 
 from config import load_environment
+from config.hosting import nlb_private_ips
 from config.models import EnvironmentConfig
 from k8s_charts import PlatformValues, build_charts, build_storage_chart
 from k8s_charts.testing import Manifest
@@ -22,13 +23,20 @@ def fake_values(env: EnvironmentConfig) -> PlatformValues:
     return PlatformValues(
         region=region,
         vpc_cidr=env.network.vpc_cidr,
+        nlb_private_ips=nlb_private_ips(env.network),
         db_host=f"{env.cluster_name}-db.cxexample0001.{region}.rds.amazonaws.com",
         db_port="3306",
         db_name=env.database.database_name,
-        db_secret_arn=f"arn:aws:secretsmanager:{region}:{account}:secret:erp/{env.name}/mysql-AbCdEf",
+        mysql_secret_arns={
+            s.name: f"arn:aws:secretsmanager:{region}:{account}:secret:erp/{env.name}/mysql/{s.name}-AbCdEf"
+            for s in env.services
+            if "mysql" in s.uses
+        },
         cache_host=f"master.{env.cluster_name}-cache.example.apn2.cache.amazonaws.com",
         cache_port="6379",
         cache_secret_arn=f"arn:aws:secretsmanager:{region}:{account}:secret:erp/{env.name}/cache-GhIjKl",
+        mongodb_secret_arn=f"arn:aws:secretsmanager:{region}:{account}:secret:erp/{env.name}/mongodb-MnOpQr",
+        employee_function_url_host=f"abcdefghijklmnopqrstuvwxyz012345.lambda-url.{region}.on.aws",
         target_group_arns={
             s.name: f"arn:aws:elasticloadbalancing:{region}:{account}:targetgroup/{s.name[:24]}/{i:016x}"
             for i, s in enumerate(env.services, start=1)
@@ -53,6 +61,11 @@ def token_values(env: EnvironmentConfig) -> PlatformValues:
     for field in fields(PlatformValues):
         if field.name in ("target_group_arns", "images"):
             values[field.name] = {s.name: token() for s in env.services}
+        elif field.name == "mysql_secret_arns":
+            values[field.name] = {s.name: token() for s in env.services if "mysql" in s.uses}
+        elif field.name == "nlb_private_ips":
+            # Computed from config at synth (never a token): NetworkPolicy peers must be literal.
+            values[field.name] = nlb_private_ips(env.network)
         else:
             values[field.name] = token()
     return PlatformValues(**values)

@@ -128,13 +128,47 @@ def test_topic_job_is_idempotent_bounded_and_matches_config(built):
     assert re.search(r"-ge \d+ \]; then .*exit 1", script), "the wait loop must give up"
     rf = min(3, built.env.kafka.replicas)
     for topic in built.env.kafka.topics:
+        retention = f"retention.ms={topic.retention_hours * 3_600_000}"
         assert (
             f"--create --if-not-exists --topic {topic.name} --partitions {topic.partitions} --replication-factor {rf}"
-            in script
+            f" --config {retention}" in script
         )
-    assert names.KAFKA_TOPIC in {t.name for t in built.env.kafka.topics}
+        assert f"--alter --entity-type topics --entity-name {topic.name} --add-config {retention}" in script
+    # Every topic a service reads (KAFKA_TOPICS_*) is created: auto-creation is off.
+    assert {t for s in built.env.services for t in s.kafka_topics} <= {t.name for t in built.env.kafka.topics}
+    assert {t.name for t in built.env.kafka.topics} >= {"approval-requests", "approval-results"}
 
 
 def test_topic_job_name_changes_with_its_script():
     jobs = {env: find(build(env).chart("kafka"), "Job")[0]["metadata"]["name"] for env in ("dev", "prod")}
     assert jobs["dev"] != jobs["prod"] and all(name.startswith("kafka-topics-") for name in jobs.values())
+
+
+def test_topics_script_grows_partitions_and_sets_retention_when_run(tmp_path):
+    """Run the Job's script against stub Kafka tools: an existing 1-partition topic is grown to the configured
+    count, a topic already at it is left alone, and retention is applied to both."""
+    import subprocess
+
+    from k8s_charts.kafka import topics_script
+
+    env = build("dev").env
+    calls = tmp_path / "calls"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "kafka-topics.sh").write_text(
+        "#!/bin/sh\n"
+        f'echo "topics $*" >> {calls}\n'
+        'case "$*" in *--describe*approval-requests*) '
+        'printf "Topic: approval-requests\\tTopicId: x\\tPartitionCount: 1\\tReplicationFactor: 1\\n";; '
+        '*--describe*) printf "Topic: t\\tTopicId: y\\tPartitionCount: 3\\tReplicationFactor: 1\\n";; esac\n'
+    )
+    (bin_dir / "kafka-configs.sh").write_text(f'#!/bin/sh\necho "configs $*" >> {calls}\n')
+    for stub in bin_dir.iterdir():
+        stub.chmod(0o755)
+    script = topics_script(env).replace("/opt/kafka/bin/", f"{bin_dir}/").replace("/tmp/admin", f"{tmp_path}/admin")
+    subprocess.run(["bash", "-c", script], check=True, timeout=30)
+    log = calls.read_text().splitlines()
+    grown = [line for line in log if "--alter" in line and "--partitions" in line]
+    assert grown == [line for line in log if line.startswith("topics") and "--alter --topic approval-requests" in line]
+    assert len(grown) == 1 and grown[0].endswith("--partitions 3")
+    assert sum("retention.ms=604800000" in line and line.startswith("configs") for line in log) == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from config.hosting import nlb_private_ips
 from k8s_charts import names
 from k8s_charts.namespace import POD_IDENTITY_AGENT
 from k8s_charts.testing import find, selector_matches, workloads
@@ -52,23 +53,70 @@ def test_nlb_ingress_matches_each_services_port_and_pods(built):
         spec = nlb[f"allow-nlb-to-{service.name}"]
         assert selected(built, spec) == {service.name}
         assert ports(spec["ingress"]) == {(service.port, "TCP")}
-        assert spec["ingress"][0]["from"] == [{"ipBlock": {"cidr": built.values.vpc_cidr}}]
+        # The NLB's own fixed addresses only: never the VPC CIDR (every pod and Lambda ENI in the VPC).
+        sources = [peer["ipBlock"]["cidr"] for peer in spec["ingress"][0]["from"]]
+        assert (
+            sources
+            == [f"{ip}/32" for ip in nlb_private_ips(built.env.network)]
+            == [f"{ip}/32" for ip in built.values.nlb_private_ips]
+        )
+        assert len(sources) == built.env.network.az_count
     allowed = set().union(*(ports(spec["ingress"]) for spec in nlb.values()))
     assert allowed == {(s.port, "TCP") for s in built.env.services}
 
 
-def test_services_egress(built):
-    spec = policies(built)["allow-services-egress"]
-    assert selected(built, spec) == {s.name for s in built.env.services}
-    assert ports(spec["egress"]) == {
-        (names.KAFKA_PORT, "TCP"),
-        (names.XRAY_PORT, "UDP"),
-        (names.XRAY_PORT, "TCP"),
-        (names.MYSQL_PORT, "TCP"),
-        (names.REDIS_PORT, "TCP"),
-    }
-    data_rule = next(r for r in spec["egress"] if (names.MYSQL_PORT, "TCP") in ports([r]))
-    assert data_rule["to"] == [{"ipBlock": {"cidr": built.values.vpc_cidr}}]
+def egress_of(built, service_name: str) -> list[dict]:
+    spec = policies(built).get(f"allow-{service_name}-egress")
+    if spec is None:
+        return []
+    assert selected(built, spec) == {service_name}
+    return spec["egress"]
+
+
+def peers_selected(built, rule: dict) -> set[str]:
+    found = set()
+    for peer in rule["to"]:
+        if "podSelector" in peer:
+            found |= selected(built, {"podSelector": peer["podSelector"]})
+    return found
+
+
+def test_each_service_reaches_only_what_it_uses(built):
+    request, processing, notification = (
+        egress_of(built, s) for s in ("approval-request-service", "approval-processing-service", "notification-service")
+    )
+    assert ports(request) == {(9092, "TCP"), (2000, "UDP"), (2000, "TCP"), (27017, "TCP"), (8081, "TCP"), (8084, "TCP")}
+    assert ports(processing) == {(9092, "TCP")}
+    assert ports(notification) == {(names.REDIS_PORT, "TCP"), (2000, "UDP"), (2000, "TCP")}
+    mongo = next(r for r in request if ports([r]) == {(27017, "TCP")})
+    assert [p["ipBlock"]["cidr"] for p in mongo["to"]] == built.env.mongodb.egress_cidrs
+    assert peers_selected(built, next(r for r in request if ports([r]) == {(8084, "TCP")})) == {"notification-service"}
+    assert peers_selected(built, next(r for r in request if ports([r]) == {(8081, "TCP")})) == {names.EMPLOYEE_PROXY}
+    cache = next(r for r in notification if ports([r]) == {(names.REDIS_PORT, "TCP")})
+    assert cache["to"] == [{"ipBlock": {"cidr": built.values.vpc_cidr}}]
+    # Nobody but approval-request-service may reach MongoDB, and no service reaches MySQL (none declares it).
+    for spec in policies(built).values():
+        for rule in spec.get("egress", []):
+            if (27017, "TCP") in ports([rule]):
+                assert selected(built, spec) == {"approval-request-service"}
+            assert (names.MYSQL_PORT, "TCP") not in ports([rule])
+
+
+def test_notification_admits_its_caller_on_8084(built):
+    spec = policies(built)["allow-callers-to-notification-service"]
+    assert selected(built, spec) == {"notification-service"}
+    (rule,) = spec["ingress"]
+    assert ports([rule]) == {(8084, "TCP")}
+    assert peers_selected(built, {"to": rule["from"]}) == {"approval-request-service"}
+
+
+def test_employee_proxy_admits_only_the_approval_service_and_reaches_only_aws(built):
+    spec = policies(built)[f"allow-{names.EMPLOYEE_PROXY}"]
+    assert selected(built, spec) == {names.EMPLOYEE_PROXY}
+    (rule,) = spec["ingress"]
+    assert ports([rule]) == {(names.EMPLOYEE_PROXY_PORT, "TCP")}
+    assert peers_selected(built, {"to": rule["from"]}) == {"approval-request-service"}
+    assert ports(spec["egress"]) == {(443, "TCP"), (80, "TCP")}
 
 
 def test_kafka_reachable_by_services_and_its_job_and_talks_to_itself(built):
@@ -78,7 +126,9 @@ def test_kafka_reachable_by_services_and_its_job_and_talks_to_itself(built):
     client_sources = set()
     for peer in client_rule["from"]:
         client_sources |= selected(built, {"podSelector": peer["podSelector"]})
-    assert client_sources >= {s.name for s in built.env.services}
+    assert client_sources - {n for n in client_sources if n.startswith("kafka-topics-")} == {
+        s.name for s in built.env.services if "kafka" in s.uses
+    }
     assert any(name.startswith("kafka-topics-") for name in client_sources)
     assert ports([client_rule]) == {(names.KAFKA_PORT, "TCP")}
     assert ports([peer_rule]) == ports(spec["egress"]) == {(9092, "TCP"), (9093, "TCP")}
@@ -96,14 +146,15 @@ def test_xray_daemon_takes_udp_and_tcp_2000_from_services_and_reaches_aws(built)
 
 
 def test_only_pods_with_an_aws_identity_may_leave_the_vpc(built):
-    """Egress beyond the VPC (443 anywhere) is granted to the X-Ray daemon alone in the erp namespace."""
+    """Egress beyond the VPC (443 anywhere) is granted to the X-Ray daemon and the employee proxy alone."""
     leaving = set()
     for spec in policies(built).values():
         for rule in spec.get("egress", []):
             if any(peer.get("ipBlock", {}).get("cidr") == "0.0.0.0/0" for peer in rule.get("to", [])):
                 leaving |= selected(built, spec)
-    assert leaving == {names.XRAY_DAEMON}
-    assert names.pod_identity_service_accounts(built.env)[names.XRAY_DAEMON].namespace == built.env.namespace
+    assert leaving == {names.XRAY_DAEMON, names.EMPLOYEE_PROXY}
+    for workload in leaving:
+        assert names.pod_identity_service_accounts(built.env)[workload].namespace == built.env.namespace
 
 
 def test_every_pod_port_in_the_namespace_is_opened_somewhere(built):

@@ -41,19 +41,24 @@ def test_cluster_secret_store_uses_the_controllers_pod_identity(built):
     assert store["spec"]["conditions"] == [{"namespaces": [built.env.namespace]}]
 
 
-def test_external_secrets_map_the_rds_and_cache_secrets(built):
+def test_external_secrets_one_per_service_with_only_what_it_uses(built):
+    """No shared bundle: approval-request-service alone gets the MongoDB URI; the cache token only where the
+    cache has AUTH (prod) and only for its user; nobody gets the RDS master secret."""
     secrets = {es["metadata"]["name"]: es["spec"] for es in find(built.chart("secrets"), "ExternalSecret")}
-    assert set(secrets) == {names.DB_SECRET, names.CACHE_SECRET}
     for spec in secrets.values():
         assert spec["refreshInterval"]
         assert spec["secretStoreRef"] == {"kind": "ClusterSecretStore", "name": names.CLUSTER_SECRET_STORE}
-    db = {d["secretKey"]: d["remoteRef"] for d in secrets[names.DB_SECRET]["data"]}
-    assert db == {
-        "username": {"key": built.values.db_secret_arn, "property": "username"},
-        "password": {"key": built.values.db_secret_arn, "property": "password"},
-    }
-    cache = {d["secretKey"]: d["remoteRef"] for d in secrets[names.CACHE_SECRET]["data"]}
-    assert cache == {names.CACHE_AUTH_TOKEN_KEY: {"key": built.values.cache_secret_arn, "property": "authToken"}}
+    keys = {name: {d["secretKey"]: d["remoteRef"] for d in spec["data"]} for name, spec in secrets.items()}
+    request = keys.pop(names.service_secret("approval-request-service"))
+    assert request == {names.MONGODB_URI_KEY: {"key": built.values.mongodb_secret_arn, "property": "uri"}}
+    if built.env.cache.allow_plaintext_clients:
+        assert keys == {}
+    else:
+        assert keys == {
+            names.service_secret("notification-service"): {
+                names.CACHE_AUTH_TOKEN_KEY: {"key": built.values.cache_secret_arn, "property": "authToken"}
+            }
+        }
 
 
 def fluent_bit_sections(conf: str) -> list[tuple[str, dict[str, str]]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 
 import aws_cdk as cdk
@@ -10,14 +11,15 @@ from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk.assertions import Template
 
+from config.hosting import nlb_private_ips, private_subnet_cidrs
 from config.models import ApiConfig
 from constructs_lib.http_api import ErpHttpApi
+from constructs_lib.routes import EMPLOYEE_FUNCTION, route_plan
 from tests.conftest import resources_of
 
 ENVS = ["dev", "prod"]
 HEALTH = "GET /health"
-EMPLOYEES = "/api/employees"
-EMPLOYEE_ROUTES = [EMPLOYEES, "/api/attendance", "/api/quests", "/api/leaves"]
+LAMBDA_PREFIXES = ("/api/employees", "/api/attendance", "/api/quests", "/api/leaves")
 
 
 def api_template(stack_templates, env) -> dict:
@@ -68,7 +70,8 @@ def test_internal_nlb_in_private_subnets_with_a_security_group(stack_templates, 
     props = nlb["Properties"]
     assert props["Type"] == "network"
     assert props["Scheme"] == "internal"
-    subnets = json.dumps(props["Subnets"])
+    assert "Subnets" not in props
+    subnets = json.dumps([m["SubnetId"] for m in props["SubnetMappings"]])
     assert "privateSubnet" in subnets and "publicSubnet" not in subnets and "isolatedSubnet" not in subnets
     assert len(props["SecurityGroups"]) == 1
     attributes = {a["Key"]: a["Value"] for a in props["LoadBalancerAttributes"]}
@@ -87,8 +90,11 @@ def test_one_ip_target_group_and_one_tcp_listener_per_service(stack_templates, c
         logical_id, group = by_port[service.port]
         assert group["TargetType"] == "ip"
         assert group["Protocol"] == "TCP"
-        assert group["HealthCheckProtocol"] == "HTTP"
-        assert group["HealthCheckPath"] == service.health_path
+        # The same check as the pod probes: TCP unless config names a path the service really serves.
+        if service.health.type == "http":
+            assert (group["HealthCheckProtocol"], group["HealthCheckPath"]) == ("HTTP", service.health.path)
+        else:
+            assert group["HealthCheckProtocol"] == "TCP" and "HealthCheckPath" not in group
         assert group["HealthCheckPort"] == "traffic-port"
         attributes = {a["Key"]: a["Value"] for a in group["TargetGroupAttributes"]}
         assert attributes["preserve_client_ip.enabled"] == "false"  # pods see, and admit, the NLB's SG
@@ -125,15 +131,38 @@ def test_nlb_admits_only_the_vpc_link_on_service_ports(stack_templates, configs,
     assert all(rule["DestinationSecurityGroupId"] == nlb_sg for rule in egress)
 
 
+@pytest.mark.parametrize("env", ENVS)
+def test_nlb_has_fixed_private_ips_and_sends_only_to_the_private_subnets(stack_templates, configs, env):
+    """Issue 12: the pods' NetworkPolicies admit these /32s; they must be the NLB's real addresses."""
+    api = api_template(stack_templates, env)
+    network = configs[env].network
+    (_, nlb) = one(api, "AWS::ElasticLoadBalancingV2::LoadBalancer")
+    mappings = nlb["Properties"]["SubnetMappings"]
+    assert [m["PrivateIPv4Address"] for m in mappings] == nlb_private_ips(network)
+    # Each address lies in the subnet it is mapped to: the private subnets' CIDRs as the network stack creates them.
+    vpc = stack_templates[f"erp-{env}-network"]["Resources"]
+    private_cidrs = sorted(
+        r["Properties"]["CidrBlock"] for k, r in vpc.items() if r["Type"] == "AWS::EC2::Subnet" and "privateSubnet" in k
+    )
+    assert private_cidrs == sorted(private_subnet_cidrs(network))
+    for mapping, block in zip(mappings, private_subnet_cidrs(network), strict=True):
+        assert ipaddress.ip_address(mapping["PrivateIPv4Address"]) in ipaddress.ip_network(block)
+        assert f"privateSubnet{private_subnet_cidrs(network).index(block) + 1}" in json.dumps(mapping["SubnetId"])
+    nlb_sg = nlb["Properties"]["SecurityGroups"][0]["Fn::GetAtt"][0]
+    egress = api["Resources"][nlb_sg]["Properties"]["SecurityGroupEgress"]
+    assert {e["CidrIp"] for e in egress} == set(private_subnet_cidrs(network))
+    assert {e["FromPort"] for e in egress} == {s.port for s in configs[env].services}
+
+
 # --- routes, auth, integrations -----------------------------------------------------------
 
 
 def expected_route_keys(config) -> set[str]:
-    prefixes = [s.route for s in config.services] + EMPLOYEE_ROUTES
     keys = {HEALTH}
-    for prefix in prefixes:
-        methods = ["ANY", "OPTIONS"] if config.api.cors_origins else ["ANY"]
-        keys |= {f"{method} {path}" for method in methods for path in (prefix, f"{prefix}/{{proxy+}}")}
+    for planned in route_plan(config):
+        keys.add(planned.key)
+        if config.api.cors_origins:
+            keys.add(f"OPTIONS {planned.path}")
     return keys
 
 
@@ -168,33 +197,41 @@ def test_service_routes_go_through_the_vpc_link_to_their_own_listener(stack_temp
     api = api_template(stack_templates, env)
     all_routes = routes(api)
     (link_id, _) = one(api, "AWS::ApiGatewayV2::VpcLink")
-    for service in configs[env].services:
-        (listener_id, _) = one(api, "AWS::ElasticLoadBalancingV2::Listener", Port=service.port)
-        for path in (service.route, f"{service.route}/{{proxy+}}"):
-            integration = integration_of(api, all_routes[f"ANY {path}"])
-            assert integration["IntegrationType"] == "HTTP_PROXY"
-            assert integration["ConnectionType"] == "VPC_LINK"
-            assert integration["ConnectionId"] == {"Ref": link_id}
-            assert integration["IntegrationUri"] == {"Ref": listener_id}
+    ports = {s.name: s.port for s in configs[env].services}
+    for planned in route_plan(configs[env]):
+        if planned.target == EMPLOYEE_FUNCTION:
+            continue
+        (listener_id, _) = one(api, "AWS::ElasticLoadBalancingV2::Listener", Port=ports[planned.target])
+        integration = integration_of(api, all_routes[planned.key])
+        assert integration["IntegrationType"] == "HTTP_PROXY"
+        assert integration["ConnectionType"] == "VPC_LINK"
+        assert integration["ConnectionId"] == {"Ref": link_id}
+        assert integration["IntegrationUri"] == {"Ref": listener_id}
+        # The services have no /api prefix: the gateway rewrites the path (tests/contract checks each value).
+        assert integration["RequestParameters"] == {"overwrite:path": planned.backend_path}
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_employee_routes_invoke_the_employee_lambda(stack_templates, env):
+def test_employee_routes_invoke_the_employee_lambda(stack_templates, configs, env):
     api = api_template(stack_templates, env)
     function_id, _ = employee_function(api)
     all_routes = routes(api)
-    paths = [path for route in EMPLOYEE_ROUTES for path in (route, f"{route}/{{proxy+}}")]
-    for path in paths:
-        integration = integration_of(api, all_routes[f"ANY {path}"])
+    lambda_routes = [p for p in route_plan(configs[env]) if p.target == EMPLOYEE_FUNCTION]
+    assert {p.path for p in lambda_routes} >= {f"{r}{tail}" for r in LAMBDA_PREFIXES for tail in ("", "/{proxy+}")}
+    for planned in lambda_routes:
+        integration = integration_of(api, all_routes[planned.key])
         assert integration["IntegrationType"] == "AWS_PROXY"
         assert integration["PayloadFormatVersion"] == "2.0"  # what the handler's resolver expects
         assert integration["IntegrationUri"] == {"Fn::GetAtt": [function_id, "Arn"]}
+        assert "RequestParameters" not in integration  # the Lambda keeps /api
     permissions = [
         p["Properties"]
         for p in resources_of(api, "AWS::Lambda::Permission").values()
         if p["Properties"]["FunctionName"] == {"Fn::GetAtt": [function_id, "Arn"]}
     ]
-    assert len(permissions) == len(paths) and all(p["Principal"] == "apigateway.amazonaws.com" for p in permissions)
+    # One invoke permission per route (CDK scopes each to its route's source ARN).
+    assert len(permissions) == len(lambda_routes)
+    assert all(p["Principal"] == "apigateway.amazonaws.com" for p in permissions)
 
 
 @pytest.mark.parametrize("env", ENVS)

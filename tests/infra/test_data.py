@@ -62,17 +62,36 @@ def test_db_subnet_group_uses_isolated_subnets(stack_templates):
         assert "isolatedSubnet" in imports and "privateSubnet" not in imports
 
 
-def test_credentials_are_generated_never_literal(stack_templates):
+def test_credentials_are_generated_never_literal(stack_templates, configs):
     for env in ("dev", "prod"):
         data = stack_templates[f"erp-{env}-data"]
         db = resources_of(data, "AWS::RDS::DBInstance")["DatabaseInstanceAA8A5FDE"]["Properties"]
         assert "{{resolve:secretsmanager:" in json.dumps(db["MasterUserPassword"])
         cache = resources_of(data, "AWS::ElastiCache::ReplicationGroup")["CacheReplicationGroupBFE59FF3"]["Properties"]
-        assert json.dumps(cache["AuthToken"]).count("{{resolve:secretsmanager:") == 1
+        if configs[env].cache.allow_plaintext_clients:
+            assert "AuthToken" not in cache  # dev's unmodified notification-service cannot send one
+        else:
+            assert json.dumps(cache["AuthToken"]).count("{{resolve:secretsmanager:") == 1
         secrets = resources_of(data, "AWS::SecretsManager::Secret")
         names = sorted(s["Properties"]["Name"] for s in secrets.values())
-        assert names == [f"erp/{env}/cache", f"erp/{env}/mysql", f"erp/{env}/mysql/employee_app"]
+        assert names == [f"erp/{env}/cache", f"erp/{env}/mongodb", f"erp/{env}/mysql", f"erp/{env}/mysql/employee_app"]
         assert all("GenerateSecretString" in s["Properties"] for s in secrets.values())
+
+
+def test_mongodb_secret_exists_without_a_usable_uri(stack_templates):
+    """erp/{env}/mongodb is created with a random placeholder and no "uri" key: nothing in git, nothing usable
+    until an operator writes the URI (README: Deploy)."""
+    for env in ("dev", "prod"):
+        data = stack_templates[f"erp-{env}-data"]
+        (secret,) = [
+            s["Properties"]
+            for s in resources_of(data, "AWS::SecretsManager::Secret").values()
+            if s["Properties"]["Name"] == f"erp/{env}/mongodb"
+        ]
+        generated = secret["GenerateSecretString"]
+        assert generated["SecretStringTemplate"] == "{}" and generated["GenerateStringKey"] != "uri"
+        assert "SecretString" not in secret
+        assert "mongodb/secret-arn" in json.dumps(data)
 
 
 def test_prod_rotates_db_credentials_and_dev_does_not(template):
@@ -90,13 +109,15 @@ def test_cache_encrypted_and_failover_in_prod(template, configs):
             {
                 "Engine": "valkey",
                 "AtRestEncryptionEnabled": True,
-                "TransitEncryptionEnabled": True,
+                # TLS everywhere but where config names the dev-only plaintext switch (refused in production).
+                "TransitEncryptionEnabled": not config.cache.allow_plaintext_clients,
                 "AutomaticFailoverEnabled": failover,
                 "MultiAZEnabled": failover,
                 "ReplicasPerNodeGroup": config.cache.replicas,
             },
         )
     assert configs["prod"].cache.replicas >= 1
+    assert not configs["prod"].cache.allow_plaintext_clients
 
 
 def test_security_groups_admit_nobody_by_default(stack_templates):

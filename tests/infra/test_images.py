@@ -24,7 +24,7 @@ SAMPLES = {"sample-a": "services/sample-a", "sample-b": "services/sample-b"}
 
 
 def service(name: str, **image) -> ServiceConfig:
-    return ServiceConfig(name=name, port=8080, route=f"/api/{name}", image=ImageConfig(**image))
+    return ServiceConfig(name=name, port=8080, routes=[{"path": f"/api/{name}"}], image=ImageConfig(**image))
 
 
 def image_hashes(root: Path, outdir: Path) -> dict[str, str]:

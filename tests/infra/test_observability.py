@@ -278,7 +278,8 @@ def test_xray_sampling_rule_and_group_cover_the_services(stack_templates, config
     assert health_rule["Priority"] < services_rule["Priority"]  # evaluated first
     for service in config.services:
         assert fnmatch.fnmatchcase(service.name, services_rule["ServiceName"])
-        assert fnmatch.fnmatchcase(service.health_path, health_rule["URLPath"])
+        if service.health.type == "http":
+            assert fnmatch.fnmatchcase(service.health.path, health_rule["URLPath"])
     _, group = the_one(template, "AWS::XRay::Group")
     assert group["Properties"]["GroupName"] == f"erp-{env}"
     expression = json.dumps(group["Properties"]["FilterExpression"])

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from config import load_toolchain
+from constructs_lib.routes import smoke_paths
 from tests.conftest import REPO, resources_of
 
 PIPELINE = "erp-pipeline"
@@ -113,7 +114,9 @@ def test_every_stage_smoke_tests_its_api_after_deploying(pipeline, pipeline_json
         assert '"${API_URL%/}/health"' in commands[0] and 'test "$status" = 200' in commands[0]
         assert "--retry 10" in commands[0]
         # Anonymous calls to every backend route must be refused by the authorizer.
-        routes = ["/api/employees", *(s.route for s in config.services)]
+        routes = smoke_paths(config)
+        assert {"/api/employees", "/api/attendance", "/api/quests", "/api/leaves", "/api/approvals"} <= set(routes)
+        assert "/api/process/smoke-test" in routes and "/api/notifications" in routes
         assert [c for c in commands[1:] if 'test "$status" = 401' in c] == commands[1:]
         assert [r for r in routes if any(f'"${{API_URL%/}}{r}"' in c for c in commands[1:])] == routes
 

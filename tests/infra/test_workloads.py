@@ -82,3 +82,31 @@ def test_pods_reach_database_and_cache_through_the_cluster_security_group(stack_
     for rule in rules:
         assert f"erp-{env}-cluster" in json.dumps(rule["Properties"]["SourceSecurityGroupId"])
         assert f"erp-{env}-data" in json.dumps(rule["Properties"]["GroupId"])
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_employee_proxy_is_the_one_caller_of_the_function_url(stack_templates, env):
+    """The in-cluster employee-service proxy's Pod Identity role may invoke the employee Lambda through its
+    IAM-only function URL and do nothing else; the manifest gets the URL's host from the Api stack."""
+    workloads = stack_templates[f"erp-{env}-workloads"]
+    (association,) = [
+        a["Properties"]
+        for a in resources_of(workloads, "AWS::EKS::PodIdentityAssociation").values()
+        if a["Properties"]["ServiceAccount"] == "employee-service"
+    ]
+    assert association["Namespace"] == f"erp-{env}"
+    role_id = association["RoleArn"]["Fn::GetAtt"][0]
+    statements = [
+        s
+        for p in resources_of(workloads, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in p["Properties"]["Roles"]
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    assert sorted(s["Action"] for s in statements) == ["lambda:InvokeFunction", "lambda:InvokeFunctionUrl"]
+    for statement in statements:
+        assert f"erp-{env}-api" in json.dumps(statement["Resource"]) and "EmployeeService" in json.dumps(
+            statement["Resource"]
+        )
+        assert statement["Condition"]  # only through the function URL (IAM auth type)
+    assert "ManagedPolicyArns" not in workloads["Resources"][role_id]["Properties"]
+    assert f"erp-{env}-employee-function-url-host" in json.dumps(workloads)

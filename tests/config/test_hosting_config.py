@@ -1,0 +1,107 @@
+"""The hosting contract in config (config/hosting.py): each rule refuses a bad value with one line."""
+
+from __future__ import annotations
+
+import pytest
+
+from config import load_environment
+from config.hosting import nlb_private_ips, private_subnet_cidrs, topic_variable, url_variable
+
+from .test_config import config_dir, edit, error_of  # noqa: F401  (the fixture and helpers)
+
+
+@pytest.mark.parametrize(
+    ("env", "field", "value", "expected"),
+    [
+        # A singleton keeps its queue in memory: no autoscaling, ever.
+        (
+            "dev",
+            "services.1.max_replicas",
+            2,
+            "services[approval-processing-service]: a singleton runs exactly one pod",
+        ),
+        ("prod", "services.1.replicas", 2, "services[approval-processing-service]: a singleton runs exactly one pod"),
+        # Prod keeps TLS + AUTH on the cache.
+        ("prod", "cache.allow_plaintext_clients", True, "cache.allow_plaintext_clients: production keeps TLS + AUTH"),
+        (
+            "dev",
+            "services.0.uses",
+            ["kafka", "postgres"],
+            "services[approval-request-service].uses: 'postgres' is neither",
+        ),
+        ("dev", "services.2.uses", ["notification-service"], "a service cannot use itself"),
+        (
+            "dev",
+            "services.0.kafka_topics",
+            ["approval-requests", "approval-audit"],
+            "services[approval-request-service].kafka_topics: 'approval-audit' is not in kafka.topics",
+        ),
+        ("dev", "services.2.kafka_topics", ["approval-requests"], "the service must declare kafka in uses"),
+        ("dev", "mongodb.egress_cidrs", [], "mongodb.egress_cidrs: services[approval-request-service] uses mongodb"),
+        ("dev", "mongodb.egress_cidrs", ["0.0.0.0/0"], "mongodb.egress_cidrs: 0.0.0.0/0 would let"),
+        ("dev", "services.2.health", {"type": "http"}, "health: give a path exactly when type is http"),
+        (
+            "dev",
+            "services.0.routes",
+            [{"path": "/api/employees"}],
+            "services: route paths must be unique across services and employee_function.routes",
+        ),
+        (
+            "dev",
+            "employee_function.routes",
+            [{"path": "/api/employees", "rewrite": "/employees"}],
+            "employee_function.routes: Lambda proxy integrations cannot rewrite the path",
+        ),
+        (
+            "dev",
+            "api.restricted_routes",
+            [{"method": "DELETE", "path": "/api/approvals", "groups": ["everyone"]}],
+            "api.restricted_routes: DELETE /api/approvals: everyone not in auth.admin_groups or auth.manager_groups",
+        ),
+        (
+            "dev",
+            "api.restricted_routes",
+            [{"method": "DELETE", "path": "/api/payroll", "groups": ["admin"]}],
+            "api.restricted_routes: DELETE /api/payroll is under no configured route",
+        ),
+        (
+            "dev",
+            "cluster.node_groups.0.instance_types",
+            ["t4g.medium"],
+            "services[approval-request-service].image.architectures: no apps node group runs amd64",
+        ),
+    ],
+)
+def test_hosting_rules(config_dir, env, field, value, expected):  # noqa: F811
+    edit(config_dir, env, field, value)
+    message = error_of(config_dir, env)
+    assert message.startswith(f"{config_dir}/{env}.yaml: ")
+    assert expected in message
+
+
+def test_names_the_services_read():
+    assert url_variable("notification-service") == "NOTIFICATION_SERVICE_URL"
+    assert topic_variable("approval-requests") == "KAFKA_TOPICS_APPROVAL_REQUESTS"
+
+
+def test_committed_config_matches_the_real_services():
+    """Section 6 of ../shared/erp-services.md as declared in config (the charts derive everything from it)."""
+    for name in ("dev", "prod"):
+        env = load_environment(name)
+        uses = {s.name: set(s.uses) for s in env.services}
+        assert uses == {
+            "approval-request-service": {"mongodb", "kafka", "xray", "employee-api", "notification-service"},
+            "approval-processing-service": {"kafka"},
+            "notification-service": {"cache", "xray"},
+        }
+        processing = next(s for s in env.services if s.name == "approval-processing-service")
+        assert processing.singleton and not processing.autoscaled
+        assert {t.name for t in env.kafka.topics} == {"approval-requests", "approval-results"}
+    assert load_environment("dev").cache.allow_plaintext_clients
+    assert not load_environment("prod").cache.allow_plaintext_clients
+
+
+def test_nlb_addresses_are_the_last_usable_of_each_private_subnet():
+    dev = load_environment("dev").network
+    assert private_subnet_cidrs(dev) == ["10.10.16.0/20", "10.10.32.0/20"]
+    assert nlb_private_ips(dev) == ["10.10.31.254", "10.10.47.254"]

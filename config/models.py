@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -53,6 +54,10 @@ SUPPORTED_KUBERNETES = {"1.34": "v34", "1.35": "v35"}
 
 # MySQL minors allowed: 8.0 is past standard support (billed extended support).
 SUPPORTED_MYSQL = re.compile(r"^8\.4\.\d+$")
+
+# Production's EKS public endpoint: an office/VPN range, never the internet (/0) or a provider-sized block.
+MIN_PROD_ENDPOINT_PREFIX = {4: 16, 6: 48}
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0"})
 
 AccountId = Annotated[str, StringConstraints(pattern=r"^\d{12}$")]
 Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$", max_length=254)]
@@ -141,6 +146,8 @@ class DatabaseConfig(Strict):
     deletion_protection: bool
     removal: Literal["destroy", "snapshot", "retain"]
     rotation_days: int | None = Field(default=None, ge=1, le=365)
+    # REPLACES the DB instance (a new, empty database) when changed after the first deploy; the master
+    # username (fixed in constructs_lib/database.py) does too. See tools/replacement_guard.py.
     database_name: str = "erp"
     log_retention_days: RetentionDays = 30
 
@@ -164,6 +171,9 @@ class CacheConfig(Strict):
     node_type: str = "cache.t4g.micro"
     replicas: int = Field(ge=0, le=5)
     snapshot_retention_days: int = Field(default=0, ge=0, le=35)
+    # Rotate the AUTH token this often (ElastiCache ROTATE strategy: old and new both valid until the next
+    # rotation's SET). None: never. Must exceed the External Secrets refresh + a rollout (see README).
+    auth_token_rotation_days: int | None = Field(default=None, ge=1, le=365)
 
 
 class Thresholds(Strict):
@@ -199,6 +209,9 @@ class Taint(Strict):
 
 
 class NodeGroupConfig(Strict):
+    """instance_types, capacity, disk_gib and the group itself are create-only in EKS: changing them REPLACES
+    the node group (and with a fixed name the replacement fails): add a new group, move pods, delete the old."""
+
     name: K8sName
     instance_types: list[str] = Field(min_length=1)
     capacity: Literal["ON_DEMAND", "SPOT"] = "ON_DEMAND"
@@ -345,9 +358,15 @@ GroupName = Annotated[str, StringConstraints(pattern=r"^[\w+=,.@-]{1,128}$")]
 
 
 class AuthConfig(Strict):
+    """The user pool's sign-in aliases, username case sensitivity and required standard attributes are fixed
+    in constructs_lib/user_pool.py because changing any of them REPLACES the pool (every account lost)."""
+
     mfa: Literal["optional", "required"] = "optional"
     allowed_signup_domains: list[str] = []
+    # Logout URLs are their origins. Production allows only https (and no localhost).
     callback_urls: list[str] = ["http://localhost:3000/callback"]
+    # WAF rate-based rule on the pool: sign-up/sign-in calls per client IP per 5 minutes (None: no WAF).
+    signin_rate_limit: int | None = Field(default=None, ge=10, le=2_000_000_000)
     # Cognito groups (assigned by an administrator, never at sign-up) that carry privileges. Their members'
     # access tokens get the scope f"{project}/{group}" (pre-token-generation trigger); the gateway's
     # group-restricted routes and the employee Lambda's checks read groups from the token.
@@ -392,6 +411,8 @@ class UsageAssumptions(Strict):
     lambda_avg_duration_ms: int = Field(default=100, ge=1)
     log_ingest_gb_per_month: float = Field(default=5.0, ge=0)
     log_stored_gb: float = Field(default=10.0, ge=0)
+    # Requests the user pool's WAF web ACL inspects (every call to the pool is counted, not only sign-ins).
+    auth_requests_per_month: int = Field(default=200_000, ge=0)
     nat_processed_gb_per_month: float = Field(default=20.0, ge=0)
     rds_backup_gb: float = Field(default=0.0, ge=0)
 
@@ -449,6 +470,25 @@ class EnvironmentConfig(Strict):
             raise ValueError("network.az_count: production spans at least 2 AZs")
         if self.schedule is not None:
             raise ValueError("schedule: production does not sleep; remove the schedule")
+        return self._production_security_rules()
+
+    def _production_security_rules(self) -> EnvironmentConfig:
+        """Issue 12's prod rules: each one is broken on purpose in tests/config/test_prod_rules.py."""
+        for url in self.auth.callback_urls:
+            parts = urlsplit(url)
+            if parts.scheme != "https" or not parts.hostname or parts.hostname in LOOPBACK_HOSTS:
+                raise ValueError(f"auth.callback_urls: production allows only https URLs of a real host, not {url!r}")
+        for cidr in self.cluster.endpoint_public_cidrs:
+            net = ipaddress.ip_network(cidr)
+            if net.prefixlen < MIN_PROD_ENDPOINT_PREFIX[net.version]:
+                raise ValueError(
+                    f"cluster.endpoint_public_cidrs: {cidr} is too broad for production's EKS endpoint "
+                    f"(at most a /{MIN_PROD_ENDPOINT_PREFIX[net.version]}: your office or VPN egress)"
+                )
+        if self.auth.signin_rate_limit is None:
+            raise ValueError("auth.signin_rate_limit: production rate-limits sign-up/sign-in (WAF on the user pool)")
+        if self.cache.auth_token_rotation_days is None:
+            raise ValueError("cache.auth_token_rotation_days: production rotates the cache AUTH token")
         return self
 
     @model_validator(mode="after")

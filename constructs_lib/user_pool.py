@@ -15,14 +15,17 @@ from aws_cdk import aws_cognito as cognito
 from constructs import Construct
 
 from config.models import AuthConfig
+from constructs_lib.auth_waf import UserPoolRateLimit
 from constructs_lib.nag import acknowledge
 from constructs_lib.python_function import PythonFunction
 
 PRESIGNUP_DIR = Path(__file__).resolve().parents[1] / "lambda_handlers" / "presignup"
+PRETOKEN_DIR = Path(__file__).resolve().parents[1] / "lambda_handlers" / "pretoken"
 
 
 class ErpUserPool(Construct):
-    """Email is the username; MFA (TOTP) per environment; self sign-up, auto-confirmed only for own domains."""
+    """Email is the username; MFA (TOTP) per environment; self sign-up, auto-confirmed (never auto-verified)
+    only for own domains; access tokens carry group scopes and a verified-only email (pre-token trigger)."""
 
     def __init__(
         self,
@@ -33,12 +36,13 @@ class ErpUserPool(Construct):
         production: bool,
         domain_prefix: str,
         log_retention_days: int,
+        project: str,
     ) -> None:
         super().__init__(scope, id)
         self.presignup = PythonFunction(
             self,
             "PreSignUp",
-            description="Cognito pre-sign-up: auto-confirms addresses on the allowed domains",
+            description="Cognito pre-sign-up: auto-confirms (never verifies) addresses on the allowed domains",
             entry=PRESIGNUP_DIR,
             handler="app.handler",
             environment={"ALLOWED_SIGNUP_DOMAINS": ",".join(d.lower() for d in config.allowed_signup_domains)},
@@ -76,6 +80,34 @@ class ErpUserPool(Construct):
             # The pool holds every account and its MFA secret: losing it locks everyone out.
             removal_policy=RemovalPolicy.RETAIN if production else RemovalPolicy.DESTROY,
         )
+        # Scopes f"{project}/{group}" and a verified-only `email` claim in ACCESS tokens (event V2_0: Essentials
+        # tier and up). The gateway's group routes and the employee Lambda rely on both (shared contract).
+        self.pretoken = PythonFunction(
+            self,
+            "PreTokenGeneration",
+            description="Cognito pre-token-generation: group scopes and a verified-only email in access tokens",
+            entry=PRETOKEN_DIR,
+            handler="app.handler",
+            environment={"PROJECT": project},
+            memory_mb=128,
+            timeout=Duration.seconds(5),
+            log_retention_days=log_retention_days,
+            production=production,
+        )
+        self.user_pool.add_trigger(
+            cognito.UserPoolOperation.PRE_TOKEN_GENERATION_CONFIG,
+            self.pretoken.function,
+            cognito.LambdaVersion.V2_0,
+        )
+        self.rate_limit = None
+        if config.signin_rate_limit is not None:
+            self.rate_limit = UserPoolRateLimit(
+                self,
+                "RateLimit",
+                user_pool_arn=self.user_pool.user_pool_arn,
+                name=f"{domain_prefix}-auth-rate-limit",
+                limit=config.signin_rate_limit,
+            )
         acknowledge(
             self.user_pool,
             "AwsSolutions-COG8",
@@ -103,6 +135,8 @@ class ErpUserPool(Construct):
                 logout_urls=sorted({_origin(url) for url in config.callback_urls}),
             ),
             supported_identity_providers=[cognito.UserPoolClientIdentityProvider.COGNITO],
+            # Users may change only these; email_verified and groups stay with Cognito and administrators.
+            write_attributes=cognito.ClientAttributes().with_standard_attributes(email=True),
             prevent_user_existence_errors=True,
             enable_token_revocation=True,
             access_token_validity=Duration.hours(1),

@@ -75,9 +75,7 @@ class UserPoolRateLimit(Construct):
                             "evaluationWindowSec": 300,
                             "limit": limit,
                             "scopeDownStatement": {
-                                "orStatement": {
-                                    "statements": [*map(_target, AUTH_TARGETS), *map(_path, AUTH_PATHS)]
-                                }
+                                "orStatement": {"statements": [*map(_target, AUTH_TARGETS), *map(_path, AUTH_PATHS)]}
                             },
                         }
                     },

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.config.test_config import config_dir, edit, error_of  # noqa: F401  (fixture)
 from config import load_environment
+from tests.config.test_config import config_dir, edit, error_of  # noqa: F401  (fixture)
 
 # (dotted field, bad value (None = delete it), the one-line error's tail)
 PROD_RULES = [

@@ -55,6 +55,8 @@ SUPPORTED_KUBERNETES = {"1.34": "v34", "1.35": "v35"}
 # MySQL minors allowed: 8.0 is past standard support (billed extended support).
 SUPPORTED_MYSQL = re.compile(r"^8\.4\.\d+$")
 
+# Tags CI pushes for throwaway builds; the ECR lifecycle expires them, so no environment may pin one.
+CI_TAG_PREFIX = "ci-"
 # Production's EKS public endpoint: an office/VPN range, never the internet (/0) or a provider-sized block.
 MIN_PROD_ENDPOINT_PREFIX = {4: 16, 6: 48}
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0"})
@@ -295,6 +297,10 @@ class ImageConfig(Strict):
             raise ValueError("give exactly one of: tag/digest (a pinned image) or build_dir")
         if self.tag is not None and self.tag in ("latest", ""):
             raise ValueError("tag 'latest' is not allowed: pin a version or a digest")
+        if self.tag is not None and self.tag.startswith(CI_TAG_PREFIX):
+            raise ValueError(
+                f"tag {self.tag!r}: {CI_TAG_PREFIX}* tags are CI builds the ECR lifecycle expires; pin a release tag"
+            )
         return self
 
 

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from config import load_toolchain
+from config.models import CI_TAG_PREFIX
 from tests.conftest import REPO, resources_of
 
 PIPELINE = "erp-pipeline"
@@ -267,7 +268,9 @@ def test_registry_one_immutable_scanned_repository_per_service(stack_templates, 
         # Absent means ECR's default, AES256 (CDK leaves the default out).
         assert props.get("EncryptionConfiguration", {"EncryptionType": "AES256"}) == {"EncryptionType": "AES256"}
         rules = json.loads(props["LifecyclePolicy"]["LifecyclePolicyText"])["rules"]
-        assert rules[0]["selection"]["countType"] == "imageCountMoreThan"
+        assert [r["selection"]["tagStatus"] for r in rules] == ["untagged", "tagged"]
+        assert rules[1]["selection"]["tagPrefixList"] == [CI_TAG_PREFIX]
+        assert all(r["selection"]["tagStatus"] != "any" for r in rules)
         if config.production:
             assert repo["DeletionPolicy"] == "Retain"
         else:

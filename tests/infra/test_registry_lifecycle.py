@@ -47,7 +47,6 @@ def test_lifecycle_rule_matching(tag, rules, expected):
 def test_every_pinned_tag_of_every_environment_survives(stack_templates, configs):
     checked = 0
     for env, config in configs.items():
-        rules = registry_rules(stack_templates, env)
         for service in config.services:
             if service.image.tag is None:
                 continue

@@ -548,3 +548,14 @@ class ToolchainConfig(Strict):
     notification_emails: list[Email] = []
     scan_fail_on: list[Literal["CRITICAL", "HIGH"]] = ["CRITICAL"]
     scan_max_wait_seconds: int = Field(default=600, ge=30, le=3600)
+    # An account holds ONE OIDC provider per URL: if the toolchain account already has GitHub's
+    # (token.actions.githubusercontent.com), give its ARN here; None creates it with the pipeline stack.
+    github_oidc_provider_arn: (
+        Annotated[
+            str,
+            StringConstraints(
+                pattern=r"^arn:aws[a-z-]*:iam::\d{12}:oidc-provider/token\.actions\.githubusercontent\.com$"
+            ),
+        ]
+        | None
+    ) = None

@@ -123,4 +123,10 @@ class PipelineStack(Stack):
         artifacts.encrypt_build_projects()
         acknowledge_pipeline_findings(self.pipeline, artifacts)
         ignore_cfn_lint_role_arn_false_positive(self.pipeline)
-        self.diff_role = GitHubDiffRole(self, "GitHubDiff", repository=toolchain.repository)
+        self.diff_role = GitHubDiffRole(
+            self,
+            "GitHubDiff",
+            repository=toolchain.repository,
+            lookup_accounts=[(toolchain.account, toolchain.region), *((c.account, c.region) for c in stages)],
+            provider_arn=toolchain.github_oidc_provider_arn,
+        )

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from config import load_toolchain
+from config import load_environment, load_toolchain
 from config.models import CI_TAG_PREFIX
 from tests.conftest import REPO, resources_of
 
@@ -234,6 +234,19 @@ def test_github_oidc_role_is_for_this_repositorys_pull_requests_only(pipeline_js
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
         for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
     }
+    assumable = {
+        json.dumps(resource, sort_keys=True)
+        for policy in resources_of(pipeline_json, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement["Action"] == "sts:AssumeRole"
+        for resource in (statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]])
+    }
+    # Exactly the lookup roles of the configured accounts (issue 12: it could assume roles in ANY account).
+    accounts = {(toolchain.account, toolchain.region)} | {
+        (load_environment(name).account, load_environment(name).region) for name in toolchain.stages
+    }
+    assert assumable == {json.dumps(f"arn:aws:iam::{a}:role/cdk-hnb659fds-lookup-role-{a}-{r}") for a, r in accounts}
     # Read-only: assume the CDK lookup roles, read templates, read the bootstrap version.
     assert actions == {
         "sts:AssumeRole",

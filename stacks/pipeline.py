@@ -22,6 +22,7 @@ from constructs_lib.pipeline_steps import (
 )
 from constructs_lib.pipeline_storage import PipelineArtifactStore
 from constructs_lib.registry import deployed_images
+from constructs_lib.replacement_guard_step import replacement_guard_step
 from stacks.stage import ErpStage
 
 PIPELINE_NAME = "erp-platform"
@@ -90,6 +91,9 @@ class PipelineStack(Stack):
                         config=config,
                         toolchain=toolchain,
                         images=deployed_images(stage, config),
+                    ),
+                    replacement_guard_step(
+                        stage_name=config.stage_id, source=source, assembly=self.pipeline.synth, config=config
                     ),
                     pipelines.ManualApprovalStep(
                         f"Promote{config.stage_id}", comment=f"Deploy the scanned build to {config.name}?"

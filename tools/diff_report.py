@@ -37,6 +37,7 @@ STATEFUL_TYPES = frozenset(
         "AWS::EFS::FileSystem",
         "AWS::EC2::Volume",
         "AWS::EKS::Cluster",
+        "AWS::ECR::Repository",
     }
 )
 

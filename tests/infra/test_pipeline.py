@@ -162,6 +162,29 @@ def test_scan_gate_checks_every_prod_image_in_the_prod_account(pipeline, pipelin
     assert [json.dumps(s["Resource"]) for s in assumes] == [json.dumps(role_env["Value"])]
 
 
+def test_prod_replacement_guard_runs_before_the_approval(pipeline, pipeline_json, configs):
+    """Issue 12 item 7: nothing stateful is replaced in prod without a reviewed allowance."""
+    prod = configs["prod"]
+    actions = stage(pipeline, "Prod")
+    order = {a["Name"]: a["RunOrder"] for a in actions}
+    assert order["ProdImageScanGate"] < order["ProdReplacementGuard"] < order["PromoteProd"]
+    guard = next(a for a in actions if a["Name"] == "ProdReplacementGuard")
+    commands = buildspec(pipeline_json, guard)["phases"]["build"]["commands"]
+    assert any("cdk diff --app cdk.out --method template 'ErpPipeline/Prod/*'" in c for c in commands)
+    assert commands[-1] == "python3 -m tools.replacement_guard diff.txt --allowances config/allowed-replacements.yaml"
+    role = project(pipeline_json, guard)["ServiceRole"]["Fn::GetAtt"][0]
+    assumes = [
+        json.dumps(s["Resource"])
+        for policy in resources_of(pipeline_json, "AWS::IAM::Policy").values()
+        if {"Ref": role} in policy["Properties"]["Roles"]
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if s["Action"] == "sts:AssumeRole"
+    ]
+    assert len(assumes) == 1 and f"cdk-hnb659fds-lookup-role-{prod.account}-{prod.region}" in assumes[0]
+    # The synthesized assembly is the build's second input, mounted as cdk.out.
+    assert len(guard["InputArtifacts"]) == 2
+
+
 def test_notifications_on_failure_and_pending_approval(pipeline_json, toolchain):
     (rule,) = resources_of(pipeline_json, "AWS::CodeStarNotifications::NotificationRule").values()
     assert sorted(rule["Properties"]["EventTypeIds"]) == [

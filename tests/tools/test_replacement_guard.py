@@ -91,3 +91,50 @@ def test_bad_allowance_file_fails_closed(text, tmp_path, capsys):
 
 def test_committed_allowance_file_is_valid():
     assert guard.load_allowances(Path("config/allowed-replacements.yaml"), date(2026, 11, 29)) is not None
+
+
+def test_pr_comment_shows_the_guard_verdict_first(tmp_path, capsys):
+    from tools import diff_report
+
+    code, out = run("guard-data-dbname.txt", tmp_path, capsys=capsys)
+    verdict = tmp_path / "guard.txt"
+    verdict.write_text(out)
+    assert diff_report.main([str(FIXTURES / "guard-data-dbname.txt"), "--guard", str(verdict)]) == 0
+    comment = capsys.readouterr().out
+    assert "### ⛔ Replacement guard: blocked" in comment
+    assert comment.index("Replacement guard") < comment.index("### Summary")
+    assert "DatabaseInstanceAA8A5FDE" in comment.split("### Summary")[0]
+
+
+def test_pr_comment_guard_passed(tmp_path, capsys):
+    from tools import diff_report
+
+    run("guard-workloads-image.txt", tmp_path, capsys=capsys)
+    verdict = tmp_path / "guard.txt"
+    verdict.write_text("replacement guard: no stateful resource is replaced or deleted\n")
+    diff_report.main([str(FIXTURES / "guard-workloads-image.txt"), "--guard", str(verdict)])
+    assert "### Replacement guard: passed" in capsys.readouterr().out
+
+
+def test_pr_workflow_runs_pr_code_only_without_credentials():
+    """Issue 12 item 8: synth (PR code) has no id-token; the job with credentials checks out the base commit."""
+    import yaml
+
+    workflow = yaml.safe_load(Path(".github/workflows/cdk-diff.yml").read_text())
+    assert workflow["permissions"] == {}
+    jobs = workflow["jobs"]
+    assert "id-token" not in jobs["synth"]["permissions"]
+    assert not any("configure-aws-credentials" in str(step.get("uses", "")) for step in jobs["synth"]["steps"])
+    diff = jobs["diff"]
+    assert diff["needs"] == "synth" and diff["permissions"]["id-token"] == "write"
+    steps = diff["steps"]
+    checkout = steps[0]
+    assert "actions/checkout@" in checkout["uses"]
+    assert checkout["with"]["ref"] == "${{ github.event.pull_request.base.sha }}"
+    creds = next(i for i, s in enumerate(steps) if "configure-aws-credentials" in str(s.get("uses", "")))
+    after = " ".join(str(s.get("run", "")) for s in steps[creds:])
+    for forbidden in ("make ", "app.py", "pip install", "npm ci", "npm install", "cdk synth"):
+        assert forbidden not in after, forbidden
+    assert "--app pr/cdk.out" in after and "tools.replacement_guard" in after
+    # Nothing checks out or runs the PR head after credentials exist.
+    assert not any("actions/checkout@" in str(s.get("uses", "")) for s in steps[1:])

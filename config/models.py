@@ -336,13 +336,26 @@ class KafkaTopic(Strict):
 
 
 class KafkaConfig(Strict):
-    image: str = "apache/kafka:3.9.1"
+    # The image is k8s_charts/images.KAFKA: digest-pinned, through the stage's ECR pull-through cache.
     replicas: Literal[1, 3, 5]
     storage_gib: int = Field(default=20, ge=1, le=16384)
     topics: list[KafkaTopic] = [KafkaTopic(name="approval-requests")]
     cpu_request: Quantity = "250m"
     memory_request: Quantity = "1Gi"
     memory_limit: Quantity = "2Gi"
+
+
+class RegistryConfig(Strict):
+    """ECR pull-through cache. Docker Hub needs credentials: create (once, by hand) a Secrets Manager secret
+    named `ecr-pullthroughcache/<anything>` holding {"username": ..., "accessToken": ...} in the stage
+    account and region, and give its full ARN here (README: Supply chain)."""
+
+    docker_hub_credential_arn: Annotated[
+        str,
+        StringConstraints(
+            pattern=r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:ecr-pullthroughcache/[\w/+=.@-]+$"
+        ),
+    ]
 
 
 class ApiConfig(Strict):
@@ -437,6 +450,7 @@ class EnvironmentConfig(Strict):
     cluster: ClusterConfig
     services: list[ServiceConfig] = Field(min_length=1)
     kafka: KafkaConfig
+    registry: RegistryConfig
     api: ApiConfig = ApiConfig()
     auth: AuthConfig = AuthConfig()
     employee_function: EmployeeFunctionConfig = EmployeeFunctionConfig()
@@ -495,6 +509,15 @@ class EnvironmentConfig(Strict):
             raise ValueError("auth.signin_rate_limit: production rate-limits sign-up/sign-in (WAF on the user pool)")
         if self.cache.auth_token_rotation_days is None:
             raise ValueError("cache.auth_token_rotation_days: production rotates the cache AUTH token")
+        return self
+
+    @model_validator(mode="after")
+    def _registry(self) -> EnvironmentConfig:
+        arn = self.registry.docker_hub_credential_arn.split(":")
+        if (arn[3], arn[4]) != (self.region, self.account):
+            raise ValueError(
+                "registry.docker_hub_credential_arn: the secret must be in this environment's account and region"
+            )
         return self
 
     @model_validator(mode="after")

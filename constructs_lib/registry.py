@@ -12,6 +12,7 @@ from aws_cdk import aws_ecr_assets as ecr_assets
 from constructs import Construct
 
 from config.models import CI_TAG_PREFIX, EnvironmentConfig, ServiceConfig
+from k8s_charts.images import third_party_images
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # CI-only tags (prefix CI_TAG_PREFIX, which config refuses to pin): the newest this many are kept.
@@ -141,6 +142,7 @@ def deployed_images(stage: Stage, config: EnvironmentConfig) -> list[str]:
         if image.build_dir is None:
             ref = f"@{image.digest}" if image.digest else f":{image.tag}"
             images.append(f"{host}/{repository_name(config.project, service)}{ref}")
+    images += third_party_images(config)  # through the pull-through cache, scanned like the rest
     asset_repo = f"cdk-{DefaultStackSynthesizer.DEFAULT_QUALIFIER}-container-assets-{config.account}-{config.region}"
     for construct in stage.node.find_all():
         if isinstance(construct, ecr_assets.DockerImageAsset):

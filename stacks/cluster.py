@@ -13,6 +13,7 @@ from constructs_lib.eks_cluster import ErpCluster
 from constructs_lib.eks_controllers import ErpControllers
 from constructs_lib.night_schedule import NightSchedule
 from constructs_lib.parameters import EnvParameters
+from constructs_lib.pull_through_cache import grant_pull_through
 from k8s_charts import build_storage_chart
 
 
@@ -30,6 +31,7 @@ class ClusterStack(Stack):
         super().__init__(scope, id, **kwargs)
         self.eks = ErpCluster(self, "Eks", vpc=vpc, config=config)
         self.cluster = self.eks.cluster
+        grant_pull_through(self.eks.node_role)
         self.addons = ErpClusterAddons(
             self, "Addons", cluster=self.cluster, nodegroups=list(self.eks.nodegroups.values()), config=config
         )

@@ -244,6 +244,7 @@ class HelmVersions(Strict):
 
     aws_load_balancer_controller: str = "3.5.0"
     external_secrets: str = "2.9.0"
+    reloader: str = "2.2.16"  # stakater/reloader chart (app v1.4.21): rolls workloads on Secret change
 
 
 class ClusterConfig(Strict):

@@ -89,7 +89,25 @@ SIGV4_PROXY = ThirdPartyImage(
     "(public ECS task definitions; not stated to be the multi-arch index)",
 )
 
-THIRD_PARTY = {"kafka": KAFKA, "xray-daemon": XRAY_DAEMON, "fluent-bit": FLUENT_BIT, "sigv4-proxy": SIGV4_PROXY}
+# Stakater Reloader (constructs_lib/reloader.py). Docker Hub and GHCR builds differ (separate pushes in
+# its release workflow), so the GHCR digest found publicly does not apply to Docker Hub's image.
+RELOADER = ThirdPartyImage(
+    cache_prefix=DOCKER_HUB_PREFIX,
+    path="stakater/reloader",
+    tag="v1.4.21",
+    digest=None,
+    source="no digest found for docker.io stakater/reloader:v1.4.21 (appVersion of chart 2.2.16); tag-pinned",
+    digest_candidate="ghcr.io/stakater/reloader:v1.4.21@sha256:b253579350a835082cdad8d8736671cedaa0f8309437c894bd1bf1c2f0e0d45e "
+    "(GHCR, a separate build)",
+)
+
+THIRD_PARTY = {
+    "kafka": KAFKA,
+    "xray-daemon": XRAY_DAEMON,
+    "fluent-bit": FLUENT_BIT,
+    "sigv4-proxy": SIGV4_PROXY,
+    "reloader": RELOADER,
+}
 
 
 def third_party_images(env: EnvironmentConfig) -> list[str]:

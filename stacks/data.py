@@ -31,6 +31,7 @@ class DataStack(Stack):
             config=config.cache,
             production=config.production,
             secret_name=f"{prefix}/cache",
+            log_retention_days=config.observability.log_retention_days,
         )
         EnvParameters(
             self,

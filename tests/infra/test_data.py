@@ -140,3 +140,27 @@ def test_ssm_parameters_for_deploy_tooling(stack_templates, configs):
         by_name = {p["Properties"]["Name"]: p["Properties"]["Value"] for p in params}
         assert by_name[f"/erp/{env}/environment"] == env
         assert by_name[f"/erp/{env}/db/port"] == "3306"
+
+
+def test_prod_cache_auth_token_rotates_with_the_rotate_strategy_lambda(stack_templates, configs):
+    """Issue 12: the cache AUTH token never rotated (SMG4 acknowledged); prod now rotates it."""
+    prod = stack_templates["erp-prod-data"]
+    schedules = [
+        r["Properties"]
+        for r in resources_of(prod, "AWS::SecretsManager::RotationSchedule").values()
+        if "CacheAuthToken" in json.dumps(r["Properties"]["SecretId"])
+    ]
+    (schedule,) = schedules
+    days = configs["prod"].cache.auth_token_rotation_days
+    assert schedule["RotationRules"] == {"ScheduleExpression": f"rate({days} days)"}
+    function_id = schedule["RotationLambdaARN"]["Fn::GetAtt"][0]
+    function = prod["Resources"][function_id]["Properties"]
+    assert function["Handler"] == "app.handler" and "REPLICATION_GROUP_ID" in function["Environment"]["Variables"]
+    actions = json.dumps([p["Properties"]["PolicyDocument"] for p in resources_of(prod, "AWS::IAM::Policy").values()])
+    for action in ("elasticache:ModifyReplicationGroup", "secretsmanager:ListSecretVersionIds"):
+        assert action in actions
+    dev = stack_templates["erp-dev-data"]
+    assert not any(
+        "CacheAuthToken" in json.dumps(r["Properties"]["SecretId"])
+        for r in resources_of(dev, "AWS::SecretsManager::RotationSchedule").values()
+    )

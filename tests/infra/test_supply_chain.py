@@ -88,3 +88,22 @@ def test_prod_scan_gate_checks_every_third_party_image(stack_templates, configs)
     command = spec["phases"]["build"]["commands"][-1].split()
     for image in THIRD_PARTY.values():
         assert image_uri(image, configs["prod"]) in command
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_reloader_is_pinned_and_pulled_through_the_cache_after_the_nodes(stack_templates, configs, env):
+    cluster = stack_templates[f"erp-{env}-cluster"]
+    charts = [
+        (k, r)
+        for k, r in cluster["Resources"].items()
+        if r["Type"] == "Custom::AWSCDK-EKS-HelmChart" and r["Properties"].get("Chart") == "reloader"
+    ]
+    ((logical_id, chart),) = charts
+    props = chart["Properties"]
+    assert props["Version"] == configs[env].cluster.helm.reloader
+    assert props["Repository"] == "https://stakater.github.io/stakater-charts"
+    values = json.loads(props["Values"]) if isinstance(props["Values"], str) else props["Values"]
+    text = json.dumps(values)
+    assert f"{registry_host(configs[env])}/docker-hub/stakater/reloader" in text
+    nodegroups = {k for k, r in cluster["Resources"].items() if r["Type"] == "AWS::EKS::Nodegroup"}
+    assert nodegroups and nodegroups <= set(chart.get("DependsOn", []))

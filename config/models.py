@@ -339,6 +339,8 @@ class KafkaTopic(Strict):
 class KafkaConfig(Strict):
     # The image is k8s_charts/images.KAFKA: digest-pinned, through the stage's ECR pull-through cache.
     replicas: Literal[1, 3, 5]
+    # In the StatefulSet's volumeClaimTemplates, which are IMMUTABLE: a change fails the Workloads apply (the
+    # replacement guard blocks it). Expand the existing PVCs instead (gp3 allows expansion), then edit here.
     storage_gib: int = Field(default=20, ge=1, le=16384)
     topics: list[KafkaTopic] = [KafkaTopic(name="approval-requests")]
     cpu_request: Quantity = "250m"

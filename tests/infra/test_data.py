@@ -164,3 +164,14 @@ def test_prod_cache_auth_token_rotates_with_the_rotate_strategy_lambda(stack_tem
         "CacheAuthToken" in json.dumps(r["Properties"]["SecretId"])
         for r in resources_of(dev, "AWS::SecretsManager::RotationSchedule").values()
     )
+
+
+def test_prod_database_deletion_protection_is_real_and_rds10_acknowledged_only_in_dev(stack_artifacts, stack_templates):
+    """Issue 12: with the prod rules deleted and deletion_protection false, every test used to pass (RDS10 was
+    acknowledged in prod too). The template must say True, and only dev may acknowledge RDS10."""
+    (instance,) = resources_of(stack_templates["erp-prod-data"], "AWS::RDS::DBInstance").values()
+    assert instance["Properties"]["DeletionProtection"] is True
+    for env, expected in (("prod", False), ("dev", True)):
+        directory, props = stack_artifacts[f"erp-{env}-data"]
+        metadata = (directory / props["templateFile"].replace(".template.json", ".metadata.json")).read_text()
+        assert ("AwsSolutions-RDS10" in metadata) is expected, env

@@ -67,6 +67,7 @@ FREE_TYPES = {
     "AWS::Cognito::UserPoolClient", "AWS::Cognito::UserPoolDomain", "AWS::Cognito::UserPoolGroup",
     "AWS::Cognito::UserPoolResourceServer",
     "AWS::WAFv2::WebACLAssociation",
+    "AWS::ECR::PullThroughCacheRule", "AWS::ECR::RegistryScanningConfiguration",
     "AWS::SNS::Subscription", "AWS::SNS::TopicPolicy", "AWS::S3::BucketPolicy",
     "AWS::Events::Rule", "AWS::Scheduler::Schedule", "AWS::Scheduler::ScheduleGroup",
     "AWS::Logs::ResourcePolicy", "AWS::XRay::SamplingRule", "AWS::XRay::Group",

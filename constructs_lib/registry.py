@@ -142,9 +142,9 @@ def deployed_images(stage: Stage, config: EnvironmentConfig) -> list[str]:
         if image.build_dir is None:
             ref = f"@{image.digest}" if image.digest else f":{image.tag}"
             images.append(f"{host}/{repository_name(config.project, service)}{ref}")
-    images += third_party_images(config)  # through the pull-through cache, scanned like the rest
     asset_repo = f"cdk-{DefaultStackSynthesizer.DEFAULT_QUALIFIER}-container-assets-{config.account}-{config.region}"
     for construct in stage.node.find_all():
         if isinstance(construct, ecr_assets.DockerImageAsset):
             images.append(f"{host}/{asset_repo}:{construct.asset_hash}")
+    images += third_party_images(config)  # through the pull-through cache, scanned like the rest
     return list(dict.fromkeys(images))

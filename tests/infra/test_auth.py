@@ -210,3 +210,10 @@ def test_prod_user_pool_sign_in_is_rate_limited_by_waf(stack_templates, configs)
         "ResourceArn": {"Fn::GetAtt": [USER_POOL_LOGICAL_ID, "Arn"]},
         "WebACLArn": {"Fn::GetAtt": [acl_id, "Arn"]},
     }
+
+
+def test_prod_client_redirects_only_to_https(stack_templates):
+    """Issue 12: prod's SPA client allowed http://localhost:3000 callbacks (the AuthConfig default)."""
+    (client,) = resources_of(auth_template(stack_templates, "prod"), "AWS::Cognito::UserPoolClient").values()
+    urls = client["Properties"]["CallbackURLs"] + client["Properties"]["LogoutURLs"]
+    assert urls and all(url.startswith("https://") and "localhost" not in url for url in urls)

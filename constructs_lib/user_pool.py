@@ -99,6 +99,19 @@ class ErpUserPool(Construct):
             self.pretoken.function,
             cognito.LambdaVersion.V2_0,
         )
+        # The privileged groups (config): they exist from the first deploy, and membership is granted only by an
+        # administrator (admin-add-user-to-group); sign-up never adds anyone.
+        self.groups = {
+            name: cognito.CfnUserPoolGroup(
+                self,
+                f"Group-{name}",
+                user_pool_id=self.user_pool.user_pool_id,
+                group_name=name,
+                description=f"{'administrators' if name in config.admin_groups else 'managers'}: scope {project}/{name}",
+                precedence=0 if name in config.admin_groups else 10,
+            )
+            for name in dict.fromkeys([*config.admin_groups, *config.manager_groups])
+        }
         self.rate_limit = None
         if config.signin_rate_limit is not None:
             self.rate_limit = UserPoolRateLimit(

@@ -217,3 +217,16 @@ def test_prod_client_redirects_only_to_https(stack_templates):
     (client,) = resources_of(auth_template(stack_templates, "prod"), "AWS::Cognito::UserPoolClient").values()
     urls = client["Properties"]["CallbackURLs"] + client["Properties"]["LogoutURLs"]
     assert urls and all(url.startswith("https://") and "localhost" not in url for url in urls)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_privileged_groups_exist_and_nobody_is_added_at_sign_up(stack_templates, configs, env):
+    auth = auth_template(stack_templates, env)
+    groups = {
+        g["Properties"]["GroupName"]: g["Properties"]
+        for g in resources_of(auth, "AWS::Cognito::UserPoolGroup").values()
+    }
+    config = configs[env].auth
+    assert set(groups) == {*config.admin_groups, *config.manager_groups}
+    assert all(g["UserPoolId"] == {"Ref": USER_POOL_LOGICAL_ID} for g in groups.values())
+    assert not resources_of(auth, "AWS::Cognito::UserPoolUserToGroupAttachment")

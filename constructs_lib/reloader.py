@@ -19,14 +19,17 @@ CHART_REPOSITORY = "https://stakater.github.io/stakater-charts"
 
 
 def reloader_values(config: EnvironmentConfig) -> dict:
-    """Helm values of chart `reloader` 2.2.x (image.repository/tag/digest; reloader.deployment.*)."""
+    """Helm values of chart `reloader` 2.2.16 (image.repository/tag/digest; reloader.deployment.*); checked
+    against the chart-v2.2.16 tag of github.com/stakater/Reloader."""
     image = {"repository": f"{registry_host(config)}/{RELOADER.repository()}", "tag": RELOADER.tag}
     if RELOADER.digest:
         image["digest"] = RELOADER.digest
     return {
         "image": image,
         "reloader": {
-            "watchGlobally": True,  # the workloads live in erp-{env}; Reloader in its own namespace
+            # Scoped mode (chart >= 2.2.16): a Role in erp-{env} only, no ClusterRole reading every Secret.
+            "watchGlobally": False,
+            "namespaces": [config.namespace],
             "ignoreConfigMaps": True,  # only Secrets trigger a rollout
             "autoReloadAll": False,  # only workloads that name their Secrets (annotate_reloads)
             "readOnlyRootFileSystem": True,

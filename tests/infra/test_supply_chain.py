@@ -105,5 +105,7 @@ def test_reloader_is_pinned_and_pulled_through_the_cache_after_the_nodes(stack_t
     values = json.loads(props["Values"]) if isinstance(props["Values"], str) else props["Values"]
     text = json.dumps(values)
     assert f"{registry_host(configs[env])}/docker-hub/stakater/reloader" in text
+    # Watches only the workloads' namespace (a Role there), not every Secret of the cluster.
+    assert values["reloader"]["watchGlobally"] is False and values["reloader"]["namespaces"] == [configs[env].namespace]
     nodegroups = {k for k, r in cluster["Resources"].items() if r["Type"] == "AWS::EKS::Nodegroup"}
     assert nodegroups and nodegroups <= set(chart.get("DependsOn", []))

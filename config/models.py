@@ -174,7 +174,7 @@ class CacheConfig(Strict):
     replicas: int = Field(ge=0, le=5)
     snapshot_retention_days: int = Field(default=0, ge=0, le=35)
     # Rotate the AUTH token this often (ElastiCache ROTATE strategy: old and new both valid until the next
-    # rotation's SET). None: never. Must exceed the External Secrets refresh + a rollout (see README).
+    # rotation replaces the older). None: never. Far longer than the External Secrets refresh + a rollout.
     auth_token_rotation_days: int | None = Field(default=None, ge=1, le=365)
 
 

@@ -77,7 +77,8 @@ def set_secret(sm, ec, arn: str, token: str, group_id: str) -> None:
 
 def test_secret(sm, ec, arn: str, token: str, group_id: str) -> None:
     group = _group(ec, group_id)
-    if group["Status"] != "available" or not _applied(sm, ec, arn, token, group_id):
+    pending = "AuthTokenStatus" in (group.get("PendingModifiedValues") or {})
+    if group["Status"] != "available" or pending or not _applied(sm, ec, arn, token, group_id):
         raise RuntimeError(f"{group_id} has not applied the new AUTH token yet ({group['Status']})")
 
 

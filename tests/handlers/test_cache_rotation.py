@@ -77,6 +77,7 @@ class FakeCache:
     def describe_replication_groups(self, ReplicationGroupId):
         assert ReplicationGroupId == GROUP
         group = {"ReplicationGroupId": GROUP, "Status": self.status, "AuthTokenEnabled": True}
+        group["PendingModifiedValues"] = {"AuthTokenStatus": "ROTATING"} if self.status == "modifying" else {}
         if self.modified:
             group["AuthTokenLastModifiedDate"] = self.modified
         return {"ReplicationGroups": [group]}

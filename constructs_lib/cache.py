@@ -110,7 +110,7 @@ class ErpCache(Construct):
             handler="app.handler",
             environment={"REPLICATION_GROUP_ID": self.replication_group.ref},
             memory_mb=128,
-            timeout=Duration.minutes(1),
+            timeout=Duration.minutes(5),  # setSecret waits up to 4 minutes for ElastiCache to apply the token
             log_retention_days=log_retention_days,
             production=production,
         )

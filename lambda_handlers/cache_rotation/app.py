@@ -15,12 +15,18 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from datetime import datetime
 
 import boto3
 
 TOKEN_KEY = "authToken"
 TOKEN_LENGTH = 64
+# setSecret waits this long for the modification to apply (the function's timeout is longer); testSecret
+# fails, and Secrets Manager retries the rotation, if it has not applied by then.
+WAIT_SECONDS = int(os.environ.get("WAIT_SECONDS", "240"))
+POLL_SECONDS = 10
+sleep = time.sleep  # replaced in tests
 
 
 def _clients():
@@ -73,6 +79,11 @@ def set_secret(sm, ec, arn: str, token: str, group_id: str) -> None:
         AuthTokenUpdateStrategy="ROTATE",
         ApplyImmediately=True,
     )
+    for _ in range(WAIT_SECONDS // POLL_SECONDS):
+        group = _group(ec, group_id)
+        if group["Status"] == "available" and "AuthTokenStatus" not in (group.get("PendingModifiedValues") or {}):
+            return
+        sleep(POLL_SECONDS)
 
 
 def test_secret(sm, ec, arn: str, token: str, group_id: str) -> None:

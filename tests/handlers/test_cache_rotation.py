@@ -111,6 +111,7 @@ def env(monkeypatch):
         return now[0]
 
     sm, ec = FakeSecrets("old-token" + "o" * 40, clock), FakeCache("old-token" + "o" * 40, clock)
+    module.sleep = lambda seconds: None  # the group stays `modifying` unless a test finishes it
     return module, sm, ec
 
 
@@ -188,3 +189,19 @@ def test_unknown_version_or_step_is_refused(env):
     sm.start_rotation("v2")
     with pytest.raises(ValueError, match="unknown rotation step"):
         step(module, sm, ec, "deleteSecret")
+
+
+def test_set_waits_for_the_modification_then_test_and_finish_succeed(env):
+    module, sm, ec = env
+    polls = []
+
+    def sleep(seconds):
+        polls.append(seconds)
+        if len(polls) == 3:
+            ec.finish_modifying()
+
+    module.sleep = sleep
+    sm.start_rotation("v2")
+    for name in ("createSecret", "setSecret", "testSecret", "finishSecret"):
+        step(module, sm, ec, name)
+    assert len(polls) == 3 and sm.current_token() == json.loads(sm.values["v2"])["authToken"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -62,6 +63,12 @@ SUPPORTED_KUBERNETES = {"1.34": "v34", "1.35": "v35"}
 
 # MySQL minors allowed: 8.0 is past standard support (billed extended support).
 SUPPORTED_MYSQL = re.compile(r"^8\.4\.\d+$")
+
+# Tags CI pushes for throwaway builds; the ECR lifecycle expires them, so no environment may pin one.
+CI_TAG_PREFIX = "ci-"
+# Production's EKS public endpoint: an office/VPN range, never the internet (/0) or a provider-sized block.
+MIN_PROD_ENDPOINT_PREFIX = {4: 16, 6: 48}
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0"})
 
 AccountId = Annotated[str, StringConstraints(pattern=r"^\d{12}$")]
 Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$", max_length=254)]
@@ -150,6 +157,8 @@ class DatabaseConfig(Strict):
     deletion_protection: bool
     removal: Literal["destroy", "snapshot", "retain"]
     rotation_days: int | None = Field(default=None, ge=1, le=365)
+    # REPLACES the DB instance (a new, empty database) when changed after the first deploy; the master
+    # username (fixed in constructs_lib/database.py) does too. See tools/replacement_guard.py.
     database_name: str = "erp"
     log_retention_days: RetentionDays = 30
 
@@ -176,6 +185,9 @@ class CacheConfig(Strict):
     # notification-service as built connects with host + port only (no TLS, no AUTH). True creates the cache
     # WITHOUT transit encryption and AUTH so it runs unmodified; refused in production.
     allow_plaintext_clients: bool = False
+    # Rotate the AUTH token this often (ElastiCache ROTATE strategy: old and new both valid until the next
+    # rotation replaces the older). None: never. Far longer than the External Secrets refresh + a rollout.
+    auth_token_rotation_days: int | None = Field(default=None, ge=1, le=365)
 
 
 class Thresholds(Strict):
@@ -211,6 +223,9 @@ class Taint(Strict):
 
 
 class NodeGroupConfig(Strict):
+    """instance_types, capacity, disk_gib and the group itself are create-only in EKS: changing them REPLACES
+    the node group (and with a fixed name the replacement fails): add a new group, move pods, delete the old."""
+
     name: K8sName
     instance_types: list[str] = Field(min_length=1)
     capacity: Literal["ON_DEMAND", "SPOT"] = "ON_DEMAND"
@@ -241,6 +256,7 @@ class HelmVersions(Strict):
 
     aws_load_balancer_controller: str = "3.5.0"
     external_secrets: str = "2.9.0"
+    reloader: str = "2.2.16"  # stakater/reloader chart (app v1.4.21): rolls workloads on Secret change
 
 
 class ClusterConfig(Strict):
@@ -296,6 +312,10 @@ class ImageConfig(Strict):
             raise ValueError("give exactly one of: tag/digest (a pinned image) or build_dir")
         if self.tag is not None and self.tag in ("latest", ""):
             raise ValueError("tag 'latest' is not allowed: pin a version or a digest")
+        if self.tag is not None and self.tag.startswith(CI_TAG_PREFIX):
+            raise ValueError(
+                f"tag {self.tag!r}: {CI_TAG_PREFIX}* tags are CI builds the ECR lifecycle expires; pin a release tag"
+            )
         return self
 
 
@@ -352,13 +372,28 @@ class KafkaTopic(Strict):
 
 
 class KafkaConfig(Strict):
-    image: str = "apache/kafka:3.9.1"
+    # The image is k8s_charts/images.KAFKA: digest-pinned, through the stage's ECR pull-through cache.
     replicas: Literal[1, 3, 5]
+    # In the StatefulSet's volumeClaimTemplates, which are IMMUTABLE: a change fails the Workloads apply (the
+    # replacement guard blocks it). Expand the existing PVCs instead (gp3 allows expansion), then edit here.
     storage_gib: int = Field(default=20, ge=1, le=16384)
     topics: list[KafkaTopic] = [KafkaTopic(name="approval-requests"), KafkaTopic(name="approval-results")]
     cpu_request: Quantity = "250m"
     memory_request: Quantity = "1Gi"
     memory_limit: Quantity = "2Gi"
+
+
+class RegistryConfig(Strict):
+    """ECR pull-through cache. Docker Hub needs credentials: create (once, by hand) a Secrets Manager secret
+    named `ecr-pullthroughcache/<anything>` holding {"username": ..., "accessToken": ...} in the stage
+    account and region, and give its full ARN here (README: Supply chain)."""
+
+    docker_hub_credential_arn: Annotated[
+        str,
+        StringConstraints(
+            pattern=r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:ecr-pullthroughcache/[\w/+=.@-]+$"
+        ),
+    ]
 
 
 class ApiConfig(Strict):
@@ -390,11 +425,16 @@ GroupName = Annotated[str, StringConstraints(pattern=r"^[\w+=,.@-]{1,128}$")]
 class AuthConfig(Strict):
     """The user pool's custom attributes (custom:position, custom:department, custom:employeeId) live in
     constructs_lib/user_pool.py. Adding a custom attribute to a live pool works; removing or renaming one
-    (or changing its type or mutability) does not: Cognito never deletes schema attributes."""
+    (or changing its type or mutability) does not: Cognito never deletes schema attributes. The sign-in
+    aliases, username case sensitivity and required standard attributes are fixed there too, because
+    changing any of them REPLACES the pool (every account lost)."""
 
     mfa: Literal["optional", "required"] = "optional"
     allowed_signup_domains: list[str] = []
+    # Logout URLs are their origins. Production allows only https (and no localhost).
     callback_urls: list[str] = ["http://localhost:3000/callback"]
+    # WAF rate-based rule on the pool: sign-up/sign-in calls per client IP per 5 minutes (None: no WAF).
+    signin_rate_limit: int | None = Field(default=None, ge=10, le=2_000_000_000)
     # Cognito groups (assigned by an administrator, never at sign-up) that carry privileges. Their members'
     # access tokens get the scope f"{project}/{group}" (pre-token-generation trigger); the gateway's
     # group-restricted routes and the employee Lambda's checks read groups from the token.
@@ -446,6 +486,8 @@ class UsageAssumptions(Strict):
     lambda_avg_duration_ms: int = Field(default=100, ge=1)
     log_ingest_gb_per_month: float = Field(default=5.0, ge=0)
     log_stored_gb: float = Field(default=10.0, ge=0)
+    # Requests the user pool's WAF web ACL inspects (every call to the pool is counted, not only sign-ins).
+    auth_requests_per_month: int = Field(default=200_000, ge=0)
     nat_processed_gb_per_month: float = Field(default=20.0, ge=0)
     rds_backup_gb: float = Field(default=0.0, ge=0)
 
@@ -464,6 +506,7 @@ class EnvironmentConfig(Strict):
     cluster: ClusterConfig
     services: list[ServiceConfig] = Field(min_length=1)
     kafka: KafkaConfig
+    registry: RegistryConfig
     api: ApiConfig = ApiConfig()
     auth: AuthConfig = AuthConfig()
     employee_function: EmployeeFunctionConfig = EmployeeFunctionConfig()
@@ -509,6 +552,34 @@ class EnvironmentConfig(Strict):
             raise ValueError(
                 "cache.allow_plaintext_clients: production keeps TLS + AUTH on the cache; the client must read "
                 "spring.data.redis.password/ssl (README: Hosting a service here)"
+            )
+        return self._production_security_rules()
+
+    def _production_security_rules(self) -> EnvironmentConfig:
+        """Issue 12's prod rules: each one is broken on purpose in tests/config/test_prod_rules.py."""
+        for url in self.auth.callback_urls:
+            parts = urlsplit(url)
+            if parts.scheme != "https" or not parts.hostname or parts.hostname in LOOPBACK_HOSTS:
+                raise ValueError(f"auth.callback_urls: production allows only https URLs of a real host, not {url!r}")
+        for cidr in self.cluster.endpoint_public_cidrs:
+            net = ipaddress.ip_network(cidr)
+            if net.prefixlen < MIN_PROD_ENDPOINT_PREFIX[net.version]:
+                raise ValueError(
+                    f"cluster.endpoint_public_cidrs: {cidr} is too broad for production's EKS endpoint "
+                    f"(at most a /{MIN_PROD_ENDPOINT_PREFIX[net.version]}: your office or VPN egress)"
+                )
+        if self.auth.signin_rate_limit is None:
+            raise ValueError("auth.signin_rate_limit: production rate-limits sign-up/sign-in (WAF on the user pool)")
+        if self.cache.auth_token_rotation_days is None:
+            raise ValueError("cache.auth_token_rotation_days: production rotates the cache AUTH token")
+        return self
+
+    @model_validator(mode="after")
+    def _registry(self) -> EnvironmentConfig:
+        arn = self.registry.docker_hub_credential_arn.split(":")
+        if (arn[3], arn[4]) != (self.region, self.account):
+            raise ValueError(
+                "registry.docker_hub_credential_arn: the secret must be in this environment's account and region"
             )
         return self
 
@@ -606,3 +677,14 @@ class ToolchainConfig(Strict):
     notification_emails: list[Email] = []
     scan_fail_on: list[Literal["CRITICAL", "HIGH"]] = ["CRITICAL"]
     scan_max_wait_seconds: int = Field(default=600, ge=30, le=3600)
+    # An account holds ONE OIDC provider per URL: if the toolchain account already has GitHub's
+    # (token.actions.githubusercontent.com), give its ARN here; None creates it with the pipeline stack.
+    github_oidc_provider_arn: (
+        Annotated[
+            str,
+            StringConstraints(
+                pattern=r"^arn:aws[a-z-]*:iam::\d{12}:oidc-provider/token\.actions\.githubusercontent\.com$"
+            ),
+        ]
+        | None
+    ) = None

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
+from pathlib import Path
+
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticache as elasticache
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from config.models import CacheConfig
 from constructs_lib.nag import acknowledge
+from constructs_lib.python_function import PythonFunction
 
 CACHE_PORT = 6379
 AUTH_TOKEN_KEY = "authToken"
+ROTATION_DIR = Path(__file__).resolve().parents[1] / "lambda_handlers" / "cache_rotation"
 
 
 class ErpCache(Construct):
@@ -27,6 +32,7 @@ class ErpCache(Construct):
         config: CacheConfig,
         production: bool,
         secret_name: str,
+        log_retention_days: int = 30,
     ) -> None:
         super().__init__(scope, id)
         self.security_group = ec2.SecurityGroup(
@@ -44,11 +50,6 @@ class ErpCache(Construct):
                 password_length=64,
             ),
             removal_policy=RemovalPolicy.RETAIN if production else RemovalPolicy.DESTROY,
-        )
-        acknowledge(
-            self.secret,
-            "AwsSolutions-SMG4",
-            "ElastiCache AUTH rotation needs a coordinated ModifyReplicationGroup; not automated yet.",
         )
         subnets = elasticache.CfnSubnetGroup(
             self,
@@ -83,6 +84,7 @@ class ErpCache(Construct):
             snapshot_retention_limit=config.snapshot_retention_days,
             auto_minor_version_upgrade=True,
         )
+        self.rotation = self._rotation(config, production, log_retention_days)
         self.replication_group.apply_removal_policy(RemovalPolicy.SNAPSHOT if production else RemovalPolicy.DESTROY)
         acknowledge(
             self.replication_group,
@@ -103,6 +105,60 @@ class ErpCache(Construct):
                 "AwsSolutions-AEC4",
                 "Single node outside production (config enforces a replica in prod).",
             )
+
+    def _rotation(self, config: CacheConfig, production: bool, log_retention_days: int) -> PythonFunction | None:
+        """ROTATE (old and new token both valid) then move AWSCURRENT: External Secrets syncs it and Reloader
+        rolls the Deployments long before the next rotation drops the old token (README: Rotation)."""
+        if config.auth_token_rotation_days is None:
+            acknowledge(
+                self.secret,
+                "AwsSolutions-SMG4",
+                "Rotation is configured per environment (cache.auth_token_rotation_days; required in production).",
+            )
+            return None
+        function = PythonFunction(
+            self,
+            "AuthTokenRotation",
+            description="Rotates the cache AUTH token (ElastiCache ROTATE strategy, no outage)",
+            entry=ROTATION_DIR,
+            handler="app.handler",
+            environment={"REPLICATION_GROUP_ID": self.replication_group.ref},
+            memory_mb=128,
+            timeout=Duration.minutes(5),  # setSecret waits up to 4 minutes for ElastiCache to apply the token
+            log_retention_days=log_retention_days,
+            production=production,
+        )
+        group_arn = Stack.of(self).format_arn(
+            service="elasticache",
+            resource="replicationgroup",
+            resource_name=self.replication_group.ref,
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        function.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["elasticache:ModifyReplicationGroup", "elasticache:DescribeReplicationGroups"],
+                resources=[group_arn],
+            )
+        )
+        # GetRandomPassword has no resource: it is a generator, not an access to a secret.
+        function.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["secretsmanager:GetRandomPassword"], resources=["*"])
+        )
+        acknowledge(
+            function.function,
+            "AwsSolutions-IAM5[Resource::*]",
+            "secretsmanager:GetRandomPassword supports no resource-level permission (it reads no secret).",
+        )
+        # The retried set step compares the pending version's creation date with the group's token change.
+        function.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["secretsmanager:ListSecretVersionIds"], resources=[self.secret.secret_arn])
+        )
+        self.secret.add_rotation_schedule(
+            "Rotation",
+            rotation_lambda=function.function,
+            automatically_after=Duration.days(config.auth_token_rotation_days),
+        )
+        return function
 
     @property
     def endpoint(self) -> str:

@@ -15,6 +15,7 @@ from config.models import EnvironmentConfig
 from constructs_lib.nag import acknowledge
 from constructs_lib.pod_identity import PodIdentityRole
 from k8s_charts import names
+from k8s_charts.images import ECR_PUBLIC_PREFIX, registry_host
 
 ALB_NAMESPACE = "kube-system"
 ALB_SERVICE_ACCOUNT = "aws-load-balancer-controller"
@@ -96,6 +97,10 @@ class ErpControllers(Construct):
                 "replicaCount": replicas,
                 "serviceAccount": {"create": True, "name": ALB_SERVICE_ACCOUNT},
                 "enableServiceMutatorWebhook": False,
+                # public.ecr.aws/eks/aws-load-balancer-controller through the stage's pull-through cache.
+                "image": {
+                    "repository": f"{registry_host(config)}/{ECR_PUBLIC_PREFIX}/eks/aws-load-balancer-controller"
+                },
             },
         )
         self.load_balancer_controller.node.add_dependency(alb_identity)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import CfnOutput, DefaultStackSynthesizer, Duration, Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
@@ -20,10 +22,25 @@ class GitHubDiffRole(Construct):
     little more than permission to assume them.
     """
 
-    def __init__(self, scope: Construct, id: str, *, repository: str) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        repository: str,
+        lookup_accounts: Sequence[tuple[str, str]],
+        provider_arn: str | None = None,
+    ) -> None:
+        """lookup_accounts: (account, region) of the toolchain and every stage: the ONLY lookup roles it may
+        assume. provider_arn: an existing GitHub OIDC provider (one per URL per account) instead of a new one."""
         super().__init__(scope, id)
         stack = Stack.of(self)
-        self.provider = iam.OidcProviderNative(self, "Provider", url=f"https://{GITHUB_ISSUER}", client_ids=[AUDIENCE])
+        if provider_arn is None:
+            self.provider: iam.IOidcProvider = iam.OidcProviderNative(
+                self, "Provider", url=f"https://{GITHUB_ISSUER}", client_ids=[AUDIENCE]
+            )
+        else:
+            self.provider = iam.OidcProviderNative.from_oidc_provider_arn(self, "Provider", provider_arn)
         self.subject = f"repo:{repository}:pull_request"
         self.role = iam.Role(
             self,
@@ -41,10 +58,17 @@ class GitHubDiffRole(Construct):
             ),
         )
         qualifier = DefaultStackSynthesizer.DEFAULT_QUALIFIER
-        lookup_roles = f"arn:{stack.partition}:iam::*:role/cdk-{qualifier}-lookup-role-*"
+        lookup_roles = sorted(
+            {
+                f"arn:{stack.partition}:iam::{account}:role/cdk-{qualifier}-lookup-role-{account}-{region}"
+                for account, region in lookup_accounts
+            }
+        )
+        if not lookup_roles:
+            raise ValueError("the diff role needs at least one lookup role")
         stacks = f"arn:{stack.partition}:cloudformation:{stack.region}:{stack.account}:stack/erp-*/*"
         self.role.add_to_policy(
-            iam.PolicyStatement(sid="AssumeCdkLookupRoles", actions=["sts:AssumeRole"], resources=[lookup_roles])
+            iam.PolicyStatement(sid="AssumeCdkLookupRoles", actions=["sts:AssumeRole"], resources=lookup_roles)
         )
         # Fallback when a lookup role cannot be assumed: read this account's erp stacks directly.
         self.role.add_to_policy(
@@ -66,11 +90,6 @@ class GitHubDiffRole(Construct):
                     f"arn:{stack.partition}:ssm:{stack.region}:{stack.account}:parameter/cdk-bootstrap/{qualifier}/version"
                 ],
             )
-        )
-        acknowledge(
-            self.role,
-            f"AwsSolutions-IAM5[Resource::{lookup_roles}]",
-            "cdk diff must assume the read-only CDK lookup role of every stage account; the name pattern is fixed by bootstrap.",
         )
         acknowledge(
             self.role,

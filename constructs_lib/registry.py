@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from aws_cdk import Aws, DefaultStackSynthesizer, RemovalPolicy, Stage
+from aws_cdk import Aws, DefaultStackSynthesizer, Duration, RemovalPolicy, Stage
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecr_assets as ecr_assets
 from constructs import Construct
 
-from config.models import EnvironmentConfig, ServiceConfig
+from config.models import CI_TAG_PREFIX, EnvironmentConfig, ServiceConfig
+from k8s_charts.images import third_party_images
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# Enough history to roll back a few releases; a pinned tag pushed more than this many images ago is expired.
+# CI-only tags (prefix CI_TAG_PREFIX, which config refuses to pin): the newest this many are kept.
 KEEP_IMAGES = 50
+# Untagged images (layers of a pushed-over digest) go after this long. Release tags never expire:
+# an environment may pin any of them, and an expired pinned tag breaks the next rollout.
+UNTAGGED_DAYS = 14
 # Nodes are Graviton (t4g/m7g): images built here must run on arm64.
 IMAGE_PLATFORM = ecr_assets.Platform.LINUX_ARM64
 
@@ -59,7 +64,17 @@ class ServiceRepositories(Construct):
                 removal_policy=RemovalPolicy.RETAIN if production else RemovalPolicy.DESTROY,
                 empty_on_delete=None if production else True,
             )
-            repo.add_lifecycle_rule(description=f"keep the last {KEEP_IMAGES} images", max_image_count=KEEP_IMAGES)
+            repo.add_lifecycle_rule(
+                description=f"expire untagged images after {UNTAGGED_DAYS} days",
+                tag_status=ecr.TagStatus.UNTAGGED,
+                max_image_age=Duration.days(UNTAGGED_DAYS),
+            )
+            repo.add_lifecycle_rule(
+                description=f"keep the last {KEEP_IMAGES} CI-only ({CI_TAG_PREFIX}*) images",
+                tag_status=ecr.TagStatus.TAGGED,
+                tag_prefix_list=[CI_TAG_PREFIX],
+                max_image_count=KEEP_IMAGES,
+            )
             self.created[service.name] = repo
             self.repositories[service.name] = ecr.Repository.from_repository_attributes(
                 self,
@@ -67,6 +82,27 @@ class ServiceRepositories(Construct):
                 repository_name=name,
                 repository_arn=f"arn:{Aws.PARTITION}:ecr:{Aws.REGION}:{Aws.ACCOUNT_ID}:repository/{name}",
             )
+
+
+def lifecycle_may_expire(tag: str, rules: list[dict]) -> bool:
+    """Whether any ECR lifecycle rule (as in LifecyclePolicyText) can select an image carrying `tag`.
+
+    ECR semantics: `any` selects every image; `tagged` selects images with a tag starting with one of
+    tagPrefixList or matching one of tagPatternList (`*` wildcards); `untagged` never selects a tagged image.
+    """
+    for rule in rules:
+        selection = rule["selection"]
+        status = selection["tagStatus"]
+        if status == "any":
+            return True
+        if status != "tagged":
+            continue
+        if any(tag.startswith(prefix) for prefix in selection.get("tagPrefixList", [])):
+            return True
+        for pattern in selection.get("tagPatternList", []):
+            if re.fullmatch(".*".join(map(re.escape, pattern.split("*"))), tag):
+                return True
+    return False
 
 
 def image_uri(
@@ -110,4 +146,5 @@ def deployed_images(stage: Stage, config: EnvironmentConfig) -> list[str]:
     for construct in stage.node.find_all():
         if isinstance(construct, ecr_assets.DockerImageAsset):
             images.append(f"{host}/{asset_repo}:{construct.asset_hash}")
+    images += third_party_images(config)  # through the pull-through cache, scanned like the rest
     return list(dict.fromkeys(images))

@@ -15,6 +15,7 @@ from aws_cdk import aws_cognito as cognito
 from constructs import Construct
 
 from config.models import AuthConfig
+from constructs_lib.auth_waf import UserPoolRateLimit
 from constructs_lib.nag import acknowledge
 from constructs_lib.python_function import PythonFunction
 
@@ -27,10 +28,12 @@ CUSTOM_ATTRIBUTES = {
 }
 CLIENT_WRITABLE = ("position", "department")
 PRESIGNUP_DIR = Path(__file__).resolve().parents[1] / "lambda_handlers" / "presignup"
+PRETOKEN_DIR = Path(__file__).resolve().parents[1] / "lambda_handlers" / "pretoken"
 
 
 class ErpUserPool(Construct):
-    """Email is the username; MFA (TOTP) per environment; self sign-up, auto-confirmed only for own domains."""
+    """Email is the username; MFA (TOTP) per environment; self sign-up, auto-confirmed (never auto-verified)
+    only for own domains; access tokens carry group scopes and a verified-only email (pre-token trigger)."""
 
     def __init__(
         self,
@@ -41,12 +44,13 @@ class ErpUserPool(Construct):
         production: bool,
         domain_prefix: str,
         log_retention_days: int,
+        project: str,
     ) -> None:
         super().__init__(scope, id)
         self.presignup = PythonFunction(
             self,
             "PreSignUp",
-            description="Cognito pre-sign-up: auto-confirms addresses on the allowed domains",
+            description="Cognito pre-sign-up: auto-confirms (never verifies) addresses on the allowed domains",
             entry=PRESIGNUP_DIR,
             handler="app.handler",
             environment={"ALLOWED_SIGNUP_DOMAINS": ",".join(d.lower() for d in config.allowed_signup_domains)},
@@ -88,6 +92,47 @@ class ErpUserPool(Construct):
             # The pool holds every account and its MFA secret: losing it locks everyone out.
             removal_policy=RemovalPolicy.RETAIN if production else RemovalPolicy.DESTROY,
         )
+        # Scopes f"{project}/{group}" and a verified-only `email` claim in ACCESS tokens (event V2_0: Essentials
+        # tier and up). The gateway's group routes and the employee Lambda rely on both (shared contract).
+        self.pretoken = PythonFunction(
+            self,
+            "PreTokenGeneration",
+            description="Cognito pre-token-generation: group scopes and a verified-only email in access tokens",
+            entry=PRETOKEN_DIR,
+            handler="app.handler",
+            environment={"PROJECT": project},
+            memory_mb=128,
+            timeout=Duration.seconds(5),
+            log_retention_days=log_retention_days,
+            production=production,
+        )
+        self.user_pool.add_trigger(
+            cognito.UserPoolOperation.PRE_TOKEN_GENERATION_CONFIG,
+            self.pretoken.function,
+            cognito.LambdaVersion.V2_0,
+        )
+        # The privileged groups (config): they exist from the first deploy, and membership is granted only by an
+        # administrator (admin-add-user-to-group); sign-up never adds anyone.
+        self.groups = {
+            name: cognito.CfnUserPoolGroup(
+                self,
+                f"Group-{name}",
+                user_pool_id=self.user_pool.user_pool_id,
+                group_name=name,
+                description=f"{'administrators' if name in config.admin_groups else 'managers'}: scope {project}/{name}",
+                precedence=0 if name in config.admin_groups else 10,
+            )
+            for name in dict.fromkeys([*config.admin_groups, *config.manager_groups])
+        }
+        self.rate_limit = None
+        if config.signin_rate_limit is not None:
+            self.rate_limit = UserPoolRateLimit(
+                self,
+                "RateLimit",
+                user_pool_arn=self.user_pool.user_pool_arn,
+                name=f"{domain_prefix}-auth-rate-limit",
+                limit=config.signin_rate_limit,
+            )
         acknowledge(
             self.user_pool,
             "AwsSolutions-COG8",
@@ -115,6 +160,8 @@ class ErpUserPool(Construct):
                 logout_urls=sorted({_origin(url) for url in config.callback_urls}),
             ),
             supported_identity_providers=[cognito.UserPoolClientIdentityProvider.COGNITO],
+            # Users may change only these; email_verified and groups stay with Cognito and administrators.
+            write_attributes=cognito.ClientAttributes().with_standard_attributes(email=True),
             prevent_user_existence_errors=True,
             # The SPA writes position and department at sign-up and reads all three; custom:employeeId is
             # written only by administrators / the platform (AdminUpdateUserAttributes), never by the user.

@@ -33,6 +33,7 @@ from k8s_charts.common import (
     scratch_volume,
     selector_labels,
 )
+from k8s_charts.images import KAFKA, image_uri
 
 KAFKA_UID = 1000  # the image's `appuser`
 DATA_DIR = "/var/lib/kafka/data"
@@ -165,7 +166,7 @@ class KafkaCluster(Construct):
         port_probe = k8s.TcpSocketAction(port=int_or_string(names.KAFKA_PORT))
         container = k8s.Container(
             name="kafka",
-            image=kafka.image,
+            image=image_uri(KAFKA, env),
             image_pull_policy="IfNotPresent",
             command=start_command(env),
             ports=[
@@ -306,7 +307,7 @@ class KafkaTopics(Construct):
                         containers=[
                             k8s.Container(
                                 name="create-topics",
-                                image=env.kafka.image,
+                                image=image_uri(KAFKA, env),
                                 image_pull_policy="IfNotPresent",
                                 command=["bash", "-c", script],
                                 # kafka-run-class.sh creates $LOG_DIR; the root filesystem is read-only.

@@ -24,11 +24,12 @@ from k8s_charts.common import (
     scratch_volume,
     selector_labels,
 )
+from k8s_charts.images import FLUENT_BIT, image_uri
 from k8s_charts.namespace import aws_api_egress, dns_egress, network_policy
 from k8s_charts.values import PlatformValues
 
 # The tag AWS marks `stable` (AWS_FOR_FLUENT_BIT_STABLE_VERSION), Fluent Bit 1.9.10 on Amazon Linux 2.
-IMAGE = "public.ecr.aws/aws-observability/aws-for-fluent-bit:2.34.3.20260623"
+IMAGE = FLUENT_BIT  # k8s_charts/images.py: through the stage's ECR pull-through cache
 CONFIG_DIR = "/fluent-bit/etc"  # where the image's entrypoint reads fluent-bit.conf
 STATE_DIR = "/var/fluent-bit/state"  # tail positions and buffered chunks: must survive pod restarts
 HTTP_PORT = 2020
@@ -142,7 +143,7 @@ class FluentBit(Construct):
         http = int_or_string(HTTP_PORT)
         container = k8s.Container(
             name=name,
-            image=IMAGE,
+            image=image_uri(IMAGE, env),
             image_pull_policy="IfNotPresent",
             ports=[k8s.ContainerPort(name="http", container_port=HTTP_PORT)],
             resources=resources(cpu_request="100m", cpu_limit="500m", memory_request="128Mi", memory_limit="256Mi"),

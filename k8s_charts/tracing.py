@@ -19,10 +19,11 @@ from k8s_charts.common import (
     restricted_pod_security,
     selector_labels,
 )
+from k8s_charts.images import XRAY_DAEMON, image_uri
 from k8s_charts.values import PlatformValues
 
 # 3.6.x moved to the AWS SDK for Go v2, the first line that understands EKS Pod Identity credentials.
-IMAGE = "public.ecr.aws/xray/aws-xray-daemon:3.6.6"
+IMAGE = XRAY_DAEMON  # k8s_charts/images.py: through the stage's ECR pull-through cache
 XRAY_UID = 10001  # the image's `xray` user (a name, so runAsNonRoot needs the number)
 
 
@@ -58,7 +59,7 @@ class XRayDaemon(Construct):
                         containers=[
                             k8s.Container(
                                 name=name,
-                                image=IMAGE,
+                                image=image_uri(IMAGE, env),
                                 image_pull_policy="IfNotPresent",
                                 # Appended to the image's entrypoint (which binds 0.0.0.0:2000 UDP and TCP).
                                 # Local mode: no EC2 metadata lookups, which the egress policy blocks anyway.

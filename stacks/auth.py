@@ -20,6 +20,7 @@ class AuthStack(Stack):
             # Cognito domain prefixes are global per region: the account id keeps ours unique.
             domain_prefix=f"{config.project}-{config.name}-{config.account}",
             log_retention_days=config.observability.log_retention_days,
+            project=config.project,
         )
         self.user_pool = self.pool.user_pool
         self.user_pool_client = self.pool.client

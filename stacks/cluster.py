@@ -13,6 +13,8 @@ from constructs_lib.eks_cluster import ErpCluster
 from constructs_lib.eks_controllers import ErpControllers
 from constructs_lib.night_schedule import NightSchedule
 from constructs_lib.parameters import EnvParameters
+from constructs_lib.pull_through_cache import grant_pull_through
+from constructs_lib.reloader import Reloader
 from k8s_charts import build_storage_chart
 
 
@@ -30,10 +32,14 @@ class ClusterStack(Stack):
         super().__init__(scope, id, **kwargs)
         self.eks = ErpCluster(self, "Eks", vpc=vpc, config=config)
         self.cluster = self.eks.cluster
+        grant_pull_through(self.eks.node_role)
         self.addons = ErpClusterAddons(
             self, "Addons", cluster=self.cluster, nodegroups=list(self.eks.nodegroups.values()), config=config
         )
         self.controllers = ErpControllers(self, "Controllers", cluster=self.cluster, config=config)
+        self.reloader = Reloader(
+            self, "Reloader", cluster=self.cluster, config=config, after=list(self.eks.nodegroups.values())
+        )
         storage = self.cluster.add_cdk8s_chart("StorageClass", build_storage_chart(config))
         storage.node.add_dependency(self.addons)
         if config.schedule is not None:

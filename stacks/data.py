@@ -48,6 +48,7 @@ class DataStack(Stack):
             config=config.cache,
             production=config.production,
             secret_name=f"{prefix}/cache",
+            log_retention_days=config.observability.log_retention_days,
         )
         self.mongodb = MongoDbUriSecret(self, "MongoDb", secret_name=f"{prefix}/mongodb", production=config.production)
         EnvParameters(

@@ -22,6 +22,7 @@ from constructs_lib.pipeline_steps import (
 )
 from constructs_lib.pipeline_storage import PipelineArtifactStore
 from constructs_lib.registry import deployed_images
+from constructs_lib.replacement_guard_step import replacement_guard_step
 from stacks.stage import ErpStage
 
 PIPELINE_NAME = "erp-platform"
@@ -91,6 +92,9 @@ class PipelineStack(Stack):
                         toolchain=toolchain,
                         images=deployed_images(stage, config),
                     ),
+                    replacement_guard_step(
+                        stage_name=config.stage_id, source=source, assembly=self.pipeline.synth, config=config
+                    ),
                     pipelines.ManualApprovalStep(
                         f"Promote{config.stage_id}", comment=f"Deploy the scanned build to {config.name}?"
                     ),
@@ -123,4 +127,10 @@ class PipelineStack(Stack):
         artifacts.encrypt_build_projects()
         acknowledge_pipeline_findings(self.pipeline, artifacts)
         ignore_cfn_lint_role_arn_false_positive(self.pipeline)
-        self.diff_role = GitHubDiffRole(self, "GitHubDiff", repository=toolchain.repository)
+        self.diff_role = GitHubDiffRole(
+            self,
+            "GitHubDiff",
+            repository=toolchain.repository,
+            lookup_accounts=[(toolchain.account, toolchain.region), *((c.account, c.region) for c in stages)],
+            provider_arn=toolchain.github_oidc_provider_arn,
+        )

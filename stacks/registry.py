@@ -7,6 +7,7 @@ from constructs import Construct
 
 from config.models import EnvironmentConfig
 from constructs_lib.parameters import EnvParameters
+from constructs_lib.pull_through_cache import PullThroughCache
 from constructs_lib.registry import ServiceRepositories
 
 
@@ -17,6 +18,8 @@ class RegistryStack(Stack):
             self, "Repositories", project=config.project, services=config.services, production=config.production
         )
         self.repositories = self.images.repositories
+        # Third-party images (k8s_charts/images.py) come through the stage's own registry.
+        self.pull_through_cache = PullThroughCache(self, "PullThroughCache", config=config.registry)
         EnvParameters(
             self,
             "Parameters",

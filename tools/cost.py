@@ -66,6 +66,8 @@ FREE_TYPES = {
     "AWS::SecretsManager::ResourcePolicy", "AWS::KMS::Alias",
     "AWS::Cognito::UserPoolClient", "AWS::Cognito::UserPoolDomain", "AWS::Cognito::UserPoolGroup",
     "AWS::Cognito::UserPoolResourceServer",
+    "AWS::WAFv2::WebACLAssociation",
+    "AWS::ECR::PullThroughCacheRule", "AWS::ECR::RegistryScanningConfiguration",
     "AWS::SNS::Subscription", "AWS::SNS::TopicPolicy", "AWS::S3::BucketPolicy",
     "AWS::Events::Rule", "AWS::Scheduler::Schedule", "AWS::Scheduler::ScheduleGroup",
     "AWS::Logs::ResourcePolicy", "AWS::XRay::SamplingRule", "AWS::XRay::Group",
@@ -583,6 +585,18 @@ def _repository(r: Resource, ctx: Context) -> list[Result]:
 @pricer("AWS::Cognito::UserPool")
 def _user_pool(r: Resource, ctx: Context) -> list[Result]:
     return [_line(r, ctx, "MAU beyond the 10k free (assumed under 10k)", 0, ("cognito", "essentials-mau"), unit="MAU")]
+
+
+@pricer("AWS::WAFv2::WebACL")
+def _web_acl(r: Resource, ctx: Context) -> list[Result]:
+    """The prod user pool's rate limit: the ACL, one fee per rule, and every request to what it protects."""
+    rules = len(_prop(r, "Rules", default=[]))
+    requests = ctx.env.usage.auth_requests_per_month / 1e6
+    return [
+        _line(r, ctx, "web ACL", 1, ("waf", "web-acl")),
+        _line(r, ctx, "rules", rules, ("waf", "rule")),
+        _line(r, ctx, "requests inspected (usage)", requests, ("waf", "requests"), unit="M"),
+    ]
 
 
 @pricer("AWS::SNS::Topic")

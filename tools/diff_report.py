@@ -37,6 +37,7 @@ STATEFUL_TYPES = frozenset(
         "AWS::EFS::FileSystem",
         "AWS::EC2::Volume",
         "AWS::EKS::Cluster",
+        "AWS::ECR::Repository",
     }
 )
 
@@ -280,9 +281,33 @@ def _lines(*lines: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(stacks: Sequence[StackDiff], finished: bool, raw_text: str, cost: str | None, max_chars: int) -> str:
+def guard_section(verdict: str) -> str:
+    """tools/replacement_guard.py's output: which stateful changes are blocked, which carry an allowance."""
+    lines = verdict.strip().splitlines() or ["(no output)"]
+    blocked = not lines[-1].startswith("replacement guard: no ") and " 0 blocked" not in lines[-1]
+    title = "### ⛔ Replacement guard: blocked" if blocked else "### Replacement guard: passed"
+    note = (
+        "A stateful resource would be replaced or deleted. Add a reviewed allowance to "
+        "`config/allowed-replacements.yaml` (stack, logical id, reason, expiry) if that is intended."
+        if blocked
+        else ""
+    )
+    fence = _fence(lines)
+    return "\n".join([title, "", *([note, ""] if note else []), fence + "text", *lines, fence])
+
+
+def render(
+    stacks: Sequence[StackDiff],
+    finished: bool,
+    raw_text: str,
+    cost: str | None,
+    max_chars: int,
+    guard: str | None = None,
+) -> str:
     """Raises ValueError when even the destructive changes and the summary do not fit in max_chars."""
     head = [MARKER, TITLE, ""]
+    if guard is not None:
+        head += [guard_section(guard), ""]
     cost_part = [cost.rstrip()] if cost else []
     changed = [stack for stack in stacks if stack.changed]
     if not stacks and not finished:
@@ -322,6 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("diff", type=Path, help="file holding `cdk diff` output (stdout and stderr)")
     parser.add_argument("--cost-delta", type=Path, metavar="MARKDOWN", help="cost-delta markdown to include verbatim")
+    parser.add_argument("--guard", type=Path, metavar="TEXT", help="tools/replacement_guard.py output to include")
     parser.add_argument(
         "--max-chars", type=int, default=65000, help="comment size limit (default 65000; GitHub: 65536)"
     )
@@ -334,9 +360,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             cost = args.cost_delta.read_text(encoding="utf-8")
         except OSError as error:
             cost = f"_Cost delta unavailable: cannot read {args.cost_delta} ({error.strerror})._"
+    guard = None
+    if args.guard is not None:
+        try:
+            guard = args.guard.read_text(encoding="utf-8")
+        except OSError as error:
+            guard = f"replacement guard: output unavailable ({error.strerror}): treat as blocked"
     stacks, finished = parse(raw_text)
     try:
-        comment = render(stacks, finished, raw_text, cost, args.max_chars)
+        comment = render(stacks, finished, raw_text, cost, args.max_chars, guard)
     except ValueError as error:
         print(f"diff_report: {error}", file=sys.stderr)
         return 1

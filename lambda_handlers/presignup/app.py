@@ -1,4 +1,4 @@
-"""Cognito pre-sign-up trigger: colleagues on the company's own mail domains skip the confirmation step.
+"""Cognito pre-sign-up trigger: colleagues on the company's own mail domains may sign in right away.
 
 Only an exact, case-insensitive match of the part after the last "@" counts, so
 `evil-example.com`, `example.com.evil.io` and `sub.example.com` all go through the
@@ -6,9 +6,12 @@ normal confirmation flow. Anything unexpected (no email, another trigger source)
 leaves the event untouched: the fallback is Cognito's own confirmation, never a
 rejection and never an automatic confirmation.
 
-Auto-verifying trusts the address without proof that the person can read that
-mailbox: anyone may register any address on an allowed domain. That is the
-product decision of issue #4; restricting sign-up instead means rejecting here.
+An allowed-domain sign-up is CONFIRMED (the SPA has no code-entry screen, so the
+person can sign in at once) but its email is NEVER marked verified here: that needs
+proof that the person reads the mailbox (Cognito's verification code). Until then
+the pre-token-generation trigger leaves the `email` claim out of the access token,
+and no group is ever granted at sign-up, so an unverified account can reach nothing
+tied to an address or a privilege.
 """
 
 import os
@@ -33,5 +36,6 @@ def handler(event: dict, _context) -> dict:
     if allowed_domain(email):
         response = event.setdefault("response", {})
         response["autoConfirmUser"] = True
-        response["autoVerifyEmail"] = True
+        # Never autoVerifyEmail: an address counts as the user's only after Cognito's code proves it.
+        response["autoVerifyEmail"] = False
     return event

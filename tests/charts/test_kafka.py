@@ -6,6 +6,7 @@ import json
 import re
 
 from k8s_charts import names
+from k8s_charts.images import KAFKA, image_uri
 from k8s_charts.kafka import cluster_id, min_insync_replicas, replication_factor
 from k8s_charts.testing import find, selector_matches
 
@@ -58,7 +59,7 @@ def test_node_id_and_advertised_listener_come_from_the_pod_ordinal(built):
     assert 'KAFKA_NODE_ID="${HOSTNAME##*-}"' in script
     assert f"PLAINTEXT://${{HOSTNAME}}.{names.KAFKA_HEADLESS}.{built.env.namespace}.svc.cluster.local:9092" in script
     assert script.rstrip().endswith("exec /etc/kafka/docker/run")
-    assert statefulset["spec"]["template"]["spec"]["containers"][0]["image"] == built.env.kafka.image
+    assert statefulset["spec"]["template"]["spec"]["containers"][0]["image"] == image_uri(KAFKA, built.env)
 
 
 def test_statefulset_on_retained_encrypted_volumes(built):

@@ -110,10 +110,9 @@ def test_fluent_bit_reads_the_host_read_only_except_its_position_db(built):
 
 
 def test_images_of_the_agents_are_pinned_releases():
-    assert re.fullmatch(
-        r"public\.ecr\.aws/aws-observability/aws-for-fluent-bit:\d+\.\d+\.\d+(\.\d+)?", FLUENT_BIT_IMAGE
-    )
-    assert re.fullmatch(r"public\.ecr\.aws/xray/aws-xray-daemon:\d+\.\d+\.\d+", XRAY_IMAGE)
+    assert FLUENT_BIT_IMAGE.path == "aws-observability/aws-for-fluent-bit"
+    assert re.fullmatch(r"\d+\.\d+\.\d+(\.\d+)?", FLUENT_BIT_IMAGE.tag)
+    assert XRAY_IMAGE.path == "xray/aws-xray-daemon" and re.fullmatch(r"\d+\.\d+\.\d+", XRAY_IMAGE.tag)
 
 
 def test_xray_daemon_is_probed_on_tcp_and_runs_as_its_image_user(built):

@@ -1,4 +1,5 @@
-"""The pre-sign-up trigger: only exact matches of an allowed domain skip Cognito's confirmation."""
+"""The pre-sign-up trigger: only exact matches of an allowed domain skip Cognito's confirmation, and no
+sign-up is ever marked verified without proof (issue 12: it used to set autoVerifyEmail)."""
 
 import copy
 import importlib.util
@@ -36,7 +37,7 @@ def sign_up_event(email=None, trigger="PreSignUp_SignUp") -> dict:
 
 def confirmed(module, event: dict) -> bool:
     response = module.handler(copy.deepcopy(event), None)["response"]
-    assert response["autoConfirmUser"] == response["autoVerifyEmail"], "confirm and verify go together"
+    assert response["autoVerifyEmail"] is False, "an address is verified only by Cognito's code"
     assert response["autoVerifyPhone"] is False
     return response["autoConfirmUser"]
 
@@ -46,7 +47,7 @@ def test_domains_come_from_the_environment_normalized(presignup):
 
 
 @pytest.mark.parametrize("email", ["kim.minji@example.com", "a@corp.example.org", "x+tag@example.com"])
-def test_allowed_domain_is_auto_confirmed_and_verified(presignup, email):
+def test_allowed_domain_is_auto_confirmed_but_never_verified(presignup, email):
     assert confirmed(presignup, sign_up_event(email)) is True
 
 
@@ -95,7 +96,7 @@ def test_missing_or_malformed_email_is_not_confirmed(presignup, email):
 def test_event_without_request_or_response_does_not_fail(presignup):
     assert presignup.handler({"triggerSource": "PreSignUp_SignUp"}, None) == {"triggerSource": "PreSignUp_SignUp"}
     event = {"triggerSource": "PreSignUp_SignUp", "request": {"userAttributes": {"email": "a@example.com"}}}
-    assert presignup.handler(event, None)["response"] == {"autoConfirmUser": True, "autoVerifyEmail": True}
+    assert presignup.handler(event, None)["response"] == {"autoConfirmUser": True, "autoVerifyEmail": False}
 
 
 @pytest.mark.parametrize("trigger", ["PreSignUp_AdminCreateUser", "PreSignUp_ExternalProvider"])

@@ -112,7 +112,7 @@ def test_hosted_sign_in_domain_for_the_code_grant(stack_templates, env):
 def test_log_groups_have_retention(stack_templates, configs, env):
     auth = auth_template(stack_templates, env)
     groups = resources_of(auth, "AWS::Logs::LogGroup")
-    assert len(groups) == 1
+    assert len(groups) == 2  # one per trigger function: pre-sign-up, pre-token-generation
     assert all(
         g["Properties"]["RetentionInDays"] == configs[env].observability.log_retention_days for g in groups.values()
     )
@@ -164,3 +164,69 @@ def test_bundle_is_cached_by_content_and_rebuilt_on_change(tmp_path):
     second = build_bundle(function, cache)
     assert second != first and not (second / "marker").exists()
     assert sorted(p.name for p in cache.iterdir()) == sorted([first.name, second.name])  # no staging left over
+
+
+def _function_of(auth: dict, target: dict) -> dict:
+    return auth["Resources"][target["Fn::GetAtt"][0]]["Properties"]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_pre_token_generation_v2_trigger_adds_project_scopes(stack_templates, configs, env):
+    """Shared contract: access tokens carry f"{project}/{group}" scopes and a verified-only email claim."""
+    auth = auth_template(stack_templates, env)
+    config = user_pool(stack_templates, env)["Properties"]["LambdaConfig"]["PreTokenGenerationConfig"]
+    assert config["LambdaVersion"] == "V2_0"  # V1 cannot touch access tokens
+    function = _function_of(auth, {"Fn::GetAtt": [config["LambdaArn"]["Fn::GetAtt"][0], "Arn"]})
+    assert function["Environment"]["Variables"]["PROJECT"] == configs[env].project
+    assert function["Handler"] == "app.handler" and function["Runtime"] == "python3.13"
+    assert "VpcConfig" not in function
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_users_cannot_write_email_verified(stack_templates, env):
+    clients = resources_of(auth_template(stack_templates, env), "AWS::Cognito::UserPoolClient")
+    for client in clients.values():
+        assert client["Properties"]["WriteAttributes"] == ["email"]
+
+
+def test_prod_user_pool_sign_in_is_rate_limited_by_waf(stack_templates, configs):
+    prod, dev = auth_template(stack_templates, "prod"), auth_template(stack_templates, "dev")
+    assert not resources_of(dev, "AWS::WAFv2::WebACL")
+    (acl_id, acl), *more = resources_of(prod, "AWS::WAFv2::WebACL").items()
+    assert not more
+    assert acl["Properties"]["Scope"] == "REGIONAL" and acl["Properties"]["DefaultAction"] == {"Allow": {}}
+    (rule,) = acl["Properties"]["Rules"]
+    rate = rule["Statement"]["RateBasedStatement"]
+    assert rule["Action"] == {"Block": {}}
+    assert rate["Limit"] == configs["prod"].auth.signin_rate_limit and rate["AggregateKeyType"] == "IP"
+    targets = {
+        s["ByteMatchStatement"]["SearchString"]
+        for s in rate["ScopeDownStatement"]["OrStatement"]["Statements"]
+        if "SingleHeader" in s["ByteMatchStatement"]["FieldToMatch"]
+    }
+    assert {"AWSCognitoIdentityProviderService.SignUp", "AWSCognitoIdentityProviderService.InitiateAuth"} <= targets
+    (association,) = resources_of(prod, "AWS::WAFv2::WebACLAssociation").values()
+    assert association["Properties"] == {
+        "ResourceArn": {"Fn::GetAtt": [USER_POOL_LOGICAL_ID, "Arn"]},
+        "WebACLArn": {"Fn::GetAtt": [acl_id, "Arn"]},
+    }
+
+
+def test_prod_client_redirects_only_to_https(stack_templates):
+    """Issue 12: prod's SPA client allowed http://localhost:3000 callbacks (the AuthConfig default)."""
+    (client,) = resources_of(auth_template(stack_templates, "prod"), "AWS::Cognito::UserPoolClient").values()
+    urls = client["Properties"]["CallbackURLs"] + client["Properties"]["LogoutURLs"]
+    assert urls and all(url.startswith("https://") and "localhost" not in url for url in urls)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_privileged_groups_exist_and_nobody_is_added_at_sign_up(stack_templates, configs, env):
+    auth = auth_template(stack_templates, env)
+    groups = {
+        g["Properties"]["GroupName"]: g["Properties"]
+        for g in resources_of(auth, "AWS::Cognito::UserPoolGroup").values()
+    }
+    config = configs[env].auth
+    assert set(groups) == {*config.admin_groups, *config.manager_groups}
+    assert all(g["UserPoolId"] == {"Ref": USER_POOL_LOGICAL_ID} for g in groups.values())
+    assert not resources_of(auth, "AWS::Cognito::UserPoolUserToGroupAttachment")

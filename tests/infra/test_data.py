@@ -162,3 +162,38 @@ def test_ssm_parameters_for_deploy_tooling(stack_templates, configs):
         by_name = {p["Properties"]["Name"]: p["Properties"]["Value"] for p in params}
         assert by_name[f"/erp/{env}/environment"] == env
         assert by_name[f"/erp/{env}/db/port"] == "3306"
+
+
+def test_prod_cache_auth_token_rotates_with_the_rotate_strategy_lambda(stack_templates, configs):
+    """Issue 12: the cache AUTH token never rotated (SMG4 acknowledged); prod now rotates it."""
+    prod = stack_templates["erp-prod-data"]
+    schedules = [
+        r["Properties"]
+        for r in resources_of(prod, "AWS::SecretsManager::RotationSchedule").values()
+        if "CacheAuthToken" in json.dumps(r["Properties"]["SecretId"])
+    ]
+    (schedule,) = schedules
+    days = configs["prod"].cache.auth_token_rotation_days
+    assert schedule["RotationRules"] == {"ScheduleExpression": f"rate({days} days)"}
+    function_id = schedule["RotationLambdaARN"]["Fn::GetAtt"][0]
+    function = prod["Resources"][function_id]["Properties"]
+    assert function["Handler"] == "app.handler" and "REPLICATION_GROUP_ID" in function["Environment"]["Variables"]
+    actions = json.dumps([p["Properties"]["PolicyDocument"] for p in resources_of(prod, "AWS::IAM::Policy").values()])
+    for action in ("elasticache:ModifyReplicationGroup", "secretsmanager:ListSecretVersionIds"):
+        assert action in actions
+    dev = stack_templates["erp-dev-data"]
+    assert not any(
+        "CacheAuthToken" in json.dumps(r["Properties"]["SecretId"])
+        for r in resources_of(dev, "AWS::SecretsManager::RotationSchedule").values()
+    )
+
+
+def test_prod_database_deletion_protection_is_real_and_rds10_acknowledged_only_in_dev(stack_artifacts, stack_templates):
+    """Issue 12: with the prod rules deleted and deletion_protection false, every test used to pass (RDS10 was
+    acknowledged in prod too). The template must say True, and only dev may acknowledge RDS10."""
+    (instance,) = resources_of(stack_templates["erp-prod-data"], "AWS::RDS::DBInstance").values()
+    assert instance["Properties"]["DeletionProtection"] is True
+    for env, expected in (("prod", False), ("dev", True)):
+        directory, props = stack_artifacts[f"erp-{env}-data"]
+        metadata = (directory / props["templateFile"].replace(".template.json", ".metadata.json")).read_text()
+        assert ("AwsSolutions-RDS10" in metadata) is expected, env

@@ -18,6 +18,7 @@ from aws_cdk import aws_ecr as ecr
 from config import load_environment
 from config.models import ImageConfig, ServiceConfig
 from constructs_lib.registry import deployed_images, image_uri
+from k8s_charts.images import third_party_images
 from tests.conftest import REPO
 
 SAMPLES = {"sample-a": "services/sample-a", "sample-b": "services/sample-b"}
@@ -117,4 +118,5 @@ def test_scan_gate_sees_pinned_and_built_images_of_a_stage(tmp_path):
     manifest = json.loads(assets_file.read_text())
     (destination,) = next(iter(manifest["dockerImages"].values()))["destinations"].values()
     assert images[1] == f"{host}/{destination['repositoryName']}:{destination['imageTag']}"
-    assert len(images) == 2
+    # Then every third-party image, through the stage's pull-through cache (issue 12: they were not gated).
+    assert images[2:] == third_party_images(config) and len(images) == 2 + len(third_party_images(config))

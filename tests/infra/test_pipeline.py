@@ -7,8 +7,10 @@ import re
 
 import pytest
 
-from config import load_toolchain
+
 from constructs_lib.routes import smoke_paths
+from config import load_environment, load_toolchain
+from config.models import CI_TAG_PREFIX
 from tests.conftest import REPO, resources_of
 
 PIPELINE = "erp-pipeline"
@@ -164,6 +166,29 @@ def test_scan_gate_checks_every_prod_image_in_the_prod_account(pipeline, pipelin
     assert [json.dumps(s["Resource"]) for s in assumes] == [json.dumps(role_env["Value"])]
 
 
+def test_prod_replacement_guard_runs_before_the_approval(pipeline, pipeline_json, configs):
+    """Issue 12 item 7: nothing stateful is replaced in prod without a reviewed allowance."""
+    prod = configs["prod"]
+    actions = stage(pipeline, "Prod")
+    order = {a["Name"]: a["RunOrder"] for a in actions}
+    assert order["ProdImageScanGate"] < order["ProdReplacementGuard"] < order["PromoteProd"]
+    guard = next(a for a in actions if a["Name"] == "ProdReplacementGuard")
+    commands = buildspec(pipeline_json, guard)["phases"]["build"]["commands"]
+    assert any("cdk diff --app cdk.out --method template 'ErpPipeline/Prod/*'" in c for c in commands)
+    assert commands[-1] == "python3 -m tools.replacement_guard diff.txt --allowances config/allowed-replacements.yaml"
+    role = project(pipeline_json, guard)["ServiceRole"]["Fn::GetAtt"][0]
+    assumes = [
+        json.dumps(s["Resource"])
+        for policy in resources_of(pipeline_json, "AWS::IAM::Policy").values()
+        if {"Ref": role} in policy["Properties"]["Roles"]
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if s["Action"] == "sts:AssumeRole"
+    ]
+    assert len(assumes) == 1 and f"cdk-hnb659fds-lookup-role-{prod.account}-{prod.region}" in assumes[0]
+    # The synthesized assembly is the build's second input, mounted as cdk.out.
+    assert len(guard["InputArtifacts"]) == 2
+
+
 def test_notifications_on_failure_and_pending_approval(pipeline_json, toolchain):
     (rule,) = resources_of(pipeline_json, "AWS::CodeStarNotifications::NotificationRule").values()
     assert sorted(rule["Properties"]["EventTypeIds"]) == [
@@ -236,6 +261,19 @@ def test_github_oidc_role_is_for_this_repositorys_pull_requests_only(pipeline_js
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
         for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
     }
+    assumable = {
+        json.dumps(resource, sort_keys=True)
+        for policy in resources_of(pipeline_json, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement["Action"] == "sts:AssumeRole"
+        for resource in (statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]])
+    }
+    # Exactly the lookup roles of the configured accounts (issue 12: it could assume roles in ANY account).
+    accounts = {(toolchain.account, toolchain.region)} | {
+        (load_environment(name).account, load_environment(name).region) for name in toolchain.stages
+    }
+    assert assumable == {json.dumps(f"arn:aws:iam::{a}:role/cdk-hnb659fds-lookup-role-{a}-{r}") for a, r in accounts}
     # Read-only: assume the CDK lookup roles, read templates, read the bootstrap version.
     assert actions == {
         "sts:AssumeRole",
@@ -270,7 +308,9 @@ def test_registry_one_immutable_scanned_repository_per_service(stack_templates, 
         # Absent means ECR's default, AES256 (CDK leaves the default out).
         assert props.get("EncryptionConfiguration", {"EncryptionType": "AES256"}) == {"EncryptionType": "AES256"}
         rules = json.loads(props["LifecyclePolicy"]["LifecyclePolicyText"])["rules"]
-        assert rules[0]["selection"]["countType"] == "imageCountMoreThan"
+        assert [r["selection"]["tagStatus"] for r in rules] == ["untagged", "tagged"]
+        assert rules[1]["selection"]["tagPrefixList"] == [CI_TAG_PREFIX]
+        assert all(r["selection"]["tagStatus"] != "any" for r in rules)
         if config.production:
             assert repo["DeletionPolicy"] == "Retain"
         else:

@@ -1,0 +1,100 @@
+"""Rotation without outage on the manifests: every workload that reads a Secret is annotated for Reloader,
+rolls without losing capacity, and the rollout fits well inside ElastiCache's two-token window."""
+
+from __future__ import annotations
+
+import pytest
+
+from config import load_environment
+from k8s_charts import build_charts, names
+from k8s_charts.reload import RELOAD_ANNOTATION, annotate_reloads, secrets_read_by
+from k8s_charts.secrets import REFRESH_INTERVAL
+from k8s_charts.testing import find
+
+from .conftest import ENVIRONMENTS, fake_values
+
+# Kubernetes' default progressDeadlineSeconds: a rollout step that takes longer fails, it does not hang.
+PROGRESS_DEADLINE_S = 600
+
+
+def fresh_services_chart(env_name: str):
+    env = load_environment(env_name)
+    return env, build_charts(env, fake_values(env))["services"]
+
+
+def _seconds(interval: str) -> int:
+    units = {"s": 1, "m": 60, "h": 3600}
+    return int(interval[:-1]) * units[interval[-1]]
+
+
+def test_secret_references_are_found_everywhere_a_pod_can_read_one():
+    pod = {
+        "containers": [
+            {"env": [{"name": "A", "valueFrom": {"secretKeyRef": {"name": "one", "key": "k"}}}, {"name": "B"}]},
+            {"envFrom": [{"secretRef": {"name": "two"}}, {"configMapRef": {"name": "not-a-secret"}}]},
+        ],
+        "initContainers": [{"env": [{"name": "C", "valueFrom": {"secretKeyRef": {"name": "three", "key": "k"}}}]}],
+        "volumes": [
+            {"name": "v", "secret": {"secretName": "four"}},  # pragma: allowlist secret (a name)
+            {"name": "p", "projected": {"sources": [{"secret": {"name": "five"}}, {"configMap": {"name": "x"}}]}},
+        ],
+    }
+    assert secrets_read_by(pod) == {"one", "two", "three", "four", "five"}
+
+
+@pytest.mark.parametrize("env_name", ENVIRONMENTS)
+def test_every_service_deployment_reloads_on_its_secrets(env_name):
+    env, chart = fresh_services_chart(env_name)
+    annotated = annotate_reloads(chart)
+    deployments = find(chart.to_json(), "Deployment")
+    assert len(deployments) >= len(env.services)
+    for deployment in deployments:
+        pod = deployment["spec"]["template"]["spec"]
+        read = secrets_read_by(pod)
+        if not read:
+            continue
+        annotation = deployment["metadata"]["annotations"][RELOAD_ANNOTATION]
+        assert annotation.split(",") == sorted(read) == annotated[deployment["metadata"]["name"]]
+    every_secret = {s for d in deployments for s in secrets_read_by(d["spec"]["template"]["spec"])}
+    assert names.CACHE_SECRET in every_secret or names.DB_SECRET in every_secret
+
+
+@pytest.mark.parametrize("env_name", ENVIRONMENTS)
+def test_reload_rollouts_keep_full_capacity(env_name):
+    """Reloader's change is an ordinary rolling update: no pod goes before its replacement is ready."""
+    _, chart = fresh_services_chart(env_name)
+    annotate_reloads(chart)
+    for deployment in find(chart.to_json(), "Deployment"):
+        if RELOAD_ANNOTATION not in deployment["metadata"].get("annotations", {}):
+            continue
+        strategy = deployment["spec"]["strategy"]
+        assert strategy["type"] == "RollingUpdate"
+        assert strategy["rollingUpdate"]["maxUnavailable"] == 0
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            assert "readinessProbe" in container
+
+
+@pytest.mark.parametrize("env_name", ENVIRONMENTS)
+def test_two_token_window_outlasts_sync_and_rollout(env_name):
+    """The old AUTH token stays valid until the NEXT rotation; pods must have moved long before."""
+    env = load_environment(env_name)
+    if env.cache.auth_token_rotation_days is None:
+        pytest.skip(f"{env_name} does not rotate the cache token")
+    window_s = env.cache.auth_token_rotation_days * 86400
+    max_replicas = max(s.max_replicas for s in env.services)
+    worst_case_s = _seconds(REFRESH_INTERVAL) + max_replicas * PROGRESS_DEADLINE_S
+    assert worst_case_s * 10 < window_s
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="wired by the lead: k8s_charts/platform.build_charts must call annotate_reloads(charts['services']); "
+    "remove this marker then",
+)
+def test_build_charts_wires_the_reload_annotation():
+    env = load_environment("prod")
+    chart = build_charts(env, fake_values(env))["services"]
+    annotated = [
+        d for d in find(chart.to_json(), "Deployment") if RELOAD_ANNOTATION in d["metadata"].get("annotations", {})
+    ]
+    assert annotated

@@ -1,0 +1,94 @@
+"""Every production rule, broken one at a time in a copy of config/prod.yaml (issue 12 item 9).
+
+Each case must fail with one line naming the file, the field and the rule; the same change in dev.yaml
+(where it is a rule of production only) must load. Deleting any rule from config/models.py fails its case.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from config import load_environment
+from tests.config.test_config import config_dir, edit, error_of  # noqa: F401  (fixture)
+
+# (dotted field, bad value (None = delete it), the one-line error's tail)
+PROD_RULES = [
+    ("observability.alarm_emails", [], "observability.alarm_emails: production needs at least one alarm email"),
+    ("database.multi_az", False, "database.multi_az: must be true in production"),
+    ("database.deletion_protection", False, "database.deletion_protection: must be true in production"),
+    ("database.removal", "destroy", "database.removal: 'destroy' is only allowed outside production"),
+    ("database.rotation_days", None, "database.rotation_days: production rotates the DB credentials"),
+    ("database.backup_retention_days", 3, "database.backup_retention_days: production keeps at least 7 days"),
+    ("cache.replicas", 0, "cache.replicas: production needs >= 1 replica for automatic failover"),
+    ("network.nat", {"type": "instance"}, "network.nat.type: production uses NAT gateways"),
+    ("network.az_count", 1, "network.az_count: production spans at least 2 AZs"),
+    ("schedule", {"start": "08:00", "stop": "20:00"}, "schedule: production does not sleep; remove the schedule"),
+    (
+        "auth.callback_urls",
+        ["https://erp.example.com/callback", "http://localhost:3000/callback"],
+        "auth.callback_urls: production allows only https URLs of a real host, not 'http://localhost:3000/callback'",
+    ),
+    (
+        "auth.callback_urls",
+        ["http://erp.example.com/callback"],
+        "auth.callback_urls: production allows only https URLs of a real host, not 'http://erp.example.com/callback'",
+    ),
+    (
+        "auth.callback_urls",
+        ["https://localhost:3000/callback"],
+        "auth.callback_urls: production allows only https URLs of a real host, not 'https://localhost:3000/callback'",
+    ),
+    (
+        "cluster.endpoint_public_cidrs",
+        ["0.0.0.0/0"],
+        "cluster.endpoint_public_cidrs: 0.0.0.0/0 is too broad for production's EKS endpoint (at most a /16: "
+        "your office or VPN egress)",
+    ),
+    (
+        "cluster.endpoint_public_cidrs",
+        ["203.0.113.0/24", "10.0.0.0/8"],
+        "cluster.endpoint_public_cidrs: 10.0.0.0/8 is too broad for production's EKS endpoint (at most a /16: "
+        "your office or VPN egress)",
+    ),
+    (
+        "cluster.endpoint_public_cidrs",
+        ["::/0"],
+        "cluster.endpoint_public_cidrs: ::/0 is too broad for production's EKS endpoint (at most a /48: "
+        "your office or VPN egress)",
+    ),
+    ("auth.signin_rate_limit", None, "auth.signin_rate_limit: production rate-limits sign-up/sign-in"),
+    ("cache.auth_token_rotation_days", None, "cache.auth_token_rotation_days: production rotates the cache AUTH"),
+]
+
+
+def _break(config_dir, env, field, value):  # noqa: F811
+    edit(config_dir, env, field, value, delete=value is None)
+
+
+@pytest.mark.parametrize(("field", "value", "expected"), PROD_RULES, ids=[f"{r[0]}={r[1]!r}" for r in PROD_RULES])
+def test_each_prod_rule_rejects_its_break(config_dir, field, value, expected):  # noqa: F811
+    _break(config_dir, "prod", field, value)
+    message = error_of(config_dir, "prod")
+    assert message.startswith(f"{config_dir.name}/prod.yaml: ") or "prod.yaml: " in message
+    assert expected in message
+
+
+def test_committed_prod_passes_every_rule():
+    prod = load_environment("prod")
+    assert prod.production and prod.database.deletion_protection and prod.auth.signin_rate_limit
+    assert all(url.startswith("https://") for url in prod.auth.callback_urls)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("auth.callback_urls", ["http://localhost:3000/callback"]),
+        ("cluster.endpoint_public_cidrs", ["0.0.0.0/0"]),
+        ("auth.signin_rate_limit", None),
+        ("cache.auth_token_rotation_days", None),
+        ("database.deletion_protection", False),
+    ],
+)
+def test_the_same_settings_are_allowed_outside_production(config_dir, field, value):  # noqa: F811
+    edit(config_dir, "dev", field, value)
+    load_environment("dev", config_dir)

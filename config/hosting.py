@@ -95,7 +95,7 @@ class MongoDbConfig(_Strict):
 class EmployeeProxyConfig(_Strict):
     """The in-cluster `employee-service` (SigV4 proxy to the employee Lambda's IAM-only function URL)."""
 
-    image: str = "public.ecr.aws/aws-observability/aws-sigv4-proxy:1.11"
+    # The image is k8s_charts/images.SIGV4_PROXY (through the ECR pull-through cache, scanned by the prod gate).
     replicas: int = Field(default=1, ge=1, le=10)
 
 

@@ -26,6 +26,7 @@ from k8s_charts.common import (
     selector_labels,
     zone_and_host_spread,
 )
+from k8s_charts.images import SIGV4_PROXY, image_uri
 from k8s_charts.values import PlatformValues
 
 PROXY_UID = 65532  # the image is FROM scratch with no USER: any non-root uid runs the static binary
@@ -95,7 +96,7 @@ class EmployeeProxy(Construct):
                         containers=[
                             k8s.Container(
                                 name="sigv4-proxy",
-                                image=proxy.image,
+                                image=image_uri(SIGV4_PROXY, env),
                                 image_pull_policy="IfNotPresent",
                                 args=proxy_args(env, values),
                                 ports=[k8s.ContainerPort(name="http", container_port=port, protocol="TCP")],

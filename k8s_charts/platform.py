@@ -10,6 +10,7 @@ from k8s_charts.employee_proxy import EmployeeProxy
 from k8s_charts.kafka import KafkaCluster, KafkaTopics
 from k8s_charts.logging import FluentBit
 from k8s_charts.namespace import ErpNamespace
+from k8s_charts.reload import annotate_reloads
 from k8s_charts.secrets import ExternalSecrets
 from k8s_charts.services import Microservice
 from k8s_charts.storage import Gp3StorageClass
@@ -42,6 +43,8 @@ def build_charts(env: EnvironmentConfig, values: PlatformValues) -> dict[str, Ch
         Microservice(charts["services"], service.name, env=env, service=service, values=values)
     if uses_employee_api(env):
         EmployeeProxy(charts["services"], "EmployeeProxy", env=env, values=values)
+    # Reloader rolls a Deployment when a Secret it reads changes (rotated credentials reach running pods).
+    annotate_reloads(charts["services"])
     FluentBit(charts["logging"], "FluentBit", env=env, values=values)
     XRayDaemon(charts["tracing"], "XRayDaemon", env=env, values=values)
     return charts

@@ -86,11 +86,6 @@ def test_two_token_window_outlasts_sync_and_rollout(env_name):
     assert worst_case_s * 10 < window_s
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="wired by the lead: k8s_charts/platform.build_charts must call annotate_reloads(charts['services']); "
-    "remove this marker then",
-)
 def test_build_charts_wires_the_reload_annotation():
     env = load_environment("prod")
     chart = build_charts(env, fake_values(env))["services"]

@@ -47,9 +47,10 @@ system-deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server >/dev/null; \
 	  else echo "mariadb-server is required: sudo apt-get install -y mariadb-server" >&2; exit 1; fi; }
 
+# The app runs without the CLI (tools/synth.py passes the context `cdk synth` would); the CLI reads $(OUT) for diff/deploy.
 synth: setup
 	rm -rf $(OUT)
-	cdk synth --quiet --output $(OUT) $(CDK_ENV)
+	$(PY) -m tools.synth --output $(OUT) $(CDK_ENV)
 	$(PY) -m tools.nag_report $(OUT)
 	@echo "synthesized to $(CURDIR)/$(OUT) (templates: $(OUT)/assembly-*/*.template.json)"
 
@@ -62,11 +63,13 @@ lint: setup
 
 diff: setup
 	@test -n "$(ENV)" || { echo "usage: make diff ENV=dev" >&2; exit 2; }
-	cdk diff $(CDK_ENV) --all
+	$(MAKE) synth ENV=$(ENV)
+	cdk diff --app $(OUT) --all
 
 deploy: setup
 	@test -n "$(ENV)" || { echo "usage: make deploy ENV=dev" >&2; exit 2; }
-	cdk deploy $(CDK_ENV) --all --require-approval broadening
+	$(MAKE) synth ENV=$(ENV)
+	cdk deploy --app $(OUT) --all --require-approval broadening
 
 cost: synth
 	@test -n "$(ENV)" || { echo "usage: make cost ENV=dev" >&2; exit 2; }

@@ -20,6 +20,7 @@ from constructs_lib.metrics import cache_metric, target_group_metric
 FIVE_MINUTES = Duration.minutes(5)
 SUM = cloudwatch.Stats.SUM
 FULL, HALF, THIRD = 24, 12, 8
+MAX_ALARMS_PER_WIDGET = 100
 
 
 def _graph(title: str, left: Sequence[cloudwatch.IMetric], *, width: int = THIRD, **extra) -> cloudwatch.GraphWidget:
@@ -65,15 +66,17 @@ class PlatformDashboard(Construct):
                 height=2,
             )
         )
-        self.dashboard.add_widgets(
-            cloudwatch.AlarmStatusWidget(
-                title="Alarms",
-                alarms=list(alarms),
-                width=FULL,
-                height=4,
-                sort_by=cloudwatch.AlarmStatusWidgetSortBy.STATE_UPDATED_TIMESTAMP,
+        # One status widget shows at most 100 alarms; more services (2 NLB alarms each) continue below.
+        for start in range(0, len(alarms), MAX_ALARMS_PER_WIDGET):
+            self.dashboard.add_widgets(
+                cloudwatch.AlarmStatusWidget(
+                    title="Alarms" if start == 0 else f"Alarms (from {start + 1})",
+                    alarms=list(alarms[start : start + MAX_ALARMS_PER_WIDGET]),
+                    width=FULL,
+                    height=4,
+                    sort_by=cloudwatch.AlarmStatusWidgetSortBy.STATE_UPDATED_TIMESTAMP,
+                )
             )
-        )
         # Front door.
         self.dashboard.add_widgets(
             _graph("API requests", [http_api.metric_count(**sum5)]),

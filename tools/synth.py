@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--context", "-c", type=_assignment, action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
     try:
-        synth(args.output, dict(args.context))
+        synth(args.output, dict(args.context), repo=REPO)
     except subprocess.CalledProcessError as exc:
         return exc.returncode or 1  # the app printed its own error (a config error is one line)
     except MissingContext as exc:

@@ -25,7 +25,7 @@ help:
 	@echo "make diff ENV=dev     cdk diff against the deployed stacks (needs AWS credentials)"
 	@echo "make deploy ENV=dev   deploy one environment by hand (needs AWS credentials)"
 	@echo "make cost ENV=dev     monthly cost estimate from the synthesized templates"
-	@echo "make bench            median wall time / peak memory of synth and test"
+	@echo "make bench            wall time / peak memory / assembly sizes of synth (3 and 12 services) and test"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -52,7 +52,7 @@ synth: setup
 	rm -rf $(OUT)
 	$(PY) -m tools.synth --output $(OUT) $(CDK_ENV)
 	$(PY) -m tools.nag_report $(OUT)
-	@echo "synthesized to $(CURDIR)/$(OUT) (templates: $(OUT)/assembly-*/*.template.json)"
+	@echo "synthesized to $(abspath $(OUT)) (templates: $(OUT)/assembly-*/*.template.json)"
 
 test: setup system-deps lint
 	$(PY) -m pytest -q

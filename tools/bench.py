@@ -90,7 +90,7 @@ def rows(scratch: Path, *, cli: bool, test: bool) -> list[tuple[str, list[str], 
     synth = [sys.executable, "-m", "tools.synth", "-c", "env=dev"]
     table = [("make synth (pipeline + dev + prod)", ["make", "synth", f"OUT={scratch / 'all'}"], scratch / "all")]
     if cli:
-        cdk = ["cdk", "synth", "--quiet", "--output", str(scratch / "cli")]
+        cdk = [str(REPO / "node_modules" / ".bin" / "cdk"), "synth", "--quiet", "--output", str(scratch / "cli")]
         table.append(("cdk synth (the CLI, same app)", cdk, scratch / "cli"))
     table += [
         ("synth dev, 3 services", [*synth, "--output", str(scratch / "dev3")], scratch / "dev3"),

@@ -27,6 +27,20 @@ def _graph(title: str, left: Sequence[cloudwatch.IMetric], *, width: int = THIRD
     return cloudwatch.GraphWidget(title=title, left=list(left), width=width, height=6, **extra)
 
 
+def alarm_status_widgets(alarms: Sequence[cloudwatch.IAlarm]) -> list[cloudwatch.AlarmStatusWidget]:
+    """One full-width status widget per 100 alarms (CloudWatch's cap per widget; each service adds 2)."""
+    return [
+        cloudwatch.AlarmStatusWidget(
+            title="Alarms" if start == 0 else f"Alarms (from {start + 1})",
+            alarms=list(alarms[start : start + MAX_ALARMS_PER_WIDGET]),
+            width=FULL,
+            height=4,
+            sort_by=cloudwatch.AlarmStatusWidgetSortBy.STATE_UPDATED_TIMESTAMP,
+        )
+        for start in range(0, len(alarms), MAX_ALARMS_PER_WIDGET)
+    ]
+
+
 class PlatformDashboard(Construct):
     """Widgets only read metrics; nothing here can change the platform."""
 
@@ -66,17 +80,8 @@ class PlatformDashboard(Construct):
                 height=2,
             )
         )
-        # One status widget shows at most 100 alarms; more services (2 NLB alarms each) continue below.
-        for start in range(0, len(alarms), MAX_ALARMS_PER_WIDGET):
-            self.dashboard.add_widgets(
-                cloudwatch.AlarmStatusWidget(
-                    title="Alarms" if start == 0 else f"Alarms (from {start + 1})",
-                    alarms=list(alarms[start : start + MAX_ALARMS_PER_WIDGET]),
-                    width=FULL,
-                    height=4,
-                    sort_by=cloudwatch.AlarmStatusWidgetSortBy.STATE_UPDATED_TIMESTAMP,
-                )
-            )
+        for widget in alarm_status_widgets(alarms):
+            self.dashboard.add_widgets(widget)
         # Front door.
         self.dashboard.add_widgets(
             _graph("API requests", [http_api.metric_count(**sum5)]),

@@ -7,7 +7,8 @@ The CLI (aws-cdk 2.1148, lib/cxapp/exec.ts) runs cdk.json's `app` command with t
     @aws-cdk/core:failSynthOnValidationErrors false (cdk-nag findings go to validation-report.json, which
     tools/nag_report.py fails on);
   * CDK_OUTDIR, CDK_CLI_VERSION, CDK_DEFAULT_REGION (us-east-1 unless AWS_REGION says otherwise; the account
-    only with credentials, which synth never has).
+    only with credentials, which synth never has). It also sets CDK_CLI_ASM_VERSION, CDK_ERROR_FILE and
+    CDK_PERF_COUNTERS_FILE, which aws-cdk-lib 2.275 does not read; they are left out.
 Running the app directly saves the CLI's own node process (~250 MB) and its start-up.
 
 What the CLI does after the app differs on purpose: when the assembly lists a context lookup that

@@ -27,7 +27,7 @@ help:
 	@echo "make cost ENV=dev     monthly cost estimate from the synthesized templates"
 	@echo "  COMPARE=graviton    ...as a delta against the same nodes on Graviton (COMPARE=<cdk.out dir>: against that)"
 	@echo "make release SERVICE=x TAG=1.2.0 ENV=dev   set a service's image tag in config/<env>.yaml (comments kept)"
-	@echo "make bench            median wall time / peak memory of synth and test"
+	@echo "make bench            wall time / peak memory / assembly sizes of synth (3 and 12 services) and test"
 	@echo "make bench-handler    employee Lambda: p50/p95 per route at a few concurrency levels, cold import time"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -50,11 +50,12 @@ system-deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server >/dev/null; \
 	  else echo "mariadb-server is required: sudo apt-get install -y mariadb-server" >&2; exit 1; fi; }
 
+# The app runs without the CLI (tools/synth.py passes the context `cdk synth` would); the CLI reads $(OUT) for diff/deploy.
 synth: setup
 	rm -rf $(OUT)
-	cdk synth --quiet --output $(OUT) $(CDK_ENV)
+	$(PY) -m tools.synth --output $(OUT) $(CDK_ENV)
 	$(PY) -m tools.nag_report $(OUT)
-	@echo "synthesized to $(CURDIR)/$(OUT) (templates: $(OUT)/assembly-*/*.template.json)"
+	@echo "synthesized to $(abspath $(OUT)) (templates: $(OUT)/assembly-*/*.template.json)"
 
 test: setup system-deps lint
 	$(PY) -m pytest -q
@@ -65,11 +66,13 @@ lint: setup
 
 diff: setup
 	@test -n "$(ENV)" || { echo "usage: make diff ENV=dev" >&2; exit 2; }
-	cdk diff $(CDK_ENV) --all
+	$(MAKE) synth ENV=$(ENV)
+	cdk diff --app $(OUT) --all
 
 deploy: setup
 	@test -n "$(ENV)" || { echo "usage: make deploy ENV=dev" >&2; exit 2; }
-	cdk deploy $(CDK_ENV) --all --require-approval broadening
+	$(MAKE) synth ENV=$(ENV)
+	cdk deploy --app $(OUT) --all --require-approval broadening
 
 cost: synth
 	@test -n "$(ENV)" || { echo "usage: make cost ENV=dev" >&2; exit 2; }

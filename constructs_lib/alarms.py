@@ -103,11 +103,10 @@ class PlatformAlarms(Construct):
         if env.observability.container_insights:
             self.add(
                 "pod-restarts",
-                metric=container_insights.restarts_in_namespace(
-                    env, container_insights.erp_pods(env), Duration.minutes(10)
-                ),
+                metric=container_insights.restarts_in_namespace(env, Duration.minutes(10)),
                 threshold=t.pod_restarts_10m,
-                description=f"Container restarts in namespace {env.namespace} (services, Kafka, X-Ray), per 10 min",
+                description=f"Container restarts of every pod in namespace {env.namespace} (services, Kafka, X-Ray, ...), "
+                "per 10 min",
                 missing=QUIET,
             )
         # Without Container Insights (dev) there is no restart metric: the alarm is not created.

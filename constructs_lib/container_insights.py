@@ -5,11 +5,13 @@ pods share the Deployment's name, a DaemonSet's the DaemonSet's, but each Statef
 its own name (``kafka-0``, ``kafka-1``, ...). ``pod_number_of_container_restarts`` is the number of
 restarts since the agent's previous sample, so its Sum over a window is the restarts in that window;
 it is published per ``ClusterName, Namespace, PodName`` (and cluster-wide), not per namespace alone.
+
+An alarm may read at most 10 metrics through metric math, fewer than the namespace's pods once there are
+more than a handful of services; a Metrics Insights query has no such cap (10,000 metrics per query,
+200 such alarms per region) and also covers pods added later.
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -26,11 +28,6 @@ FIVE_MINUTES = Duration.minutes(5)
 
 def kafka_pods(env: EnvironmentConfig) -> list[str]:
     return [f"{names.KAFKA}-{ordinal}" for ordinal in range(env.kafka.replicas)]
-
-
-def erp_pods(env: EnvironmentConfig) -> list[str]:
-    """Every PodName the erp namespace's long-running workloads publish under."""
-    return [*(s.name for s in env.services), *kafka_pods(env), names.XRAY_DAEMON]
 
 
 def pod_metric(
@@ -51,17 +48,17 @@ def pod_metric(
     )
 
 
-def restarts_in_namespace(env: EnvironmentConfig, pods: Sequence[str], period: Duration) -> cloudwatch.MathExpression:
-    """Restarts summed over the namespace's pods (an alarm may read at most 10 metrics)."""
-    if len(pods) > 10:
-        raise ValueError(f"{len(pods)} pods to sum; a CloudWatch alarm reads at most 10 metrics")
-    metrics = {
-        f"m{i}": pod_metric(RESTARTS, env=env, pod=pod, statistic=cloudwatch.Stats.SUM, period=period)
-        for i, pod in enumerate(pods)
-    }
+def restarts_in_namespace(env: EnvironmentConfig, period: Duration) -> cloudwatch.MathExpression:
+    """Restarts summed over every pod of the namespace, as one Metrics Insights query an alarm can read.
+
+    SCHEMA(...) with exactly these dimensions keeps out the per-FullPodName series enhanced observability
+    also publishes, so no restart is counted twice."""
     return cloudwatch.MathExpression(
-        expression=f"SUM([{', '.join(metrics)}])",
-        using_metrics=metrics,
+        expression=(
+            f"SELECT SUM({RESTARTS}) FROM SCHEMA({NAMESPACE}, ClusterName, Namespace, PodName) "
+            f"WHERE ClusterName = '{env.cluster_name}' AND Namespace = '{env.namespace}'"
+        ),
+        using_metrics={},
         label=f"container restarts in {env.namespace}",
         period=period,
     )

@@ -20,10 +20,25 @@ from constructs_lib.metrics import cache_metric, target_group_metric
 FIVE_MINUTES = Duration.minutes(5)
 SUM = cloudwatch.Stats.SUM
 FULL, HALF, THIRD = 24, 12, 8
+MAX_ALARMS_PER_WIDGET = 100
 
 
 def _graph(title: str, left: Sequence[cloudwatch.IMetric], *, width: int = THIRD, **extra) -> cloudwatch.GraphWidget:
     return cloudwatch.GraphWidget(title=title, left=list(left), width=width, height=6, **extra)
+
+
+def alarm_status_widgets(alarms: Sequence[cloudwatch.IAlarm]) -> list[cloudwatch.AlarmStatusWidget]:
+    """One full-width status widget per 100 alarms (CloudWatch's cap per widget; each service adds 2)."""
+    return [
+        cloudwatch.AlarmStatusWidget(
+            title="Alarms" if start == 0 else f"Alarms (from {start + 1})",
+            alarms=list(alarms[start : start + MAX_ALARMS_PER_WIDGET]),
+            width=FULL,
+            height=4,
+            sort_by=cloudwatch.AlarmStatusWidgetSortBy.STATE_UPDATED_TIMESTAMP,
+        )
+        for start in range(0, len(alarms), MAX_ALARMS_PER_WIDGET)
+    ]
 
 
 class PlatformDashboard(Construct):
@@ -65,15 +80,8 @@ class PlatformDashboard(Construct):
                 height=2,
             )
         )
-        self.dashboard.add_widgets(
-            cloudwatch.AlarmStatusWidget(
-                title="Alarms",
-                alarms=list(alarms),
-                width=FULL,
-                height=4,
-                sort_by=cloudwatch.AlarmStatusWidgetSortBy.STATE_UPDATED_TIMESTAMP,
-            )
-        )
+        for widget in alarm_status_widgets(alarms):
+            self.dashboard.add_widgets(widget)
         # Front door.
         self.dashboard.add_widgets(
             _graph("API requests", [http_api.metric_count(**sum5)]),

@@ -1,4 +1,4 @@
-"""ERROR-line counts from the application log group: one metric per service and one in total.
+"""ERROR-line counts from the application log group: one total, and the same count per container.
 
 The patterns are written for what Fluent Bit actually ships (k8s_charts/logging.py): every container
 line of the erp namespace becomes one JSON event. The kubernetes filter adds a ``kubernetes`` object
@@ -15,15 +15,22 @@ Matching is case-sensitive and positional: ``"level": "error"``, WARN/INFO lines
 mention error/ERROR in their message are not counted; nor are stack-trace continuation lines (each is
 its own event without a timestamp), so one logged error counts once. FATAL is not counted.
 
-A service is picked out by ``kubernetes.container_name`` (each microservice's container carries the
-service's name): metric filters cannot filter on the log stream. The total counts every container in
-the namespace (services, Kafka, the X-Ray daemon). tests/unit/test_metric_filter.py runs these patterns
-against sample events with an evaluator checked against CloudWatch's documented examples.
+Two filters, whatever the number of services (CloudWatch allows 5 regex filters per log group, and the
+plain-text condition needs a regex):
+  * ``ErrorLines`` without dimensions: every container of the namespace (services, Kafka, the X-Ray
+    daemon), 0 for every other event, so "no errors" is data and the alarm reads it;
+  * ``ErrorLines`` with the dimension ``Container`` = ``kubernetes.container_name`` (each microservice's
+    container carries the service's name; metric filters cannot see the log stream). CloudWatch allows no
+    default value on a filter with dimensions, so a container without errors has no data point; the
+    dimension's values are bounded by the namespace's containers (CloudWatch disables a filter at 1000).
+tests/unit/test_metric_filter.py runs the pattern and the dimension against sample events with an
+evaluator checked against CloudWatch's documented examples.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -33,25 +40,35 @@ from constructs import Construct
 # Leading ISO date, the rest of the timestamp, then the level token. CloudWatch regexes allow no
 # spaces or parentheses: \s stands in for the space, and there is no group to alternate in.
 PLAIN_TEXT_ERROR_REGEX = r"^\[?\d{4}-\d{2}-\d{2}[T\s]\S+\s+ERROR\s"
-ERROR_CONDITION = f'$.level = "ERROR" || $.log = %{PLAIN_TEXT_ERROR_REGEX}%'
-# CloudWatch quota: at most 5 metric filters with a regex per log group.
-MAX_REGEX_FILTERS_PER_LOG_GROUP = 5
+ERROR_PATTERN = f'{{ $.level = "ERROR" || $.log = %{PLAIN_TEXT_ERROR_REGEX}% }}'
 TOTAL_METRIC = "ErrorLines"
+CONTAINER_DIMENSION = "Container"
+CONTAINER_FIELD = "$.kubernetes.container_name"
+FIVE_MINUTES = Duration.minutes(5)
 
 
-def error_pattern(container: str | None = None) -> str:
-    """The filter pattern for ERROR lines of one container (by name), or of every container."""
-    if container is None:
-        return f"{{ {ERROR_CONDITION} }}"
-    return f'{{ $.kubernetes.container_name = "{container}" && ({ERROR_CONDITION}) }}'
+@dataclass(frozen=True)
+class FilterSpec:
+    """One metric filter as CloudWatch sees it (the tests evaluate these, the construct deploys them)."""
+
+    id: str
+    filter_name: str
+    pattern: str
+    dimensions: Mapping[str, str] | None = None
+
+    @property
+    def default_value(self) -> float | None:
+        return None if self.dimensions else 0
 
 
-def service_metric_name(service: str) -> str:
-    return f"{TOTAL_METRIC}-{service}"
+FILTERS = (
+    FilterSpec("Total", "all-containers-errors", ERROR_PATTERN),
+    FilterSpec("ByContainer", "errors-by-container", ERROR_PATTERN, {CONTAINER_DIMENSION: CONTAINER_FIELD}),
+)
 
 
 class ErrorLineMetrics(Construct):
-    """Metric filters on the application log group; ``total`` and ``per_service`` are 5-minute sums."""
+    """The filters on the application log group; ``total`` and ``per_service`` are 5-minute sums."""
 
     def __init__(
         self,
@@ -63,34 +80,31 @@ class ErrorLineMetrics(Construct):
         metric_namespace: str,
     ) -> None:
         super().__init__(scope, id)
-        if len(services) + 1 > MAX_REGEX_FILTERS_PER_LOG_GROUP:
-            raise ValueError(
-                f"{len(services)} services + the total need {len(services) + 1} regex metric filters on one log "
-                f"group; CloudWatch allows {MAX_REGEX_FILTERS_PER_LOG_GROUP}"
-            )
         self.metric_namespace = metric_namespace
-        self.total = self._filter("Total", log_group, error_pattern(), TOTAL_METRIC, "all-containers-errors")
-        self.per_service: dict[str, cloudwatch.Metric] = {
-            service: self._filter(
-                service, log_group, error_pattern(service), service_metric_name(service), f"{service}-errors"
+        for spec in FILTERS:
+            logs.MetricFilter(
+                self,
+                spec.id,
+                log_group=log_group,
+                filter_name=spec.filter_name,
+                filter_pattern=logs.FilterPattern.literal(spec.pattern),
+                metric_namespace=metric_namespace,
+                metric_name=TOTAL_METRIC,
+                metric_value="1",
+                dimensions=spec.dimensions,
+                default_value=spec.default_value,
+                unit=cloudwatch.Unit.COUNT,
             )
-            for service in services
+        self.total = self._metric({})
+        self.per_service: dict[str, cloudwatch.Metric] = {
+            service: self._metric({CONTAINER_DIMENSION: service}) for service in services
         }
 
-    def _filter(
-        self, id: str, log_group: logs.ILogGroup, pattern: str, metric_name: str, filter_name: str
-    ) -> cloudwatch.Metric:
-        metric_filter = logs.MetricFilter(
-            self,
-            id,
-            log_group=log_group,
-            filter_name=filter_name,
-            filter_pattern=logs.FilterPattern.literal(pattern),
-            metric_namespace=self.metric_namespace,
-            metric_name=metric_name,
-            metric_value="1",
-            # 0 for every non-matching event: "no errors" is data, only "no logs at all" is missing.
-            default_value=0,
-            unit=cloudwatch.Unit.COUNT,
+    def _metric(self, dimensions: dict[str, str]) -> cloudwatch.Metric:
+        return cloudwatch.Metric(
+            namespace=self.metric_namespace,
+            metric_name=TOTAL_METRIC,
+            dimensions_map=dimensions or None,
+            statistic=cloudwatch.Stats.SUM,
+            period=FIVE_MINUTES,
         )
-        return metric_filter.metric(statistic=cloudwatch.Stats.SUM, period=Duration.minutes(5))

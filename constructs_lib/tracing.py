@@ -22,9 +22,11 @@ MAX_NAME = 32
 
 
 def service_name_pattern(services: Sequence[str]) -> str:
-    """The narrowest `*suffix` glob every service name matches (`*-service` for the ERP services)."""
+    """The narrowest `*suffix` or `prefix*` glob every service name matches (`*-service` for the ERP
+    services, `svc-*` for svc-01 ... svc-12); `*` alone would sample every service in the account."""
     suffix = os.path.commonprefix([name[::-1] for name in services])[::-1]
-    return f"*{suffix}"
+    prefix = os.path.commonprefix(list(services))
+    return f"{prefix}*" if len(prefix) > len(suffix) else f"*{suffix}"
 
 
 class TraceSampling(Construct):

@@ -17,13 +17,13 @@ if str(REPO) not in sys.path:
 
 from app import build  # noqa: E402
 from config import environment_names, load_environment  # noqa: E402
+from tools.synth import project_context  # noqa: E402
 
 
 def cdk_context() -> dict:
-    """What the CDK CLI would pass: feature flags from cdk.json plus the committed lookups."""
-    context = json.loads((REPO / "cdk.json").read_text())["context"]
-    context.update(json.loads((REPO / "cdk.context.json").read_text()))
-    return context
+    """Feature flags from cdk.json plus the committed lookups (without the CLI's metadata flags, which
+    only add resource metadata; tools/synth.py adds them for `make synth`)."""
+    return project_context(REPO)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ import pytest
 from k8s_charts.testing import (
     CRD_DIR,
     KUBECTL_PAYLOAD_LIMIT,
-    SHARED_CRD_DIR,
     all_schema_violations,
     crd_version,
     find,
@@ -105,13 +104,3 @@ def test_cluster_scoped_custom_resource_with_a_namespace_is_rejected():
     store = _one("ClusterSecretStore")
     store["metadata"]["namespace"] = "erp-prod"
     assert any("takes no namespace" in v for v in schema_violations(store, "1.35"))
-
-
-def test_vendored_crds_match_the_shared_upstream_copies():
-    """The repo's copies exist for the pipeline (repository only); they must not drift from ../shared/crds."""
-    if not SHARED_CRD_DIR.is_dir():
-        pytest.skip(f"{SHARED_CRD_DIR} is not beside the repository here (e.g. in the pipeline's CodeBuild)")
-    vendored = sorted(CRD_DIR.glob("*.yaml"))
-    assert len(vendored) == 3
-    for path in vendored:
-        assert path.read_bytes() == (SHARED_CRD_DIR / path.name).read_bytes(), f"{path.name} drifted"

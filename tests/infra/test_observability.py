@@ -9,9 +9,9 @@ import re
 
 import pytest
 
-from constructs_lib.log_metrics import TOTAL_METRIC, service_metric_name
+from constructs_lib.log_metrics import CONTAINER_DIMENSION, TOTAL_METRIC
 from tests.conftest import resources_of
-from tests.unit.filter_pattern import matches
+from tests.unit.filter_pattern import datapoints
 from tests.unit.test_metric_filter import ERROR_EVENTS, NOT_ERROR_EVENTS, fluent_bit_event, logback_json
 
 ENVS = ("dev", "prod")
@@ -98,7 +98,8 @@ def expected_alarms(config) -> dict[str, dict]:
 def period_of(props: dict) -> int:
     if "Period" in props:
         return props["Period"]
-    periods = {m["MetricStat"]["Period"] for m in props["Metrics"] if "MetricStat" in m}
+    # Metric stats carry their period; a Metrics Insights query (no sub-metrics) carries its own.
+    periods = {m["MetricStat"]["Period"] if "MetricStat" in m else m.get("Period") for m in props["Metrics"]} - {None}
     assert len(periods) == 1, props["Metrics"]
     return periods.pop()
 
@@ -140,17 +141,13 @@ def test_legacy_alarm_names_keep_their_meaning(stack_templates, configs, env):
         assert restarts is None  # no Container Insights, no restart metric: the alarm is not created
         return
     assert restarts["Threshold"] == 3
-    pods = set()
-    for metric in restarts["Metrics"]:
-        if "MetricStat" in metric:
-            stat = metric["MetricStat"]
-            assert stat["Metric"]["MetricName"] == "pod_number_of_container_restarts"
-            assert (stat["Stat"], stat["Period"]) == ("Sum", 600)
-            dims = {d["Name"]: d["Value"] for d in stat["Metric"]["Dimensions"]}
-            assert (dims["ClusterName"], dims["Namespace"]) == (config.cluster_name, config.namespace)
-            pods.add(dims["PodName"])
-    kafka = {f"kafka-{i}" for i in range(config.kafka.replicas)}
-    assert pods == {s.name for s in config.services} | kafka | {"xray-daemon"}
+    # One Metrics Insights query over every pod of the namespace: no 10-metric cap, new pods included.
+    (query,) = restarts["Metrics"]
+    assert (query["Period"], query["ReturnData"]) == (600, True)
+    assert query["Expression"] == (
+        "SELECT SUM(pod_number_of_container_restarts) FROM SCHEMA(ContainerInsights, ClusterName, Namespace, PodName) "
+        f"WHERE ClusterName = '{config.cluster_name}' AND Namespace = '{config.namespace}'"
+    )
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -184,33 +181,36 @@ def test_application_log_group_has_the_one_name_and_configured_retention(stack_t
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_deployed_filter_patterns_count_the_right_lines(stack_templates, configs, env):
-    """The patterns as synthesized (not as written in Python) against real-shaped Fluent Bit events."""
+def test_deployed_filters_count_the_right_lines(stack_templates, configs, env):
+    """The filters as synthesized (not as written in Python) against real-shaped Fluent Bit events."""
     template = observability(stack_templates, env)
     log_group_id, _ = the_one(template, "AWS::Logs::LogGroup")
-    filters = {}
+    filters = []
     for metric_filter in resources_of(template, "AWS::Logs::MetricFilter").values():
         props = metric_filter["Properties"]
         assert props["LogGroupName"] == {"Ref": log_group_id}
         (transformation,) = props["MetricTransformations"]
-        assert (transformation["MetricValue"], transformation["DefaultValue"]) == ("1", 0)
-        filters[transformation["MetricName"]] = props["FilterPattern"]
-    services = [s.name for s in configs[env].services]
-    assert set(filters) == {TOTAL_METRIC, *(service_metric_name(s) for s in services)}
+        assert (transformation["MetricName"], transformation["MetricNamespace"]) == (
+            TOTAL_METRIC,
+            f"erp/{env}/application",
+        )
+        filters.append((props["FilterPattern"], transformation))
+    assert len(filters) == 2  # whatever the number of services
 
-    for service in services:
-        own_error = fluent_bit_event(service, app_json=logback_json("ERROR", "boom"))
-        own_plain = fluent_bit_event(service, log_line="2026-11-22 10:15:30.123 ERROR 1 --- [main] c.e.Foo : boom")
-        own_info = fluent_bit_event(service, app_json=logback_json("INFO", "an error was retried"))
-        for metric, pattern in filters.items():
-            counts_service = metric in (TOTAL_METRIC, service_metric_name(service))
-            assert matches(pattern, own_error) is counts_service, (metric, service)
-            assert matches(pattern, own_plain) is counts_service, (metric, service)
-            assert not matches(pattern, own_info), (metric, service)
+    def series(event: str) -> list:
+        """Every (dimensions, value) data point the event adds, across the filters."""
+        return sorted((sorted(d.items()), v) for pattern, t in filters for d, v in datapoints(pattern, t, event))
+
+    for service in (s.name for s in configs[env].services):
+        own = [([], 1.0), ([(CONTAINER_DIMENSION, service)], 1.0)]
+        assert series(fluent_bit_event(service, app_json=logback_json("ERROR", "boom"))) == own
+        plain = "2026-11-22 10:15:30.123 ERROR 1 --- [main] c.e.Foo : boom"
+        assert series(fluent_bit_event(service, log_line=plain)) == own
+        assert series(fluent_bit_event(service, app_json=logback_json("INFO", "an error was retried"))) == [([], 0.0)]
     for event in ERROR_EVENTS.values():
-        assert matches(filters[TOTAL_METRIC], event)
+        assert ([], 1.0) in series(event)
     for event in NOT_ERROR_EVENTS.values():
-        assert not any(matches(pattern, event) for pattern in filters.values())
+        assert series(event) == [([], 0.0)]
 
 
 # --- topic --------------------------------------------------------------------------------------------------

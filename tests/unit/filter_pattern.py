@@ -17,6 +17,11 @@ CloudWatch's documentation (tests/unit/test_metric_filter.py). Semantics impleme
 * **Terms** (anything else): every plain term must occur (substring, case-sensitive), at least one of
   the ``?term`` terms if any, none of the ``-term`` terms; ``"quoted phrases"`` count as one term.
 
+* **Metric transformations** (``datapoints``): a matching event adds ``MetricValue`` under the
+  ``Dimensions`` read from the event's fields (a JSON event whose dimension field is missing or not a
+  scalar adds nothing: an assumption, CloudWatch documents no behaviour for it); a non-matching event
+  adds ``DefaultValue`` when one is set (CloudWatch refuses a default value next to dimensions).
+
 Not implemented (not used here): space-delimited ``[a, b, ...]`` patterns and metric value extraction.
 """
 
@@ -49,6 +54,28 @@ def matches(pattern: str, message: str) -> bool:
     if len(pattern) > 1 and pattern.startswith("%") and pattern.endswith("%"):
         return _compile_regex(pattern[1:-1]).search(message) is not None
     return _terms_match(pattern, message)
+
+
+def datapoints(pattern: str, transformation: dict, message: str) -> list[tuple[dict[str, str], float]]:
+    """What one event adds to the metric of a filter: [(dimensions, value)], empty for nothing.
+
+    `transformation` is shaped like a template's MetricTransformations entry (MetricValue, DefaultValue,
+    Dimensions as [{"Key": ..., "Value": "$.field"}])."""
+    dimensions = transformation.get("Dimensions") or []
+    if dimensions and transformation.get("DefaultValue") is not None:
+        raise PatternError("a metric filter with dimensions cannot have a default value")
+    if not matches(pattern, message):
+        default = transformation.get("DefaultValue")
+        return [] if default is None else [({}, float(default))]
+    resolved: dict[str, str] = {}
+    if dimensions:
+        event = json.loads(message)
+        for dimension in dimensions:
+            value = _resolve(event, _selector_path(dimension["Value"]))
+            if value is _MISSING or isinstance(value, dict | list) or value is None:
+                return []
+            resolved[dimension["Key"]] = str(value)
+    return [(resolved, float(transformation["MetricValue"]))]
 
 
 def regex_count(pattern: str) -> int:

@@ -1,7 +1,8 @@
 """The ERROR-line metric filters, run against real-shaped Fluent Bit events, not compared as strings.
 
 First the evaluator (tests/unit/filter_pattern.py) is held to CloudWatch's documented examples; then
-the platform's patterns (constructs_lib/log_metrics.py) are run against the events Fluent Bit ships.
+the platform's filters (constructs_lib/log_metrics.py) are run against the events Fluent Bit ships: what
+each event adds to the total and to which container's series.
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ import json
 
 import pytest
 
-from config import environment_names, load_environment
-from constructs_lib.log_metrics import (
-    MAX_REGEX_FILTERS_PER_LOG_GROUP,
-    PLAIN_TEXT_ERROR_REGEX,
-    error_pattern,
-)
-from tests.unit.filter_pattern import PatternError, matches, regex_count
+from constructs_lib.log_metrics import CONTAINER_DIMENSION, FILTERS, PLAIN_TEXT_ERROR_REGEX, FilterSpec
+from tests.unit.filter_pattern import PatternError, datapoints, matches, regex_count
+
+# CloudWatch quotas: regex filter patterns per log group, dimensions per filter, pattern length.
+MAX_REGEX_FILTERS_PER_LOG_GROUP = 5
+MAX_DIMENSIONS = 3
+MAX_PATTERN_LENGTH = 1024
 
 # --- the evaluator against CloudWatch's documentation ---------------------------------------------------
 
@@ -226,38 +227,69 @@ NOT_ERROR_EVENTS = {
 }
 
 
+def transformation(spec: FilterSpec) -> dict:
+    """The spec as the template's MetricTransformations entry (the construct renders exactly these fields)."""
+    dims = [{"Key": k, "Value": v} for k, v in (spec.dimensions or {}).items()]
+    return {"MetricValue": "1", "DefaultValue": spec.default_value, **({"Dimensions": dims} if dims else {})}
+
+
+TOTAL, BY_CONTAINER = FILTERS
+
+
+def added(spec: FilterSpec, event: str) -> list[tuple[dict[str, str], float]]:
+    return datapoints(spec.pattern, transformation(spec), event)
+
+
+def test_the_evaluator_emits_defaults_and_dimensions_as_documented():
+    plain = {"MetricValue": "1", "DefaultValue": 0}
+    assert datapoints('{ $.a = "x" }', plain, '{"a": "x"}') == [({}, 1.0)]
+    assert datapoints('{ $.a = "x" }', plain, '{"a": "y"}') == [({}, 0.0)]
+    dimensioned = {"MetricValue": "1", "Dimensions": [{"Key": "Who", "Value": "$.who.name"}]}
+    assert datapoints('{ $.a = "x" }', dimensioned, '{"a": "x", "who": {"name": "n1"}}') == [({"Who": "n1"}, 1.0)]
+    assert datapoints('{ $.a = "x" }', dimensioned, '{"a": "y", "who": {"name": "n1"}}') == []
+    assert datapoints('{ $.a = "x" }', dimensioned, '{"a": "x"}') == []
+    with pytest.raises(PatternError, match="default value"):
+        datapoints('{ $.a = "x" }', {**dimensioned, "DefaultValue": 0}, "{}")
+
+
 @pytest.mark.parametrize("name", sorted(ERROR_EVENTS))
-def test_error_lines_count_for_their_service_and_the_total(name):
+def test_error_lines_count_in_the_total_and_under_their_own_container(name):
     event = ERROR_EVENTS[name]
-    assert matches(error_pattern(SERVICE), event)
-    assert matches(error_pattern(), event)
-    assert not matches(error_pattern(OTHER), event)
+    assert added(TOTAL, event) == [({}, 1.0)]
+    assert added(BY_CONTAINER, event) == [({CONTAINER_DIMENSION: SERVICE}, 1.0)]
 
 
 @pytest.mark.parametrize("name", sorted(NOT_ERROR_EVENTS))
 def test_non_error_lines_count_nowhere(name):
     event = NOT_ERROR_EVENTS[name]
-    assert not matches(error_pattern(SERVICE), event)
-    assert not matches(error_pattern(), event)
+    assert added(TOTAL, event) == [({}, 0.0)]  # "no errors" is data for the alarm
+    assert added(BY_CONTAINER, event) == []
 
 
-def test_kafka_log4j_errors_count_in_the_total_only():
+def test_every_container_gets_its_own_series():
+    for container in (SERVICE, OTHER, "svc-12"):
+        event = fluent_bit_event(container, app_json=logback_json("ERROR", "boom"))
+        assert added(BY_CONTAINER, event) == [({CONTAINER_DIMENSION: container}, 1.0)]
+
+
+def test_kafka_log4j_errors_count_in_the_total_and_under_kafka_only():
     event = fluent_bit_event(
         "kafka", log_line="[2026-11-22 10:15:30,123] ERROR [Controller id=0] Unexpected error (kafka.controller)"
     )
     info = fluent_bit_event("kafka", log_line="[2026-11-22 10:15:30,123] INFO [KafkaServer id=0] started (error=none)")
-    assert matches(error_pattern(), event)
-    assert not matches(error_pattern(), info)
-    assert not any(matches(error_pattern(service), event) for service in (SERVICE, OTHER))
+    assert added(TOTAL, event) == [({}, 1.0)] and added(TOTAL, info) == [({}, 0.0)]
+    assert added(BY_CONTAINER, event) == [({CONTAINER_DIMENSION: "kafka"}, 1.0)]
+    assert added(BY_CONTAINER, info) == []
 
 
-def test_patterns_fit_cloudwatch_quotas_for_every_environment():
-    for env in environment_names():
-        services = [s.name for s in load_environment(env).services]
-        patterns = [error_pattern(), *(error_pattern(s) for s in services)]
-        assert len(patterns) <= MAX_REGEX_FILTERS_PER_LOG_GROUP, env
-        for pattern in patterns:
-            assert len(pattern) <= 1024  # CloudWatch's FilterPattern length limit
-            assert regex_count(pattern) <= 2
-            matches(pattern, "{}")  # parses, and the regex uses only characters CloudWatch accepts
+def test_filters_fit_cloudwatch_quotas_whatever_the_number_of_services():
+    """A fixed set of filters: the count of services no longer multiplies regex filters on the log group."""
+    assert len(FILTERS) <= MAX_REGEX_FILTERS_PER_LOG_GROUP
+    assert len({spec.id for spec in FILTERS}) == len({spec.filter_name for spec in FILTERS}) == len(FILTERS)
+    for spec in FILTERS:
+        assert len(spec.pattern) <= MAX_PATTERN_LENGTH
+        assert regex_count(spec.pattern) <= 2
+        assert len(spec.dimensions or {}) <= MAX_DIMENSIONS
+        assert spec.dimensions is None or spec.default_value is None  # CloudWatch refuses both
+        matches(spec.pattern, "{}")  # parses, and the regex uses only characters CloudWatch accepts
     assert " " not in PLAIN_TEXT_ERROR_REGEX and "(" not in PLAIN_TEXT_ERROR_REGEX

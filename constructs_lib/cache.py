@@ -10,6 +10,7 @@ from constructs import Construct
 
 from config.models import CacheConfig
 from constructs_lib.nag import acknowledge
+from constructs_lib.policies import retain_fixed_name
 
 CACHE_PORT = 6379
 AUTH_TOKEN_KEY = "authToken"
@@ -43,7 +44,7 @@ class ErpCache(Construct):
                 exclude_punctuation=True,
                 password_length=64,
             ),
-            removal_policy=RemovalPolicy.RETAIN if production else RemovalPolicy.DESTROY,
+            removal_policy=retain_fixed_name(production),
         )
         acknowledge(
             self.secret,

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from aws_cdk import Aws, DefaultStackSynthesizer, RemovalPolicy, Stage
+from aws_cdk import Aws, DefaultStackSynthesizer, Stage
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecr_assets as ecr_assets
 from constructs import Construct
 
 from config.models import EnvironmentConfig, ServiceConfig
+from constructs_lib.policies import retain_fixed_name
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Enough history to roll back a few releases; a pinned tag pushed more than this many images ago is expired.
@@ -56,7 +57,7 @@ class ServiceRepositories(Construct):
                 image_tag_mutability=ecr.TagMutability.IMMUTABLE,
                 encryption=ecr.RepositoryEncryption.AES_256,
                 # Images are rebuilt from source; prod still keeps what a rollback may need.
-                removal_policy=RemovalPolicy.RETAIN if production else RemovalPolicy.DESTROY,
+                removal_policy=retain_fixed_name(production),
                 empty_on_delete=None if production else True,
             )
             repo.add_lifecycle_rule(description=f"keep the last {KEEP_IMAGES} images", max_image_count=KEEP_IMAGES)

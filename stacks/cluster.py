@@ -33,7 +33,9 @@ class ClusterStack(Stack):
         self.addons = ErpClusterAddons(
             self, "Addons", cluster=self.cluster, nodegroups=list(self.eks.nodegroups.values()), config=config
         )
-        self.controllers = ErpControllers(self, "Controllers", cluster=self.cluster, config=config)
+        self.controllers = ErpControllers(
+            self, "Controllers", cluster=self.cluster, config=config, nodegroups=list(self.eks.nodegroups.values())
+        )
         storage = self.cluster.add_cdk8s_chart("StorageClass", build_storage_chart(config))
         storage.node.add_dependency(self.addons)
         if config.schedule is not None:
@@ -42,7 +44,7 @@ class ClusterStack(Stack):
                 "NightSchedule",
                 config=config,
                 cluster=self.cluster,
-                nodegroup_names=self.eks.nodegroup_names,
+                nodegroups=self.eks.nodegroups,
                 database=database,
             )
         EnvParameters(

@@ -1,0 +1,94 @@
+"""References that follow their producers across stacks.
+
+Cross-stack references are weak (`Fn::GetStackOutput`, cdk.json) so that a producer can change or drop an
+output without the export "deadly embrace". The price: CloudFormation updates only the resources whose
+template changed, so when a producer resource is REPLACED (new id / ARN behind the same output name) a
+consumer whose template did not change keeps the old value.
+
+The fix: a consumer resource carries a fingerprint of the producers it reads, made of each producer's
+stack, logical id and the values of its create-only properties (CloudFormation's own list, from the
+resource provider schemas cfn-lint ships). Whenever a producer would be replaced, the fingerprint - and so
+the consumer's template - changes in the same deploy, and CloudFormation re-reads every reference of that
+consumer. Changes that update a producer in place keep its id, so they leave the consumer alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable
+from functools import cache
+
+import jsii
+from aws_cdk import CfnResource, IStableStringProducer, Lazy, Stack
+from constructs import IConstruct
+
+FINGERPRINT_PROPERTY = "ProducerFingerprint"
+SCHEMA_REGION = "us-east-1"
+
+
+@cache
+def create_only_properties(resource_type: str) -> tuple[str, ...]:
+    """Top-level create-only properties of a resource type (a change to any of them replaces the resource)."""
+    from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+
+    schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema(SCHEMA_REGION, resource_type).schema
+    return tuple(sorted({path.split("/")[2] for path in schema.get("createOnlyProperties", [])}))
+
+
+def _python_name(cfn_name: str) -> str:
+    """CloudFormation `VpcId` -> the L1 attribute `vpc_id` (jsii's snake_case)."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", cfn_name).lower()
+
+
+def _cfn(producer: IConstruct) -> CfnResource:
+    resource = producer if isinstance(producer, CfnResource) else producer.node.default_child
+    if not isinstance(resource, CfnResource):
+        raise TypeError(f"{producer.node.path}: not a CloudFormation resource")
+    return resource
+
+
+def identity(producer: IConstruct) -> dict:
+    """What changes exactly when CloudFormation would replace the producer (resolved in its own stack)."""
+    resource = _cfn(producer)
+    stack = Stack.of(resource)
+    values = {}
+    for name in create_only_properties(resource.cfn_resource_type):
+        attribute = _python_name(name)
+        if not hasattr(resource, attribute):
+            raise AttributeError(f"{resource.node.path}: {resource.cfn_resource_type} has no attribute {attribute}")
+        values[name] = stack.resolve(getattr(resource, attribute))
+    return {
+        "stack": stack.stack_name,
+        "logicalId": stack.resolve(resource.logical_id),
+        "type": resource.cfn_resource_type,
+        "createOnly": values,
+    }
+
+
+@jsii.implements(IStableStringProducer)
+class _Fingerprint:
+    def __init__(self, producers: tuple[IConstruct, ...]) -> None:
+        self.producers = producers
+
+    def produce(self) -> str:
+        identities = sorted((identity(p) for p in self.producers), key=lambda i: (i["stack"], i["logicalId"]))
+        return hashlib.sha256(json.dumps(identities, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def fingerprint(producers: Iterable[IConstruct]) -> str:
+    """A token: 16 hex digits that change whenever any of the producers would be replaced."""
+    return Lazy.string(_Fingerprint(tuple(producers)))
+
+
+def follow(consumer: IConstruct, producers: Iterable[IConstruct]) -> None:
+    """Make a custom resource (e.g. a KubernetesManifest) re-apply whenever a producer it reads is replaced.
+
+    Custom resources pass unknown properties to their handler, which ignores them; native resources would
+    reject one, so they are refused here.
+    """
+    resource = _cfn(consumer)
+    if not resource.cfn_resource_type.startswith("Custom::"):
+        raise TypeError(f"{resource.node.path}: only custom resources can carry {FINGERPRINT_PROPERTY}")
+    resource.add_property_override(FINGERPRINT_PROPERTY, fingerprint(producers))

@@ -14,6 +14,11 @@ export CDK_DISABLE_VERSION_CHECK := 1
 
 ENV ?=
 CDK_ENV := $(if $(ENV),-c env=$(ENV))
+# The stage's stacks at the same construct path the pipeline uses (ErpPipeline/<Stage>), so that a hand
+# deploy and the pipeline deploy byte-identical templates (tests/infra/test_template_identity.py).
+STAGE_ID = $(shell echo $(ENV) | sed 's/./\U&/')
+STAGE_STACKS := 'ErpPipeline/$(STAGE_ID)/*'
+
 OUT ?= cdk.out
 
 .PHONY: help setup system-deps synth test diff deploy cost bench lint clean
@@ -62,11 +67,11 @@ lint: setup
 
 diff: setup
 	@test -n "$(ENV)" || { echo "usage: make diff ENV=dev" >&2; exit 2; }
-	cdk diff $(CDK_ENV) --all
+	cdk diff $(CDK_ENV) $(STAGE_STACKS)
 
 deploy: setup
 	@test -n "$(ENV)" || { echo "usage: make deploy ENV=dev" >&2; exit 2; }
-	cdk deploy $(CDK_ENV) --all --require-approval broadening
+	cdk deploy $(CDK_ENV) $(STAGE_STACKS) --require-approval broadening
 
 cost: synth
 	@test -n "$(ENV)" || { echo "usage: make cost ENV=dev" >&2; exit 2; }

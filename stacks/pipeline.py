@@ -25,6 +25,8 @@ from constructs_lib.registry import deployed_images
 from stacks.stage import ErpStage
 
 PIPELINE_NAME = "erp-platform"
+# Construct id of the pipeline stack; a hand deploy builds its stage under a construct of the same id.
+PIPELINE_ID = "ErpPipeline"
 
 
 class PipelineStack(Stack):

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
-
-from config import CONFIG_DIR, ConfigError, environment_names, load_environment, load_toolchain
 from constructs import Construct
 
+from config import CONFIG_DIR, ConfigError, environment_names, load_environment, load_toolchain
 from stacks.pipeline import PIPELINE_ID, PipelineStack
 from stacks.stage import ErpStage
 

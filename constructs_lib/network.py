@@ -11,7 +11,6 @@ from config.models import NetworkConfig
 from constructs_lib.nag import acknowledge
 from constructs_lib.policies import log_removal, retention
 
-
 # The committed cdk.context.json holds this id until someone refreshes the lookup with credentials
 # (a deploy with it fails: "image id ... does not exist").
 PLACEHOLDER_AMI = "ami-00000000000000000"

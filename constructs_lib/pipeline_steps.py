@@ -30,6 +30,16 @@ def python_runtime() -> codebuild.BuildSpec:
     return codebuild.BuildSpec.from_object({"phases": {"install": {"runtime-versions": {"python": PYTHON}}}})
 
 
+def connection_use_action(connection_arn: str) -> str:
+    """IAM action that lets the Source action use the connection: its service prefix must match the ARN's
+    (`arn:aws:codeconnections:...` -> codeconnections:UseConnection; the old codestar-connections ARNs
+    keep theirs). CDK's source action grants only the old one."""
+    service = connection_arn.split(":")[2]
+    if service not in ("codeconnections", "codestar-connections"):
+        raise ValueError(f"{connection_arn}: not a CodeConnections connection ARN")
+    return f"{service}:UseConnection"
+
+
 def synth_step(source: pipelines.IFileSetProducer) -> pipelines.ShellStep:
     """The same two commands a person runs: every test first, then the cloud assembly."""
     return pipelines.ShellStep(

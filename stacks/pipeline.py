@@ -119,7 +119,14 @@ class PipelineStack(Stack):
                 stage,
                 pre=pre,
                 stack_steps=stack_steps,
-                post=[smoke_test_step(config.stage_id, stage.api.url_output, protected_routes(config))],
+                post=[
+                    smoke_test_step(
+                        config=config,
+                        source=source,
+                        url_output=stage.api.url_output,
+                        protected_routes=protected_routes(config),
+                    )
+                ],
             )
 
         self.pipeline.build_pipeline()

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from functools import cache
 
 import jsii
-from aws_cdk import CfnResource, IStableStringProducer, Lazy, Stack
+from aws_cdk import CfnResource, IStableStringProducer, Lazy, Stack, Stage
 from constructs import IConstruct
 
 FINGERPRINT_PROPERTY = "ProducerFingerprint"
@@ -49,8 +49,12 @@ def _cfn(producer: IConstruct) -> CfnResource:
     return resource
 
 
-def identity(producer: IConstruct) -> dict:
-    """What changes exactly when CloudFormation would replace the producer (resolved in its own stack)."""
+def identity(producer: IConstruct, _seen: frozenset[str] = frozenset()) -> dict:
+    """What changes exactly when CloudFormation would replace the producer (resolved in its own stack).
+
+    Transitive: a create-only value that refers to another resource (a target group's VpcId) carries that
+    resource's identity too, so replacing the VPC changes the fingerprint of everything built in it.
+    """
     resource = _cfn(producer)
     stack = Stack.of(resource)
     values = {}
@@ -59,12 +63,50 @@ def identity(producer: IConstruct) -> dict:
         if not hasattr(resource, attribute):
             raise AttributeError(f"{resource.node.path}: {resource.cfn_resource_type} has no attribute {attribute}")
         values[name] = stack.resolve(getattr(resource, attribute))
+    logical_id = stack.resolve(resource.logical_id)
+    seen = _seen | {logical_id}
+    referenced = {
+        target: identity(found, seen)
+        for target in sorted(_referenced_ids(values) - seen)
+        if (found := _resources_by_logical_id(resource).get(target)) is not None
+    }
     return {
         "stack": stack.stack_name,
-        "logicalId": stack.resolve(resource.logical_id),
+        "logicalId": logical_id,
         "type": resource.cfn_resource_type,
         "createOnly": values,
+        "references": referenced,
     }
+
+
+def _referenced_ids(value: object) -> set[str]:
+    if isinstance(value, dict):
+        found = set()
+        if isinstance(value.get("Ref"), str):
+            found.add(value["Ref"])
+        if isinstance(value.get("Fn::GetAtt"), list):
+            found.add(value["Fn::GetAtt"][0])
+        for item in value.values():
+            found |= _referenced_ids(item)
+        return found
+    if isinstance(value, list):
+        return set().union(*(_referenced_ids(item) for item in value)) if value else set()
+    return set()
+
+
+def _resources_by_logical_id(resource: CfnResource) -> dict[str, CfnResource]:
+    """Every CloudFormation resource of the producer's stage (references may cross its stacks); built once
+    per stage, when the first fingerprint resolves (the construct tree is complete by then)."""
+    root = Stage.of(resource) or resource.node.root
+    index = getattr(root, "_erp_resources_by_logical_id", None)
+    if index is None:
+        index = {
+            Stack.of(found).resolve(found.logical_id): found
+            for found in root.node.find_all()
+            if isinstance(found, CfnResource)
+        }
+        root._erp_resources_by_logical_id = index
+    return index
 
 
 @jsii.implements(IStableStringProducer)

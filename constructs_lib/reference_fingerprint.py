@@ -29,12 +29,18 @@ SCHEMA_REGION = "us-east-1"
 
 
 @cache
-def create_only_properties(resource_type: str) -> tuple[str, ...]:
-    """Top-level create-only properties of a resource type (a change to any of them replaces the resource)."""
+def create_only_paths(resource_type: str) -> tuple[str, ...]:
+    """CloudFormation's create-only property paths of a resource type (`/properties/Port`, `/properties/A/B`)."""
     from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 
     schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema(SCHEMA_REGION, resource_type).schema
-    return tuple(sorted({path.split("/")[2] for path in schema.get("createOnlyProperties", [])}))
+    return tuple(sorted(schema.get("createOnlyProperties", [])))
+
+
+def create_only_properties(resource_type: str) -> tuple[str, ...]:
+    """Top-level properties holding a create-only path (conservative: a nested create-only field counts
+    for its whole property)."""
+    return tuple(sorted({path.split("/")[2] for path in create_only_paths(resource_type)}))
 
 
 def _python_name(cfn_name: str) -> str:

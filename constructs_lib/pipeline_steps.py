@@ -96,11 +96,7 @@ def smoke_test_step(
             str(max_wait_seconds),
         ]
     )
-    commands += [
-        'mkdir -p ~/.aws && printf "[profile stage]\\nrole_arn = %s\\ncredential_source = EcsContainer\\n"'
-        ' "$LOOKUP_ROLE_ARN" > ~/.aws/config',
-        f"AWS_PROFILE=stage {check}",
-    ]
+    commands += [assume_lookup_role_profile(), f"AWS_PROFILE=stage {check}"]
     return pipelines.CodeBuildStep(
         f"{config.stage_id}SmokeTest",
         input=source,
@@ -112,6 +108,46 @@ def smoke_test_step(
         install_commands=[install_requirements(SMOKE_REQUIREMENTS)],
         commands=commands,
         role_policy_statements=[iam.PolicyStatement(actions=["sts:AssumeRole"], resources=[role_arn])],
+    )
+
+
+def awake_check_step(*, config: EnvironmentConfig, source: pipelines.IFileSetProducer) -> pipelines.CodeBuildStep:
+    """Before a stage with a night schedule deploys: fail fast (nothing touched) while its nodes sleep.
+
+    Read-only through the stage's lookup role; see tools/awake_check.py for why a night deploy must not start.
+    """
+    role_arn = scan_role_arn(config)
+    check = shlex.join(
+        [
+            "python3",
+            "-m",
+            "tools.awake_check",
+            "--cluster",
+            config.cluster_name,
+            "--region",
+            config.region,
+            "--scheduler-stack",
+            f"{config.project}-{config.name}-cluster",
+        ]
+    )
+    return pipelines.CodeBuildStep(
+        f"{config.stage_id}AwakeCheck",
+        input=source,
+        build_environment=codebuild.BuildEnvironment(build_image=BUILD_IMAGE),
+        partial_build_spec=python_runtime(),
+        timeout=Duration.minutes(15),
+        env={"LOOKUP_ROLE_ARN": role_arn},
+        install_commands=[install_requirements(SMOKE_REQUIREMENTS)],
+        commands=[assume_lookup_role_profile(), f"AWS_PROFILE=stage {check}"],
+        role_policy_statements=[iam.PolicyStatement(actions=["sts:AssumeRole"], resources=[role_arn])],
+    )
+
+
+def assume_lookup_role_profile() -> str:
+    """An AWS profile `stage` that assumes $LOOKUP_ROLE_ARN (boto3 refreshes it during long waits)."""
+    return (
+        'mkdir -p ~/.aws && printf "[profile stage]\\nrole_arn = %s\\ncredential_source = EcsContainer\\n"'
+        ' "$LOOKUP_ROLE_ARN" > ~/.aws/config'
     )
 
 

@@ -15,6 +15,7 @@ from constructs_lib.pipeline_notifications import PipelineNotifications
 from constructs_lib.pipeline_steps import (
     BUILD_IMAGE,
     CDK_CLI_VERSION,
+    awake_check_step,
     connection_use_action,
     protected_routes,
     python_runtime,
@@ -115,6 +116,10 @@ class PipelineStack(Stack):
                         ],
                     )
                 ]
+            if config.schedule is not None:
+                # A sleeping stage cannot take a deploy (webhooks without pods): fail before touching it.
+                pre = [awake_check_step(config=config, source=source), *pre]
+                pipelines.Step.sequence(pre)
             self.pipeline.add_stage(
                 stage,
                 pre=pre,

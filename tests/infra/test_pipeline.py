@@ -349,3 +349,23 @@ def test_workloads_pull_each_pinned_image_from_the_stage_registry(stack_template
     assert '{"Ref": "AWS::AccountId"}, ".dkr.ecr.", {"Ref": "AWS::Region"}' in workloads
     for service in config.services:
         assert f"/{service.image.repository}:{service.image.tag}" in workloads
+
+
+def test_a_sleeping_stage_is_checked_awake_before_anything_deploys(pipeline, pipeline_json, toolchain, configs):
+    for name in toolchain.stages:
+        config = configs[name]
+        actions = stage(pipeline, config.stage_id)
+        check = [a for a in actions if a["Name"] == f"{config.stage_id}AwakeCheck"]
+        if config.schedule is None:
+            assert check == []
+            continue
+        (check,) = check
+        assert check["RunOrder"] < min(a["RunOrder"] for a in deploy_actions(actions))
+        commands = buildspec(pipeline_json, check)["phases"]["build"]["commands"]
+        assert commands[-1] == (
+            f"AWS_PROFILE=stage python3 -m tools.awake_check --cluster erp-{name} --region {config.region}"
+            f" --scheduler-stack erp-{name}-cluster"
+        )
+        props = project(pipeline_json, check)
+        role_env = next(v for v in props["Environment"]["EnvironmentVariables"] if v["Name"] == "LOOKUP_ROLE_ARN")
+        assert assumable_roles(pipeline_json, props) == [json.dumps(role_env["Value"])]

@@ -13,7 +13,7 @@ ENVS = ["dev", "prod"]
 # create makes the retry fail with "already exists".
 UNIQUE_NAMES = {
     "AWS::Logs::LogGroup": "LogGroupName",
-    "AWS::SecretsManager::Secret": "Name",
+    "AWS::SecretsManager::Secret": "Name",  # pragma: allowlist secret
     "AWS::ECR::Repository": "RepositoryName",
     "AWS::SNS::Topic": "TopicName",
     "AWS::S3::Bucket": "BucketName",

@@ -79,16 +79,23 @@ def test_replacing_a_producer_changes_every_consumer_that_reads_it(replaced_targ
     assert ports == {"8084", "9999"}
 
 
-def test_security_group_rules_follow_the_groups_they_attach_to(tmp_path_factory):
-    _, stage = dev_stage(tmp_path_factory.mktemp("sg"))
+@pytest.fixture(scope="module")
+def built_stage(tmp_path_factory) -> ErpStage:
+    """Built, not synthesized: fingerprints resolve without a synth. Each test compares before/after its
+    own mutation, so they may share it."""
+    return dev_stage(tmp_path_factory.mktemp("built"))[1]
+
+
+def test_security_group_rules_follow_the_groups_they_attach_to(built_stage):
+    stage = built_stage
     workloads, group = stage.workloads, stage.data.database.security_group
     before = workloads.resolve(fingerprint([group]))
     group.node.default_child.group_description = "replaced"  # GroupDescription is create-only
     assert workloads.resolve(fingerprint([group])) != before
 
 
-def test_in_place_updates_leave_consumers_alone_and_replacement_is_transitive(tmp_path_factory):
-    _, stage = dev_stage(tmp_path_factory.mktemp("inplace"))
+def test_in_place_updates_leave_consumers_alone_and_replacement_is_transitive(built_stage):
+    stage = built_stage
     workloads = stage.workloads
     target_group = stage.api.nlb.target_groups[SERVICE]
     before = workloads.resolve(fingerprint([target_group]))

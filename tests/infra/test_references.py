@@ -68,6 +68,18 @@ def test_replacing_a_producer_changes_every_consumer_that_reads_it(replaced_targ
         a, b = dict(before["Resources"][logical_id]["Properties"]), dict(after["Resources"][logical_id]["Properties"])
         assert a.pop(FINGERPRINT_PROPERTY) != b.pop(FINGERPRINT_PROPERTY)
         assert a == b
+    # The target-group alarms (Observability stack) follow too; the others are left alone.
+    obs_before, obs_after = stack_templates["erp-dev-observability"], replaced_target_group["erp-dev-observability"]
+    alarms = {
+        v["Properties"]["AlarmName"]: (
+            v["Properties"]["AlarmDescription"],
+            obs_after["Resources"][k]["Properties"]["AlarmDescription"],
+        )
+        for k, v in obs_before["Resources"].items()
+        if v["Type"] == "AWS::CloudWatch::Alarm"
+    }
+    changed_alarms = {name for name, (a, b) in alarms.items() if a != b}
+    assert changed_alarms == {f"erp-dev-{SERVICE}-unhealthy-hosts", f"erp-dev-{SERVICE}-no-healthy-hosts"}
     # The producer itself is replaced (its create-only Port changed).
     api_before, api_after = stack_templates["erp-dev-api"], replaced_target_group["erp-dev-api"]
     ports = {

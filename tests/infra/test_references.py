@@ -123,3 +123,22 @@ def test_create_only_lists_come_from_the_provider_schemas():
     assert "Port" in create_only_properties("AWS::ElasticLoadBalancingV2::TargetGroup")
     assert "HealthCheckIntervalSeconds" not in create_only_properties("AWS::ElasticLoadBalancingV2::TargetGroup")
     assert "Name" in create_only_properties("AWS::SecretsManager::Secret")
+
+
+# Producers a config change can replace in place of the same logical id (update_safety.yaml: services[].port),
+# and the consumers that may lag behind: the dashboard only displays (it catches up on its next change).
+REPLACEABLE_OUTPUT = "targets"
+MAY_LAG = {"AWS::CloudWatch::Dashboard"}
+
+
+def test_every_consumer_of_a_replaceable_producer_follows_it(stack_templates):
+    lagging = []
+    for stack, template in stack_templates.items():
+        for logical_id, resource in template["Resources"].items():
+            text = json.dumps(resource)
+            outputs = [part.split('"')[0] for part in text.split('"OutputName": "')[1:]]
+            if not any(REPLACEABLE_OUTPUT in name for name in outputs) or resource["Type"] in MAY_LAG:
+                continue
+            if FINGERPRINT_PROPERTY not in resource.get("Properties", {}) and "[targets " not in text:
+                lagging.append(f"{stack}/{logical_id} ({resource['Type']})")
+    assert lagging == []

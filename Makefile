@@ -14,6 +14,11 @@ export CDK_DISABLE_VERSION_CHECK := 1
 
 ENV ?=
 CDK_ENV := $(if $(ENV),-c env=$(ENV))
+# The stage's stacks at the same construct path the pipeline uses (ErpPipeline/<Stage>), so that a hand
+# deploy and the pipeline deploy byte-identical templates (tests/infra/test_template_identity.py).
+STAGE_ID = $(shell echo $(ENV) | sed 's/./\U&/')
+STAGE_STACKS := 'ErpPipeline/$(STAGE_ID)/*'
+
 OUT ?= cdk.out
 
 .PHONY: help setup system-deps synth test diff deploy cost bench bench-handler lint clean release
@@ -67,12 +72,12 @@ lint: setup
 diff: setup
 	@test -n "$(ENV)" || { echo "usage: make diff ENV=dev" >&2; exit 2; }
 	$(MAKE) synth ENV=$(ENV)
-	cdk diff --app $(OUT) --all
+	cdk diff --app $(OUT) $(STAGE_STACKS)
 
 deploy: setup
 	@test -n "$(ENV)" || { echo "usage: make deploy ENV=dev" >&2; exit 2; }
 	$(MAKE) synth ENV=$(ENV)
-	cdk deploy --app $(OUT) --all --require-approval broadening
+	cdk deploy --app $(OUT) $(STAGE_STACKS) --require-approval broadening
 
 cost: synth
 	@test -n "$(ENV)" || { echo "usage: make cost ENV=dev" >&2; exit 2; }

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
+from constructs import Construct
 
 from config import CONFIG_DIR, ConfigError, environment_names, load_environment, load_toolchain
-from stacks.pipeline import PipelineStack
+from stacks.pipeline import PIPELINE_ID, PipelineStack
 from stacks.stage import ErpStage
 
 
@@ -18,20 +19,23 @@ def build(app: cdk.App) -> None:
     """Raises ConfigError before any construct exists, so bad config synthesizes nothing.
 
     Stack names are the same in both modes (erp-{env}-{tier}): a hand deploy and the pipeline
-    update the same stacks.
+    update the same stacks. So are the templates: the hand-deployed stage sits at the same construct path
+    as in the pipeline (`ErpPipeline/<Stage>`), because logical ids that CDK derives from the path (a
+    generated secret, security-group rules) would otherwise differ, and each mode would replace what the
+    other created.
     """
     config_dir = Path(app.node.try_get_context("config_dir") or CONFIG_DIR)
     selected = app.node.try_get_context("env")
     if selected:
         config = load_environment(selected, config_dir)
-        ErpStage(app, config.stage_id, config=config)
+        ErpStage(Construct(app, PIPELINE_ID), config.stage_id, config=config)
     else:
         toolchain = load_toolchain(config_dir)
         # Every environment file is validated, also those the pipeline does not deploy.
         configs = {name: load_environment(name, config_dir) for name in environment_names(config_dir)}
         PipelineStack(
             app,
-            "ErpPipeline",
+            PIPELINE_ID,
             toolchain=toolchain,
             stages=[configs[name] for name in toolchain.stages],
             stack_name="erp-pipeline",

@@ -69,6 +69,8 @@ CI_TAG_PREFIX = "ci-"
 # Production's EKS public endpoint: an office/VPN range, never the internet (/0) or a provider-sized block.
 MIN_PROD_ENDPOINT_PREFIX = {4: 16, 6: 48}
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0"})
+# Lambda refuses a reservation that leaves fewer than this many units of the account's concurrency unreserved.
+UNRESERVED_CONCURRENCY = 100
 
 AccountId = Annotated[str, StringConstraints(pattern=r"^\d{12}$")]
 Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$", max_length=254)]
@@ -235,6 +237,8 @@ class NodeGroupConfig(Strict):
     disk_gib: int = Field(default=20, ge=20, le=1000)
     labels: dict[str, str] = {}
     taints: list[Taint] = []
+    # Only the first AZ's private subnet: for a group that carries a single zonal EBS volume (dev's one broker).
+    single_az: bool = False
 
     @model_validator(mode="after")
     def _sizes(self) -> NodeGroupConfig:
@@ -374,13 +378,28 @@ class KafkaTopic(Strict):
 class KafkaConfig(Strict):
     # The image is k8s_charts/images.KAFKA: digest-pinned, through the stage's ECR pull-through cache.
     replicas: Literal[1, 3, 5]
-    # In the StatefulSet's volumeClaimTemplates, which are IMMUTABLE: a change fails the Workloads apply (the
-    # replacement guard blocks it). Expand the existing PVCs instead (gp3 allows expansion), then edit here.
+    # The size the brokers' volumes have. Grows in place: the PVCs are patched, the StatefulSet is not touched.
     storage_gib: int = Field(default=20, ge=1, le=16384)
+    # The size in the StatefulSet's volumeClaimTemplates, which Kubernetes never lets change: fixed at the first
+    # deploy (None: storage_gib at that time; write it down before changing storage_gib, see README).
+    initial_storage_gib: int | None = Field(default=None, ge=1, le=16384)
     topics: list[KafkaTopic] = [KafkaTopic(name="approval-requests"), KafkaTopic(name="approval-results")]
     cpu_request: Quantity = "250m"
     memory_request: Quantity = "1Gi"
     memory_limit: Quantity = "2Gi"
+
+    @model_validator(mode="after")
+    def _storage(self) -> KafkaConfig:
+        if self.initial_storage_gib is not None and self.storage_gib < self.initial_storage_gib:
+            raise ValueError(
+                f"storage_gib {self.storage_gib} < initial_storage_gib {self.initial_storage_gib}: "
+                "EBS volumes cannot shrink (move the data to a new cluster by hand instead)"
+            )
+        return self
+
+    @property
+    def template_storage_gib(self) -> int:
+        return self.initial_storage_gib or self.storage_gib
 
 
 class RegistryConfig(Strict):
@@ -443,7 +462,29 @@ class AuthConfig(Strict):
 
 
 class EmployeeFunctionConfig(Strict):
+    # None (the default): no reservation. Lambda keeps at least 100 units of the account's concurrency
+    # unreserved, and a new account's quota may be as low as 10, so any reservation there fails the deploy.
     reserved_concurrency: int | None = Field(default=None, ge=1, le=1000)
+    # The account's concurrent-executions quota (`aws lambda get-account-settings`), required with a reservation.
+    account_concurrency_quota: int | None = Field(default=None, ge=10)
+
+    @model_validator(mode="after")
+    def _quota(self) -> EmployeeFunctionConfig:
+        if self.reserved_concurrency is None:
+            return self
+        if self.account_concurrency_quota is None:
+            raise ValueError(
+                "reserved_concurrency needs account_concurrency_quota (the account's ConcurrentExecutions limit "
+                "from `aws lambda get-account-settings`): a new account's quota may be 10"
+            )
+        if self.reserved_concurrency > self.account_concurrency_quota - UNRESERVED_CONCURRENCY:
+            raise ValueError(
+                f"reserved_concurrency {self.reserved_concurrency} leaves less than {UNRESERVED_CONCURRENCY} of the "
+                f"account quota {self.account_concurrency_quota} unreserved (Lambda refuses it): raise the quota "
+                "with Service Quotas first, or reserve less"
+            )
+        return self
+
     memory_mb: int = Field(default=256, ge=128, le=10240)
     timeout_seconds: int = Field(default=10, ge=1, le=29)
     # The gateway routes to the Lambda; it keeps the /api prefix (the real employee service's context path).
@@ -635,6 +676,16 @@ class EnvironmentConfig(Strict):
     @property
     def all_routes(self) -> list[RouteConfig]:
         return [r for s in self.services for r in s.routes] + list(self.employee_function.routes)
+
+    @model_validator(mode="after")
+    def _single_broker_zone(self) -> EnvironmentConfig:
+        group = next(g for g in self.cluster.node_groups if g.name == self.cluster.kafka_node_group)
+        if self.kafka.replicas == 1 and self.network.az_count > 1 and not group.single_az:
+            raise ValueError(
+                f"cluster.node_groups.{group.name}.single_az: a single Kafka broker keeps its data on one zonal "
+                "EBS volume; its node group must be single_az: true or the broker may wake up with no node in its zone"
+            )
+        return self
 
     @property
     def application_log_group(self) -> str:

@@ -25,6 +25,7 @@ from config.models import EnvironmentConfig
 from constructs_lib import container_insights
 from constructs_lib.log_metrics import ErrorLineMetrics
 from constructs_lib.metrics import cache_metric, percent_of, target_group_metric
+from constructs_lib.reference_fingerprint import fingerprint
 
 GTE = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
 LT = cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD
@@ -155,11 +156,13 @@ class PlatformAlarms(Construct):
         )
         for service, group in target_groups.items():
             nlb = {"target_group": group, "load_balancer": load_balancer}
+            # Changes when the target group or NLB would be replaced, so the alarm re-reads their new names.
+            follows = f" [targets {fingerprint([group, load_balancer])}]"
             self.add(
                 f"{service}-unhealthy-hosts",
                 metric=target_group_metric("UnHealthyHostCount", **nlb, statistic=cloudwatch.Stats.MAXIMUM),
                 threshold=t.nlb_unhealthy_hosts,
-                description=f"NLB targets of {service} failing health checks, 3 minutes running",
+                description=f"NLB targets of {service} failing health checks, 3 minutes running{follows}",
                 missing=QUIET,
                 evaluation_periods=3,
             )
@@ -168,7 +171,8 @@ class PlatformAlarms(Construct):
                 metric=target_group_metric("HealthyHostCount", **nlb, statistic=cloudwatch.Stats.MINIMUM),
                 threshold=1,
                 comparison=LT,
-                description=f"No healthy NLB target for {service} (or no data), 3 minutes running: the route is down",
+                description=f"No healthy NLB target for {service} (or no data), 3 minutes running: the route is down"
+                f"{follows}",
                 missing=DOWN,
                 evaluation_periods=3,
             )

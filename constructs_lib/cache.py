@@ -14,6 +14,7 @@ from constructs import Construct
 from config.models import CacheConfig
 from constructs_lib.nag import acknowledge
 from constructs_lib.python_function import PythonFunction
+from constructs_lib.policies import retain_fixed_name
 
 CACHE_PORT = 6379
 AUTH_TOKEN_KEY = "authToken"
@@ -49,7 +50,7 @@ class ErpCache(Construct):
                 exclude_punctuation=True,
                 password_length=64,
             ),
-            removal_policy=RemovalPolicy.RETAIN if production else RemovalPolicy.DESTROY,
+            removal_policy=retain_fixed_name(production),
         )
         subnets = elasticache.CfnSubnetGroup(
             self,

@@ -76,7 +76,7 @@ class ErpDatabase(Construct):
         generated_secret = self.instance.node.find_child("Secret")
         if production:
             # Losing the credentials of a retained/snapshotted DB locks everyone out of it.
-            generated_secret.apply_removal_policy(RemovalPolicy.RETAIN)
+            generated_secret.apply_removal_policy(RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE)  # fixed name: see policies
         if config.rotation_days:
             self.instance.add_rotation_single_user(automatically_after=Duration.days(config.rotation_days))
         else:

@@ -15,6 +15,8 @@ from config.models import SUPPORTED_KUBERNETES, EnvironmentConfig
 from constructs_lib.nag import acknowledge
 from constructs_lib.policies import log_removal, retention
 
+# Tag and node label naming a node group's config name (its EKS name is generated).
+NODE_GROUP_KEY = "erp/node-group"
 NODE_MANAGED_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryReadOnly", "AmazonEKS_CNI_Policy")
 
 
@@ -23,6 +25,15 @@ def kubectl_layer(scope: Construct, version: str):
     suffix = SUPPORTED_KUBERNETES[version]
     module = importlib.import_module(f"aws_cdk.lambda_layer_kubectl_{suffix}")
     return getattr(module, f"Kubectl{suffix.upper()}Layer")(scope, "KubectlLayer")
+
+
+def node_subnets(vpc: ec2.IVpc, single_az: bool) -> ec2.SubnetSelection:
+    """Private subnets of every AZ, or of the first AZ only (a group that carries a single zonal volume)."""
+    if single_az:
+        return ec2.SubnetSelection(
+            subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, availability_zones=[vpc.availability_zones[0]]
+        )
+    return ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
 
 
 class ErpCluster(Construct):
@@ -84,12 +95,12 @@ class ErpCluster(Construct):
             managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name(p) for p in NODE_MANAGED_POLICIES],
         )
         self.nodegroups: dict[str, eks.Nodegroup] = {}
-        # Physical names: the night scheduler and operators address node groups by name.
-        self.nodegroup_names = {g.name: f"{config.cluster_name}-{g.name}" for g in cluster_config.node_groups}
+        # No physical names: instance types, disk, AMI type, capacity type and subnets are create-only, and a
+        # replacement must not collide with the group it replaces. The night scheduler gets the generated names
+        # as CloudFormation values; operators find a group by its tag / node label `erp/node-group`.
         for group in cluster_config.node_groups:
             self.nodegroups[group.name] = self.cluster.add_nodegroup_capacity(
                 group.name,
-                nodegroup_name=self.nodegroup_names[group.name],
                 instance_types=[ec2.InstanceType(t) for t in group.instance_types],
                 ami_type=eks.NodegroupAmiType.AL2023_ARM_64_STANDARD
                 if group.arm64
@@ -99,13 +110,16 @@ class ErpCluster(Construct):
                 desired_size=group.desired_size,
                 max_size=group.max_size,
                 disk_size=group.disk_gib,
-                labels=group.labels,
+                labels={**group.labels, NODE_GROUP_KEY: group.name},
                 taints=[eks.TaintSpec(key=t.key, value=t.value, effect=_TAINT_EFFECTS[t.effect]) for t in group.taints],
-                subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+                subnets=node_subnets(vpc, group.single_az),
+                tags={NODE_GROUP_KEY: group.name},
                 node_role=self.node_role,
                 enable_node_auto_repair=True,
                 max_unavailable=1,
             )
+
+        self.nodegroup_names = {name: group.nodegroup_name for name, group in self.nodegroups.items()}
 
         for index, arn in enumerate(cluster_config.admin_role_arns):
             self.cluster.grant_access(

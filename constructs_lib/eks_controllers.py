@@ -22,10 +22,22 @@ ALB_SERVICE_ACCOUNT = "aws-load-balancer-controller"
 
 
 class ErpControllers(Construct):
-    def __init__(self, scope: Construct, id: str, *, cluster: eks.Cluster, config: EnvironmentConfig) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        cluster: eks.Cluster,
+        config: EnvironmentConfig,
+        nodegroups: list[eks.Nodegroup],
+    ) -> None:
         super().__init__(scope, id)
         stack = Stack.of(self)
         replicas = 2 if config.production else 1
+        # A sleeping stage (night schedule, nodes at 0) cannot run the controllers' pods: Helm's --wait would
+        # time out, roll back and leave the stack in UPDATE_ROLLBACK_FAILED. There the release is applied
+        # without waiting; the pods start with the nodes in the morning.
+        wait = config.schedule is None
 
         # The controller is only used for TargetGroupBindings (the NLB is CDK's), so it
         # needs to register pod IPs and open the node security group to the NLB — no more.
@@ -88,7 +100,7 @@ class ErpControllers(Construct):
             release="aws-load-balancer-controller",
             namespace=ALB_NAMESPACE,
             create_namespace=False,
-            wait=True,
+            wait=wait,
             timeout=Duration.minutes(10),
             values={
                 "clusterName": cluster.cluster_name,
@@ -104,6 +116,8 @@ class ErpControllers(Construct):
             },
         )
         self.load_balancer_controller.node.add_dependency(alb_identity)
+        # Helm waits for the pods: without nodes it only times out (a first create has none before this).
+        self.load_balancer_controller.node.add_dependency(*nodegroups)
 
         secrets_identity = PodIdentityRole(
             self,
@@ -140,7 +154,7 @@ class ErpControllers(Construct):
             release="external-secrets",
             namespace=names.EXTERNAL_SECRETS_NAMESPACE,
             create_namespace=True,
-            wait=True,
+            wait=wait,
             timeout=Duration.minutes(10),
             values={
                 "installCRDs": True,
@@ -148,4 +162,4 @@ class ErpControllers(Construct):
                 "serviceAccount": {"create": True, "name": names.EXTERNAL_SECRETS_SERVICE_ACCOUNT},
             },
         )
-        self.external_secrets.node.add_dependency(secrets_identity)
+        self.external_secrets.node.add_dependency(secrets_identity, *nodegroups)

@@ -11,6 +11,23 @@ from config.models import NetworkConfig
 from constructs_lib.nag import acknowledge
 from constructs_lib.policies import log_removal, retention
 
+# The committed cdk.context.json holds this id until someone refreshes the lookup with credentials
+# (a deploy with it fails: "image id ... does not exist").
+PLACEHOLDER_AMI = "ami-00000000000000000"
+
+
+def nat_image(instance_type: str) -> ec2.IMachineImage:
+    """Amazon Linux 2023 for the NAT instance, pinned: a context lookup cached in cdk.context.json.
+
+    ImageId is create-only; reading the latest AMI on every deploy (SSM) would replace the NAT instance
+    whenever Amazon publishes one. The AMI moves only when someone refreshes the committed lookup
+    (README: "Refresh the NAT instance's AMI").
+    """
+    arch = "arm64" if "g." in instance_type else "x86_64"
+    return ec2.MachineImage.lookup(
+        name=f"al2023-ami-2023.*-kernel-6.*-{arch}", owners=["amazon"], filters={"architecture": [arch]}
+    )
+
 
 class ErpVpc(Construct):
     """Public / private-with-egress / isolated subnets, NAT per env, endpoints, flow logs.
@@ -25,11 +42,7 @@ class ErpVpc(Construct):
         if config.nat.type == "instance":
             nat_provider = ec2.NatProvider.instance_v2(
                 instance_type=ec2.InstanceType(config.nat.instance_type),
-                machine_image=ec2.MachineImage.latest_amazon_linux2023(
-                    cpu_type=ec2.AmazonLinuxCpuType.ARM_64
-                    if "g." in config.nat.instance_type
-                    else ec2.AmazonLinuxCpuType.X86_64
-                ),
+                machine_image=nat_image(config.nat.instance_type),
                 default_allowed_traffic=ec2.NatTrafficDirection.OUTBOUND_ONLY,
                 associate_public_ip_address=True,
             )

@@ -8,7 +8,6 @@ only supported knob is eks:UpdateNodegroupConfig; Scheduler speaks time zones
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from aws_cdk import Duration, Stack, TimeZone
@@ -34,7 +33,7 @@ class NightSchedule(Construct):
         *,
         config: EnvironmentConfig,
         cluster: eks.ICluster,
-        nodegroup_names: dict[str, str],
+        nodegroups: dict[str, eks.Nodegroup],
         database: rds.IDatabaseInstance | None = None,
     ) -> None:
         super().__init__(scope, id)
@@ -42,15 +41,17 @@ class NightSchedule(Construct):
         if schedule is None:
             raise ValueError(f"{config.name}: NightSchedule needs config.schedule")
         stack = Stack.of(self)
+        # Node group names are generated (CloudFormation values): the JSON is rendered by CloudFormation.
+        groups = {g.name: g for g in config.cluster.node_groups}
         sizes = {
-            nodegroup_names[g.name]: {"min": g.min_size, "desired": g.desired_size, "max": g.max_size}
-            for g in config.cluster.node_groups
+            nodegroups[name].nodegroup_name: {"min": g.min_size, "desired": g.desired_size, "max": g.max_size}
+            for name, g in sorted(groups.items())
         }
         stop_database = schedule.stop_database and database is not None
         environment = {
             "CLUSTER_NAME": config.cluster_name,
-            "NODEGROUP_SIZES": json.dumps(sizes, sort_keys=True),
-            "NODEGROUPS": json.dumps(sorted(sizes)),
+            "NODEGROUP_SIZES": stack.to_json_string(sizes),
+            "NODEGROUPS": stack.to_json_string([nodegroups[name].nodegroup_name for name in sorted(groups)]),
             "STOP_DATABASE": "true" if stop_database else "false",
         }
         if stop_database:
@@ -67,22 +68,12 @@ class NightSchedule(Construct):
         )
         role = self.function.role
         role.add_to_policy(iam.PolicyStatement(actions=["eks:ListNodegroups"], resources=[cluster.cluster_arn]))
-        nodegroup_arns = [
-            stack.format_arn(service="eks", resource="nodegroup", resource_name=f"{config.cluster_name}/{name}/*")
-            for name in sorted(sizes)
-        ]
         role.add_to_policy(
             iam.PolicyStatement(
-                actions=["eks:DescribeNodegroup", "eks:UpdateNodegroupConfig"], resources=nodegroup_arns
+                actions=["eks:DescribeNodegroup", "eks:UpdateNodegroupConfig"],
+                resources=[nodegroups[name].nodegroup_arn for name in sorted(groups)],
             )
         )
-        for name in sorted(sizes):
-            acknowledge(
-                role,
-                f"AwsSolutions-IAM5[Resource::arn:aws:eks:{stack.region}:{stack.account}:nodegroup/"
-                f"{config.cluster_name}/{name}/*]",
-                "A node group ARN ends in an id EKS assigns; the name part pins it to this group.",
-            )
         if stop_database:
             role.add_to_policy(
                 iam.PolicyStatement(

@@ -23,12 +23,25 @@ PYTHON = "3.11"
 HEALTH_PATH = "/health"
 SMOKE_ATTEMPTS = 10
 SMOKE_DELAY_SECONDS = 15
+# Pods of a fresh deploy pull images and pass readiness (3 x 10 s NLB checks) within this.
+SMOKE_MAX_WAIT_SECONDS = 600
+SMOKE_REQUIREMENTS = ("boto3",)
 # The gate's own Python dependencies, pinned in requirements.txt (it needs neither CDK nor Node).
 GATE_REQUIREMENTS = ("boto3", "PyYAML", "pydantic")
 
 
 def python_runtime() -> codebuild.BuildSpec:
     return codebuild.BuildSpec.from_object({"phases": {"install": {"runtime-versions": {"python": PYTHON}}}})
+
+
+def connection_use_action(connection_arn: str) -> str:
+    """IAM action that lets the Source action use the connection: its service prefix must match the ARN's
+    (`arn:aws:codeconnections:...` -> codeconnections:UseConnection; the old codestar-connections ARNs
+    keep theirs). CDK's source action grants only the old one."""
+    service = connection_arn.split(":")[2]
+    if service not in ("codeconnections", "codestar-connections"):
+        raise ValueError(f"{connection_arn}: not a CodeConnections connection ARN")
+    return f"{service}:UseConnection"
 
 
 def synth_step(source: pipelines.IFileSetProducer) -> pipelines.ShellStep:
@@ -43,9 +56,22 @@ def protected_routes(config: EnvironmentConfig) -> list[str]:
     return smoke_paths(config)
 
 
-def smoke_test_step(stage_name: str, url_output: CfnOutput, protected_routes: Sequence[str]) -> pipelines.ShellStep:
-    """Fails the stage unless `$API_URL/health` answers 200 and every protected route refuses an anonymous
-    caller with 401: the API is up, and the authorizer stands in front of every backend."""
+def smoke_test_step(
+    *,
+    config: EnvironmentConfig,
+    source: pipelines.IFileSetProducer,
+    url_output: CfnOutput,
+    protected_routes: Sequence[str],
+    max_wait_seconds: int = SMOKE_MAX_WAIT_SECONDS,
+) -> pipelines.CodeBuildStep:
+    """Fails the stage unless the API and every service behind it work.
+
+    1. `$API_URL/health` answers 200 and every protected route refuses an anonymous caller with 401: the
+       API is up and the authorizer stands in front of every backend.
+    2. Every NLB target group of the stage's Api stack has a healthy target (tools/smoke_check.py): each
+       EKS service has a Ready pod answering its health check. Read through the stage account's CDK lookup
+       role (ReadOnlyAccess), like the scan gate.
+    """
     curl = (
         "curl --silent --show-error --output /dev/null --write-out '%{http_code}' --max-time 10"
         f" --retry {SMOKE_ATTEMPTS} --retry-delay {SMOKE_DELAY_SECONDS} --retry-all-errors"
@@ -57,8 +83,79 @@ def smoke_test_step(stage_name: str, url_output: CfnOutput, protected_routes: Se
             f'status="$({curl} "${{API_URL%/}}{route}")" || true; '
             f'echo "GET {route} without a token -> $status"; test "$status" = 401'
         )
-    return pipelines.ShellStep(
-        f"{stage_name}SmokeTest", env_from_cfn_outputs={"API_URL": url_output}, commands=commands
+    role_arn = scan_role_arn(config)
+    check = shlex.join(
+        [
+            "python3",
+            "-m",
+            "tools.smoke_check",
+            "--stack",
+            f"{config.project}-{config.name}-api",
+            "--region",
+            config.region,
+            "--max-wait",
+            str(max_wait_seconds),
+        ]
+    )
+    commands += [assume_lookup_role_profile(), f"AWS_PROFILE=stage {check}"]
+    return pipelines.CodeBuildStep(
+        f"{config.stage_id}SmokeTest",
+        input=source,
+        build_environment=codebuild.BuildEnvironment(build_image=BUILD_IMAGE),
+        partial_build_spec=python_runtime(),
+        timeout=Duration.seconds(max_wait_seconds + 600),
+        env={"LOOKUP_ROLE_ARN": role_arn},
+        env_from_cfn_outputs={"API_URL": url_output},
+        install_commands=[install_requirements(SMOKE_REQUIREMENTS)],
+        commands=commands,
+        role_policy_statements=[iam.PolicyStatement(actions=["sts:AssumeRole"], resources=[role_arn])],
+    )
+
+
+def awake_check_step(*, config: EnvironmentConfig, source: pipelines.IFileSetProducer) -> pipelines.CodeBuildStep:
+    """Before a stage with a night schedule deploys: fail fast (nothing touched) while its nodes sleep.
+
+    Read-only through the stage's lookup role; see tools/awake_check.py for why a night deploy must not start.
+    """
+    role_arn = scan_role_arn(config)
+    check = shlex.join(
+        [
+            "python3",
+            "-m",
+            "tools.awake_check",
+            "--cluster",
+            config.cluster_name,
+            "--region",
+            config.region,
+            "--scheduler-stack",
+            f"{config.project}-{config.name}-cluster",
+        ]
+    )
+    return pipelines.CodeBuildStep(
+        f"{config.stage_id}AwakeCheck",
+        input=source,
+        build_environment=codebuild.BuildEnvironment(build_image=BUILD_IMAGE),
+        partial_build_spec=python_runtime(),
+        timeout=Duration.minutes(15),
+        env={"LOOKUP_ROLE_ARN": role_arn},
+        install_commands=[install_requirements(SMOKE_REQUIREMENTS)],
+        commands=[assume_lookup_role_profile(), f"AWS_PROFILE=stage {check}"],
+        role_policy_statements=[iam.PolicyStatement(actions=["sts:AssumeRole"], resources=[role_arn])],
+    )
+
+
+def assume_lookup_role_profile() -> str:
+    """An AWS profile `stage` that assumes $LOOKUP_ROLE_ARN (boto3 refreshes it during long waits)."""
+    return (
+        'mkdir -p ~/.aws && printf "[profile stage]\\nrole_arn = %s\\ncredential_source = EcsContainer\\n"'
+        ' "$LOOKUP_ROLE_ARN" > ~/.aws/config'
+    )
+
+
+def install_requirements(names: Sequence[str]) -> str:
+    """pip install just these packages at the versions requirements.txt pins."""
+    return (
+        "python3 -m pip install --quiet $(grep -E " + shlex.quote("^(" + "|".join(names) + ")==") + " requirements.txt)"
     )
 
 
@@ -108,11 +205,7 @@ def scan_gate_step(
         partial_build_spec=python_runtime(),
         timeout=Duration.seconds(toolchain.scan_max_wait_seconds + 600),
         env={"SCAN_ROLE_ARN": role_arn},
-        install_commands=[
-            "python3 -m pip install --quiet $(grep -E "
-            + shlex.quote("^(" + "|".join(GATE_REQUIREMENTS) + ")==")
-            + " requirements.txt)"
-        ],
+        install_commands=[install_requirements(GATE_REQUIREMENTS)],
         commands=[
             # boto3 assumes the role itself, refreshing it during a long wait for scans.
             'mkdir -p ~/.aws && printf "[profile gate]\\nrole_arn = %s\\ncredential_source = EcsContainer\\n"'

@@ -38,7 +38,14 @@ def retention(days: int) -> logs.RetentionDays:
 
 def log_removal(production: bool) -> RemovalPolicy:
     """Prod keeps its logs when a stack goes; dev cleans up after itself."""
-    return RemovalPolicy.RETAIN if production else RemovalPolicy.DESTROY
+    return retain_fixed_name(production)
+
+
+def retain_fixed_name(production: bool) -> RemovalPolicy:
+    """For a prod resource with a fixed physical name: kept on update or delete, but deleted when its own
+    first create rolls back (DeletionPolicy RetainExceptOnCreate), so the retry does not fail with
+    "already exists" on an orphan of the failed attempt."""
+    return RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE if production else RemovalPolicy.DESTROY
 
 
 def data_removal(production: bool, choice: str = "snapshot") -> RemovalPolicy:

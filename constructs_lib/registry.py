@@ -12,6 +12,7 @@ from aws_cdk import aws_ecr_assets as ecr_assets
 from constructs import Construct
 
 from config.models import CI_TAG_PREFIX, EnvironmentConfig, ServiceConfig
+from constructs_lib.policies import retain_fixed_name
 from k8s_charts.images import third_party_images
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -61,7 +62,7 @@ class ServiceRepositories(Construct):
                 image_tag_mutability=ecr.TagMutability.IMMUTABLE,
                 encryption=ecr.RepositoryEncryption.AES_256,
                 # Images are rebuilt from source; prod still keeps what a rollback may need.
-                removal_policy=RemovalPolicy.RETAIN if production else RemovalPolicy.DESTROY,
+                removal_policy=retain_fixed_name(production),
                 empty_on_delete=None if production else True,
             )
             repo.add_lifecycle_rule(

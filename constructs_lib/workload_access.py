@@ -18,6 +18,7 @@ from constructs_lib.database import MYSQL_PORT
 from constructs_lib.employee_service import EmployeeService
 from constructs_lib.nag import acknowledge
 from constructs_lib.pod_identity import PodIdentityRole
+from constructs_lib.reference_fingerprint import fingerprint
 from k8s_charts import names
 
 XRAY_WRITE_ACTIONS = [
@@ -57,7 +58,8 @@ class WorkloadAccess(Construct):
                 ip_protocol="tcp",
                 from_port=port,
                 to_port=port,
-                description=f"EKS pods to {name.lower()}",
+                # The fingerprint changes when the group is replaced, so this rule follows it (reference_fingerprint).
+                description=f"EKS pods to {name.lower()} ({fingerprint([group])})",
             )
 
         stack = Stack.of(self)

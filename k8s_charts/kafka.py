@@ -213,7 +213,7 @@ class KafkaCluster(Construct):
                             access_modes=["ReadWriteOnce"],
                             storage_class_name=names.STORAGE_CLASS,
                             resources=k8s.ResourceRequirements(
-                                requests={"storage": quantity(f"{kafka.storage_gib}Gi")}
+                                requests={"storage": quantity(f"{kafka.template_storage_gib}Gi")}
                             ),
                         ),
                     )

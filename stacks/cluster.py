@@ -36,7 +36,9 @@ class ClusterStack(Stack):
         self.addons = ErpClusterAddons(
             self, "Addons", cluster=self.cluster, nodegroups=list(self.eks.nodegroups.values()), config=config
         )
-        self.controllers = ErpControllers(self, "Controllers", cluster=self.cluster, config=config)
+        self.controllers = ErpControllers(
+            self, "Controllers", cluster=self.cluster, config=config, nodegroups=list(self.eks.nodegroups.values())
+        )
         self.reloader = Reloader(
             self, "Reloader", cluster=self.cluster, config=config, after=list(self.eks.nodegroups.values())
         )
@@ -48,7 +50,7 @@ class ClusterStack(Stack):
                 "NightSchedule",
                 config=config,
                 cluster=self.cluster,
-                nodegroup_names=self.eks.nodegroup_names,
+                nodegroups=self.eks.nodegroups,
                 database=database,
             )
         EnvParameters(

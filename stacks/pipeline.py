@@ -5,6 +5,7 @@ from __future__ import annotations
 from aws_cdk import Stack, pipelines
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_codepipeline as codepipeline
+from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from config.models import EnvironmentConfig, ToolchainConfig
@@ -14,6 +15,8 @@ from constructs_lib.pipeline_notifications import PipelineNotifications
 from constructs_lib.pipeline_steps import (
     BUILD_IMAGE,
     CDK_CLI_VERSION,
+    awake_check_step,
+    connection_use_action,
     protected_routes,
     python_runtime,
     scan_gate_step,
@@ -26,6 +29,8 @@ from constructs_lib.replacement_guard_step import replacement_guard_step
 from stacks.stage import ErpStage
 
 PIPELINE_NAME = "erp-platform"
+# Construct id of the pipeline stack; a hand deploy builds its stage under a construct of the same id.
+PIPELINE_ID = "ErpPipeline"
 
 
 class PipelineStack(Stack):
@@ -83,15 +88,9 @@ class PipelineStack(Stack):
             stage = ErpStage(self, config.stage_id, config=config)
             self.stages.append(stage)
             pre: list[pipelines.Step] = []
+            stack_steps: list[pipelines.StackSteps] = []
             if index > 0 or config.production:
                 pre = [
-                    scan_gate_step(
-                        stage_name=config.stage_id,
-                        source=source,
-                        config=config,
-                        toolchain=toolchain,
-                        images=deployed_images(stage, config),
-                    ),
                     replacement_guard_step(
                         stage_name=config.stage_id, source=source, assembly=self.pipeline.synth, config=config
                     ),
@@ -105,12 +104,54 @@ class PipelineStack(Stack):
                     ),
                 ]
                 pipelines.Step.sequence(pre)
+                # The gate reads the stage's own ECR repositories, which its Registry stack creates: it runs
+                # after that stack is deployed and before the Workloads stack that runs the images.
+                stack_steps = [
+                    pipelines.StackSteps(
+                        stack=stage.workloads,
+                        pre=[
+                            scan_gate_step(
+                                stage_name=config.stage_id,
+                                source=source,
+                                config=config,
+                                toolchain=toolchain,
+                                images=deployed_images(stage, config),
+                            )
+                        ],
+                    )
+                ]
+            if config.schedule is not None:
+                # A sleeping stage cannot take a deploy (webhooks without pods): fail before touching it.
+                pre = [awake_check_step(config=config, source=source), *pre]
+                pipelines.Step.sequence(pre)
             self.pipeline.add_stage(
-                stage, pre=pre, post=[smoke_test_step(config.stage_id, stage.api.url_output, protected_routes(config))]
+                stage,
+                pre=pre,
+                stack_steps=stack_steps,
+                post=[
+                    smoke_test_step(
+                        config=config,
+                        source=source,
+                        url_output=stage.api.url_output,
+                        protected_routes=protected_routes(config),
+                    )
+                ],
             )
 
         self.pipeline.build_pipeline()
         built = self.pipeline.pipeline
+        # The Source action's role (created when the action is bound) needs the action of the ARN's prefix.
+        source_roles = [
+            role
+            for role in built.node.find_child("Source").node.find_all()
+            if isinstance(role, iam.Role) and role.node.id == "CodePipelineActionRole"
+        ]
+        for role in source_roles:
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=[connection_use_action(toolchain.connection_arn)], resources=[toolchain.connection_arn]
+                )
+            )
         built.add_trigger(
             provider_type=codepipeline.ProviderType.CODE_STAR_SOURCE_CONNECTION,
             git_configuration=codepipeline.GitConfiguration(

@@ -17,6 +17,8 @@ from constructs import Construct
 from config.models import EnvironmentConfig
 from constructs_lib.cache import CACHE_PORT
 from constructs_lib.database import MYSQL_PORT
+from constructs_lib.kafka_volumes import KafkaVolumeGrowth
+from constructs_lib.reference_fingerprint import follow
 from constructs_lib.registry import image_uri
 from constructs_lib.workload_access import WorkloadAccess
 from k8s_charts import build_charts
@@ -62,7 +64,7 @@ class WorkloadsStack(Stack):
             images={s.name: image_uri(self, s, repositories) for s in config.services},
             log_group_name=config.application_log_group,
         )
-        WorkloadAccess(
+        access = WorkloadAccess(
             self,
             "Access",
             config=config,
@@ -71,12 +73,27 @@ class WorkloadsStack(Stack):
             cache_security_group=data.cache.security_group,
             employees=api.employees if uses_employee_api(config) else None,
         )
+        # Every producer whose value the manifests read: when one is replaced, the manifests re-apply.
+        producers = [
+            *api.nlb.target_groups.values(),
+            api.nlb_security_group,
+            data.database.instance,
+            data.database.secret,
+            data.cache.replication_group,
+            data.cache.secret,
+        ]
         self.manifests: dict[str, eks.KubernetesManifest] = {}
         previous = None
         for chart_id, chart in build_charts(config, values).items():
             manifest = eks.KubernetesManifest(self, chart_id, cluster=cluster, manifest=chart.to_json(), overwrite=True)
+            # Pod Identity associations (Fluent Bit, X-Ray daemon) and the pods' SG rules exist before any pod.
+            manifest.node.add_dependency(access)
             if previous is not None:
                 # Namespace first, then secrets, Kafka, services...: each chart may use the previous one's objects.
                 manifest.node.add_dependency(previous)
+            follow(manifest, producers)
             previous = manifest
             self.manifests[chart_id] = manifest
+        self.kafka_volumes = KafkaVolumeGrowth(
+            self, "KafkaVolumes", cluster=cluster, config=config, after=self.manifests["kafka"]
+        )

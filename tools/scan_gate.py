@@ -294,6 +294,28 @@ def judge(
     return verdict
 
 
+# Preconditions of a first deploy, spelled out: the stage's Registry stack creates the repositories (the
+# pipeline deploys it before the gate); the images must be pushed by whoever builds them.
+PRECONDITIONS = {
+    "RepositoryNotFoundException": (
+        "repository {repository} does not exist: the stage's registry stack (erp-<env>-registry) creates it "
+        "and runs before this gate; do not create it by hand (its name is fixed: the stack would then fail "
+        "with 'already exists')"
+    ),
+    "ImageNotFoundException": (
+        "image {image} is not in {repository}: push it (scan on push then scans it) and retry the stage "
+        "(README: First deploy into fresh accounts)"
+    ),
+}
+
+
+def _explain_client_error(image: ImageRef, error: ClientError) -> str:
+    code = error.response.get("Error", {}).get("Code", "")
+    if code in PRECONDITIONS:
+        return f"precondition: {PRECONDITIONS[code].format(repository=image.repository, image=image)}"
+    return f"AWS error: {error}"
+
+
 def run_gate(
     images: Sequence[ImageRef],
     client: Any,
@@ -311,7 +333,10 @@ def run_gate(
     for image in images:
         try:
             scan = wait_for_scan(client, image, deadline, poll, now, sleep)
-        except (ClientError, BotoCoreError) as error:
+        except ClientError as error:
+            verdicts.append(ImageVerdict(image, problems=[_explain_client_error(image, error)]))
+            continue
+        except BotoCoreError as error:
             verdicts.append(ImageVerdict(image, problems=[f"AWS error: {error}"]))
             continue
         verdicts.append(judge(image, scan, entries, fail_on, today, max_wait))

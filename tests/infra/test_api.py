@@ -269,7 +269,7 @@ def test_stage_throttling_cors_and_json_access_logs(stack_templates, configs, en
     log_group = api["Resources"][log_group_id]
     assert log_group["Properties"]["LogGroupName"] == f"/aws/apigateway/erp-{env}-http-api"
     assert log_group["Properties"]["RetentionInDays"] == config.access_log_retention_days
-    assert log_group["DeletionPolicy"] == ("Retain" if configs[env].production else "Delete")
+    assert log_group["DeletionPolicy"] == ("RetainExceptOnCreate" if configs[env].production else "Delete")
     (_, http_api) = one(api, "AWS::ApiGatewayV2::Api")
     assert http_api["Properties"]["Name"] == f"erp-{env}-http-api"
     cors = http_api["Properties"]["CorsConfiguration"]

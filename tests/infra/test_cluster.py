@@ -43,13 +43,16 @@ def test_control_plane(stack_templates, configs, env):
 @pytest.mark.parametrize("env", ENVS)
 def test_managed_node_groups_match_config(stack_templates, configs, env):
     config = configs[env]
+    # No physical names (create-only properties replace a group; a fixed name would collide): a group is
+    # known by its tag and node label erp/node-group.
     groups = {
-        g["Properties"]["NodegroupName"]: g["Properties"]
+        g["Properties"]["Tags"]["erp/node-group"]: g["Properties"]
         for g in resources_of(stack_templates[f"erp-{env}-cluster"], "AWS::EKS::Nodegroup").values()
     }
-    assert sorted(groups) == sorted(f"erp-{env}-{g.name}" for g in config.cluster.node_groups)
+    assert all("NodegroupName" not in props for props in groups.values())
+    assert sorted(groups) == sorted(g.name for g in config.cluster.node_groups)
     for group in config.cluster.node_groups:
-        props = groups[f"erp-{env}-{group.name}"]
+        props = groups[group.name]
         assert props["InstanceTypes"] == group.instance_types
         assert props["AmiType"] == ("AL2023_ARM_64_STANDARD" if group.arm64 else "AL2023_x86_64_STANDARD")
         assert props["CapacityType"] == group.capacity
@@ -58,7 +61,7 @@ def test_managed_node_groups_match_config(stack_templates, configs, env):
             "DesiredSize": group.desired_size,
             "MaxSize": group.max_size,
         }
-        assert props["Labels"] == group.labels
+        assert props["Labels"] == {**group.labels, "erp/node-group": group.name}
         assert [(t["Key"], t["Value"], t["Effect"]) for t in props.get("Taints", [])] == [
             (t.key, t.value, t.effect.upper().replace("NOSCHEDULE", "NO_SCHEDULE")) for t in group.taints
         ]
@@ -142,6 +145,10 @@ def test_dev_sleeps_at_night_and_prod_never_does(stack_templates, configs):
     assert {s["ScheduleExpressionTimezone"] for s in by_input.values()} == {"Asia/Seoul"}
     functions = resources_of(stack_templates["erp-dev-cluster"], "AWS::Lambda::Function").values()
     scaler = next(f for f in functions if "NODEGROUP_SIZES" in json.dumps(f))
-    sizes = json.loads(scaler["Properties"]["Environment"]["Variables"]["NODEGROUP_SIZES"])
-    assert sizes == {"erp-dev-apps": {"min": 1, "desired": 2, "max": 3}}
+    # The generated node group name, filled in by CloudFormation.
+    (group_id,) = resources_of(stack_templates["erp-dev-cluster"], "AWS::EKS::Nodegroup")
+    sizes = scaler["Properties"]["Environment"]["Variables"]["NODEGROUP_SIZES"]
+    assert sizes == {
+        "Fn::Join": ["", ['{"', {"Fn::GetAtt": [group_id, "NodegroupName"]}, '":{"min":1,"desired":2,"max":3}}']]
+    }
     assert resources_of(stack_templates["erp-prod-cluster"], "AWS::Scheduler::Schedule") == {}

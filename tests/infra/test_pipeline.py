@@ -102,25 +102,59 @@ def test_self_mutation_deploys_the_pipeline_stack(pipeline, pipeline_json):
     assert spec["phases"]["install"]["commands"] == [f"npm install -g aws-cdk@{cli}"]
 
 
+def lookup_role(config) -> str:
+    return f":iam::{config.account}:role/cdk-hnb659fds-lookup-role-{config.account}-{config.region}"
+
+
+def assumable_roles(pipeline_json: dict, project_props: dict) -> list[str]:
+    role = project_props["ServiceRole"]["Fn::GetAtt"][0]
+    return [
+        json.dumps(s["Resource"])
+        for policy in resources_of(pipeline_json, "AWS::IAM::Policy").values()
+        if {"Ref": role} in policy["Properties"]["Roles"]
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if s["Action"] == "sts:AssumeRole"
+    ]
+
+
 def test_every_stage_smoke_tests_its_api_after_deploying(pipeline, pipeline_json, toolchain, configs):
     for name in toolchain.stages:
         config = configs[name]
         actions = stage(pipeline, config.stage_id)
         smoke = next(a for a in actions if a["Name"] == f"{config.stage_id}SmokeTest")
         assert smoke["RunOrder"] > max(a["RunOrder"] for a in deploy_actions(actions))
-        (variable,) = json.loads(smoke["Configuration"]["EnvironmentVariables"])
+        variables = json.loads(smoke["Configuration"]["EnvironmentVariables"])
+        (variable,) = [v for v in variables if v["name"] == "API_URL"]
         api_deploy = next(a for a in actions if a["Name"] == f"{config.project}-{name}-api.Deploy")
-        assert variable["name"] == "API_URL"
         assert variable["value"] == f"#{{{api_deploy['Namespace']}.ApiUrl}}"
         commands = buildspec(pipeline_json, smoke)["phases"]["build"]["commands"]
         assert '"${API_URL%/}/health"' in commands[0] and 'test "$status" = 200' in commands[0]
         assert "--retry 10" in commands[0]
         # Anonymous calls to every backend route must be refused by the authorizer.
         routes = smoke_paths(config)
+        http = [c for c in commands if "API_URL" in c]
         assert {"/api/employees", "/api/attendance", "/api/quests", "/api/leaves", "/api/approvals"} <= set(routes)
         assert "/api/process/smoke-test" in routes and "/api/notifications" in routes
-        assert [c for c in commands[1:] if 'test "$status" = 401' in c] == commands[1:]
-        assert [r for r in routes if any(f'"${{API_URL%/}}{r}"' in c for c in commands[1:])] == routes
+        assert [c for c in http[1:] if 'test "$status" = 401' in c] == http[1:]
+        assert [r for r in routes if any(f'"${{API_URL%/}}{r}"' in c for c in http[1:])] == routes
+
+
+def test_smoke_test_proves_every_service_has_a_healthy_target(pipeline, pipeline_json, toolchain, configs):
+    """The HTTP checks are answered by the Lambda and the authorizer; the services prove themselves by target
+    health (tools/smoke_check.py fails when no pod is Ready), read through the stage's lookup role."""
+    for name in toolchain.stages:
+        config = configs[name]
+        smoke = next(a for a in stage(pipeline, config.stage_id) if a["Name"] == f"{config.stage_id}SmokeTest")
+        commands = buildspec(pipeline_json, smoke)["phases"]["build"]["commands"]
+        assert commands[-1] == (
+            f"AWS_PROFILE=stage python3 -m tools.smoke_check --stack erp-{name}-api --region {config.region}"
+            " --max-wait 600"
+        )
+        assert "credential_source = EcsContainer" in commands[-2] and "$LOOKUP_ROLE_ARN" in commands[-2]
+        props = project(pipeline_json, smoke)
+        role_env = next(v for v in props["Environment"]["EnvironmentVariables"] if v["Name"] == "LOOKUP_ROLE_ARN")
+        assert lookup_role(config) in json.dumps(role_env["Value"])
+        assert assumable_roles(pipeline_json, props) == [json.dumps(role_env["Value"])]
 
 
 def test_dev_deploys_without_a_gate(pipeline):
@@ -128,20 +162,28 @@ def test_dev_deploys_without_a_gate(pipeline):
     assert "Approval" not in kinds
 
 
-def test_prod_scan_gate_then_approval_then_broadening_check_before_any_deploy(pipeline):
+def test_prod_approval_and_broadening_check_before_any_deploy(pipeline):
     actions = stage(pipeline, "Prod")
     order = {a["Name"]: a["RunOrder"] for a in actions}
     first_deploy = min(a["RunOrder"] for a in deploy_actions(actions))
-    assert order["ProdImageScanGate"] < order["PromoteProd"] < order["ProdPermissionsBroadening.Check"]
+    assert order["PromoteProd"] < order["ProdPermissionsBroadening.Check"]
     assert order["ProdPermissionsBroadening.Confirm"] < first_deploy
     approvals = [a for a in actions if a["ActionTypeId"]["Category"] == "Approval"]
     assert all(a["RunOrder"] < first_deploy for a in approvals)
     assert len(approvals) == 2
 
 
+def test_prod_scan_gate_runs_after_the_registry_exists_and_before_any_image_runs(pipeline):
+    """On a first deploy the prod repositories do not exist until erp-prod-registry is deployed."""
+    order = {a["Name"]: a["RunOrder"] for a in stage(pipeline, "Prod")}
+    gate = order["erp-prod-workloads.ProdImageScanGate"]
+    assert order["erp-prod-registry.Deploy"] < gate < order["erp-prod-workloads.Prepare"]
+    assert order["erp-prod-workloads.Prepare"] < order["erp-prod-workloads.Deploy"]
+
+
 def test_scan_gate_checks_every_prod_image_in_the_prod_account(pipeline, pipeline_json, toolchain, configs):
     prod = configs["prod"]
-    gate = next(a for a in stage(pipeline, "Prod") if a["Name"] == "ProdImageScanGate")
+    gate = next(a for a in stage(pipeline, "Prod") if a["Name"] == "erp-prod-workloads.ProdImageScanGate")
     spec = buildspec(pipeline_json, gate)
     command = spec["phases"]["build"]["commands"][-1]
     assert command.startswith("AWS_PROFILE=gate python3 -m tools.scan_gate ")
@@ -153,17 +195,37 @@ def test_scan_gate_checks_every_prod_image_in_the_prod_account(pipeline, pipelin
     # Reads findings through the prod account's read-only lookup role, and may assume nothing else.
     gate_project = project(pipeline_json, gate)
     (role_env,) = gate_project["Environment"]["EnvironmentVariables"]
-    lookup_role = f":iam::{prod.account}:role/cdk-hnb659fds-lookup-role-{prod.account}-{prod.region}"
-    assert role_env["Name"] == "SCAN_ROLE_ARN" and lookup_role in json.dumps(role_env["Value"])
-    role = gate_project["ServiceRole"]["Fn::GetAtt"][0]
-    assumes = [
-        s
+    assert role_env["Name"] == "SCAN_ROLE_ARN" and lookup_role(prod) in json.dumps(role_env["Value"])
+    assert assumable_roles(pipeline_json, gate_project) == [json.dumps(role_env["Value"])]
+
+
+def test_source_action_may_use_the_connection_under_its_own_prefix(pipeline_json, toolchain):
+    """AWS matches the IAM action's service prefix to the connection ARN's (codeconnections vs codestar-connections)."""
+    prefix = toolchain.connection_arn.split(":")[2]
+    assert prefix == "codeconnections"
+    granted = [
+        s["Action"]
         for policy in resources_of(pipeline_json, "AWS::IAM::Policy").values()
-        if {"Ref": role} in policy["Properties"]["Roles"]
         for s in policy["Properties"]["PolicyDocument"]["Statement"]
-        if s["Action"] == "sts:AssumeRole"
+        if s.get("Resource") == toolchain.connection_arn
     ]
-    assert [json.dumps(s["Resource"]) for s in assumes] == [json.dumps(role_env["Value"])]
+    assert any(f"{prefix}:UseConnection" in (a if isinstance(a, list) else [a]) for a in granted)
+
+
+@pytest.mark.parametrize(
+    ("arn", "action"),
+    [
+        ("arn:aws:codeconnections:ap-northeast-2:333333333333:connection/abc", "codeconnections:UseConnection"),
+        (
+            "arn:aws:codestar-connections:ap-northeast-2:333333333333:connection/abc",
+            "codestar-connections:UseConnection",
+        ),
+    ],
+)
+def test_connection_action_matches_the_arn_prefix(arn, action):
+    from constructs_lib.pipeline_steps import connection_use_action
+
+    assert connection_use_action(arn) == action
 
 
 def test_prod_replacement_guard_runs_before_the_approval(pipeline, pipeline_json, configs):
@@ -171,7 +233,7 @@ def test_prod_replacement_guard_runs_before_the_approval(pipeline, pipeline_json
     prod = configs["prod"]
     actions = stage(pipeline, "Prod")
     order = {a["Name"]: a["RunOrder"] for a in actions}
-    assert order["ProdImageScanGate"] < order["ProdReplacementGuard"] < order["PromoteProd"]
+    assert order["ProdReplacementGuard"] < order["PromoteProd"]
     guard = next(a for a in actions if a["Name"] == "ProdReplacementGuard")
     commands = buildspec(pipeline_json, guard)["phases"]["build"]["commands"]
     assert any("cdk diff --app cdk.out --method template 'ErpPipeline/Prod/*'" in c for c in commands)
@@ -312,7 +374,8 @@ def test_registry_one_immutable_scanned_repository_per_service(stack_templates, 
         assert rules[1]["selection"]["tagPrefixList"] == [CI_TAG_PREFIX]
         assert all(r["selection"]["tagStatus"] != "any" for r in rules)
         if config.production:
-            assert repo["DeletionPolicy"] == "Retain"
+            # Kept on delete, but not after a failed first create (the retry would hit "already exists").
+            assert repo["DeletionPolicy"] == "RetainExceptOnCreate"
         else:
             assert repo["DeletionPolicy"] == "Delete" and props["EmptyOnDelete"] is True
     (parameter,) = resources_of(registry, "AWS::SSM::Parameter").values()
@@ -329,3 +392,23 @@ def test_workloads_pull_each_pinned_image_from_the_stage_registry(stack_template
     assert '{"Ref": "AWS::AccountId"}, ".dkr.ecr.", {"Ref": "AWS::Region"}' in workloads
     for service in config.services:
         assert f"/{service.image.repository}:{service.image.tag}" in workloads
+
+
+def test_a_sleeping_stage_is_checked_awake_before_anything_deploys(pipeline, pipeline_json, toolchain, configs):
+    for name in toolchain.stages:
+        config = configs[name]
+        actions = stage(pipeline, config.stage_id)
+        check = [a for a in actions if a["Name"] == f"{config.stage_id}AwakeCheck"]
+        if config.schedule is None:
+            assert check == []
+            continue
+        (check,) = check
+        assert check["RunOrder"] < min(a["RunOrder"] for a in deploy_actions(actions))
+        commands = buildspec(pipeline_json, check)["phases"]["build"]["commands"]
+        assert commands[-1] == (
+            f"AWS_PROFILE=stage python3 -m tools.awake_check --cluster erp-{name} --region {config.region}"
+            f" --scheduler-stack erp-{name}-cluster"
+        )
+        props = project(pipeline_json, check)
+        role_env = next(v for v in props["Environment"]["EnvironmentVariables"] if v["Name"] == "LOOKUP_ROLE_ARN")
+        assert assumable_roles(pipeline_json, props) == [json.dumps(role_env["Value"])]

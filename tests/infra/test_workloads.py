@@ -42,8 +42,16 @@ def test_charts_are_applied_in_order(stack_templates, env):
     resources = manifests(stack_templates, env)
     order = ["namespace", "secrets", "kafka", "services", "logging", "tracing"]
     ids = {name: next(k for k in resources if k.startswith(name)) for name in order}
+    access = [k for k in stack_templates[f"erp-{env}-workloads"]["Resources"] if k.startswith("Access")]
     for before, after in zip(order, order[1:], strict=False):
-        assert resources[ids[after]].get("DependsOn") == [ids[before]], f"{after} must wait for {before}"
+        depends = resources[ids[after]].get("DependsOn", [])
+        assert ids[before] in depends, f"{after} must wait for {before}"
+    for name in order:
+        # Pod Identity associations (Fluent Bit, X-Ray daemon) and the pods' SG rules come before any pod.
+        depends = resources[ids[name]].get("DependsOn", [])
+        assert sorted(set(depends) - set(ids.values())) == sorted(access), name
+    assert any("FluentBitIdentityAssociation" in a for a in access)
+    assert any("XRayDaemonIdentityAssociation" in a for a in access)
 
 
 @pytest.mark.parametrize("env", ENVS)

@@ -29,7 +29,11 @@ SCHEDULE = {"timezone": "Asia/Seoul", "weekdays": "MON-FRI", "start": "08:00", "
 def make_env(**overrides) -> EnvironmentConfig:
     """dev.yaml with the fields the estimate reads pinned, so the expected totals do not drift with it."""
     data = yaml.safe_load((CONFIG_DIR / "dev.yaml").read_text())
-    data.update(schedule=None, usage=NO_USAGE, kafka={**data["kafka"], "replicas": 1, "storage_gib": 1})
+    data.update(
+        schedule=None,
+        usage=NO_USAGE,
+        kafka={**data["kafka"], "replicas": 1, "storage_gib": 1, "initial_storage_gib": 1},
+    )
     data.update(overrides)
     return EnvironmentConfig.model_validate(data)
 

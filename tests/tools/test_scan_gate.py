@@ -284,14 +284,18 @@ def test_unfinished_or_unknown_scan_status_fails(ecr, capsys, allow_list, status
 
 
 @pytest.mark.parametrize(
-    ("image", "error"),
-    [("erp/nope:1.0", "RepositoryNotFoundException"), ("erp/approval-api:2.0", "ImageNotFoundException")],
+    ("image", "message"),
+    [
+        # A first deploy: the repository is created by the stage's registry stack, never by hand.
+        ("erp/nope:1.0", "precondition: repository erp/nope does not exist: the stage's registry stack"),
+        ("erp/approval-api:2.0", "precondition: image erp/approval-api:2.0 is not in erp/approval-api: push it"),
+    ],
 )
-def test_api_errors_fail(ecr, capsys, allow_list, image, error):
+def test_missing_repository_or_image_fails_with_the_precondition(ecr, capsys, allow_list, image, message):
     scanned(ecr, "erp/approval-api")
     code, out = gate(capsys, image, allow=allow_list())
     assert code == 1
-    assert error in out[-1]
+    assert message in out[-1]
 
 
 def test_findings_counted_but_not_listed_fail(ecr, capsys, allow_list):

@@ -1,0 +1,142 @@
+"""References that follow their producers across stacks.
+
+Cross-stack references are weak (`Fn::GetStackOutput`, cdk.json) so that a producer can change or drop an
+output without the export "deadly embrace". The price: CloudFormation updates only the resources whose
+template changed, so when a producer resource is REPLACED (new id / ARN behind the same output name) a
+consumer whose template did not change keeps the old value.
+
+The fix: a consumer resource carries a fingerprint of the producers it reads, made of each producer's
+stack, logical id and the values of its create-only properties (CloudFormation's own list, from the
+resource provider schemas cfn-lint ships). Whenever a producer would be replaced, the fingerprint - and so
+the consumer's template - changes in the same deploy, and CloudFormation re-reads every reference of that
+consumer. Changes that update a producer in place keep its id, so they leave the consumer alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable
+from functools import cache
+
+import jsii
+from aws_cdk import CfnResource, IStableStringProducer, Lazy, Stack, Stage
+from constructs import IConstruct
+
+FINGERPRINT_PROPERTY = "ProducerFingerprint"
+SCHEMA_REGION = "us-east-1"
+
+
+@cache
+def create_only_paths(resource_type: str) -> tuple[str, ...]:
+    """CloudFormation's create-only property paths of a resource type (`/properties/Port`, `/properties/A/B`)."""
+    from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+
+    schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema(SCHEMA_REGION, resource_type).schema
+    return tuple(sorted(schema.get("createOnlyProperties", [])))
+
+
+def create_only_properties(resource_type: str) -> tuple[str, ...]:
+    """Top-level properties holding a create-only path (conservative: a nested create-only field counts
+    for its whole property)."""
+    return tuple(sorted({path.split("/")[2] for path in create_only_paths(resource_type)}))
+
+
+def _python_name(cfn_name: str) -> str:
+    """CloudFormation `VpcId` -> the L1 attribute `vpc_id` (jsii's snake_case)."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", cfn_name).lower()
+
+
+def _cfn(producer: IConstruct) -> CfnResource:
+    resource = producer if isinstance(producer, CfnResource) else producer.node.default_child
+    if not isinstance(resource, CfnResource):
+        raise TypeError(f"{producer.node.path}: not a CloudFormation resource")
+    return resource
+
+
+def identity(producer: IConstruct, _seen: frozenset[str] = frozenset()) -> dict:
+    """What changes exactly when CloudFormation would replace the producer (resolved in its own stack).
+
+    Transitive: a create-only value that refers to another resource (a target group's VpcId) carries that
+    resource's identity too, so replacing the VPC changes the fingerprint of everything built in it.
+    """
+    resource = _cfn(producer)
+    stack = Stack.of(resource)
+    values = {}
+    for name in create_only_properties(resource.cfn_resource_type):
+        attribute = _python_name(name)
+        if not hasattr(resource, attribute):
+            raise AttributeError(f"{resource.node.path}: {resource.cfn_resource_type} has no attribute {attribute}")
+        values[name] = stack.resolve(getattr(resource, attribute))
+    logical_id = stack.resolve(resource.logical_id)
+    seen = _seen | {logical_id}
+    referenced = {
+        target: identity(found, seen)
+        for target in sorted(_referenced_ids(values) - seen)
+        if (found := _resources_by_logical_id(resource).get(target)) is not None
+    }
+    return {
+        "stack": stack.stack_name,
+        "logicalId": logical_id,
+        "type": resource.cfn_resource_type,
+        "createOnly": values,
+        "references": referenced,
+    }
+
+
+def _referenced_ids(value: object) -> set[str]:
+    if isinstance(value, dict):
+        found = set()
+        if isinstance(value.get("Ref"), str):
+            found.add(value["Ref"])
+        if isinstance(value.get("Fn::GetAtt"), list):
+            found.add(value["Fn::GetAtt"][0])
+        for item in value.values():
+            found |= _referenced_ids(item)
+        return found
+    if isinstance(value, list):
+        return set().union(*(_referenced_ids(item) for item in value)) if value else set()
+    return set()
+
+
+def _resources_by_logical_id(resource: CfnResource) -> dict[str, CfnResource]:
+    """Every CloudFormation resource of the producer's stage (references may cross its stacks); built once
+    per stage, when the first fingerprint resolves (the construct tree is complete by then)."""
+    root = Stage.of(resource) or resource.node.root
+    index = getattr(root, "_erp_resources_by_logical_id", None)
+    if index is None:
+        index = {
+            Stack.of(found).resolve(found.logical_id): found
+            for found in root.node.find_all()
+            if isinstance(found, CfnResource)
+        }
+        root._erp_resources_by_logical_id = index
+    return index
+
+
+@jsii.implements(IStableStringProducer)
+class _Fingerprint:
+    def __init__(self, producers: tuple[IConstruct, ...]) -> None:
+        self.producers = producers
+
+    def produce(self) -> str:
+        identities = sorted((identity(p) for p in self.producers), key=lambda i: (i["stack"], i["logicalId"]))
+        return hashlib.sha256(json.dumps(identities, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def fingerprint(producers: Iterable[IConstruct]) -> str:
+    """A token: 16 hex digits that change whenever any of the producers would be replaced."""
+    return Lazy.string(_Fingerprint(tuple(producers)))
+
+
+def follow(consumer: IConstruct, producers: Iterable[IConstruct]) -> None:
+    """Make a custom resource (e.g. a KubernetesManifest) re-apply whenever a producer it reads is replaced.
+
+    Custom resources pass unknown properties to their handler, which ignores them; native resources would
+    reject one, so they are refused here.
+    """
+    resource = _cfn(consumer)
+    if not resource.cfn_resource_type.startswith("Custom::"):
+        raise TypeError(f"{resource.node.path}: only custom resources can carry {FINGERPRINT_PROPERTY}")
+    resource.add_property_override(FINGERPRINT_PROPERTY, fingerprint(producers))

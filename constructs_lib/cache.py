@@ -13,8 +13,8 @@ from constructs import Construct
 
 from config.models import CacheConfig
 from constructs_lib.nag import acknowledge
-from constructs_lib.python_function import PythonFunction
 from constructs_lib.policies import retain_fixed_name
+from constructs_lib.python_function import PythonFunction
 
 CACHE_PORT = 6379
 AUTH_TOKEN_KEY = "authToken"

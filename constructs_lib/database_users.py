@@ -19,7 +19,7 @@ import json
 import re
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy, triggers
+from aws_cdk import Duration, triggers
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_rds as rds
 from aws_cdk import aws_secretsmanager as secretsmanager
@@ -27,6 +27,7 @@ from constructs import Construct
 
 from constructs_lib.database import ErpDatabase
 from constructs_lib.nag import acknowledge
+from constructs_lib.policies import retain_fixed_name
 from constructs_lib.python_function import PythonFunction
 
 MIGRATE_DIR = Path(__file__).resolve().parents[1] / "lambda_handlers" / "db_migrate"
@@ -120,7 +121,7 @@ class DatabaseUsers(Construct):
             dbname=self._database_name,
         )
         if self._production:
-            secret.apply_removal_policy(RemovalPolicy.RETAIN)
+            secret.apply_removal_policy(retain_fixed_name(True))
         attached = secret.attach(self._database.instance)  # adds host, port, engine to the secret
         if self._rotation_days:
             self._database.instance.add_rotation_multi_user(

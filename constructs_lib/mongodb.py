@@ -12,11 +12,11 @@ an empty or non-mongodb value stops it in its init container with a message nami
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from constructs_lib.nag import acknowledge
+from constructs_lib.policies import retain_fixed_name
 
 URI_KEY = "uri"  # k8s_charts.names.MONGODB_SECRET_JSON_KEY
 PLACEHOLDER_KEY = "placeholder"
@@ -34,7 +34,7 @@ class MongoDbUriSecret(Construct):
                 secret_string_template="{}", generate_string_key=PLACEHOLDER_KEY, password_length=16
             ),
             # Typed in by an operator: production keeps it when the stack goes; dev sets it again.
-            removal_policy=RemovalPolicy.RETAIN if production else RemovalPolicy.DESTROY,
+            removal_policy=retain_fixed_name(production),
         )
         acknowledge(
             self.secret,

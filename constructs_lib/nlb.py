@@ -86,7 +86,8 @@ class ServiceNlb(Construct):
         for service in services:
             group = elbv2.NetworkTargetGroup(
                 self,
-                f"{service.name}-targets",
+                # The port is create-only: a new port is a new target group (and a new binding, named alike).
+                f"{service.name}-targets-{service.port}",
                 vpc=vpc,
                 port=service.port,
                 protocol=elbv2.Protocol.TCP,

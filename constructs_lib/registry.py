@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from aws_cdk import Aws, DefaultStackSynthesizer, Duration, RemovalPolicy, Stage
+from aws_cdk import Aws, DefaultStackSynthesizer, Duration, Stage
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecr_assets as ecr_assets
 from constructs import Construct

@@ -62,7 +62,8 @@ class Reloader(Construct):
             release="reloader",
             namespace=NAMESPACE,
             create_namespace=True,
-            wait=True,
+            # Like the other releases: no --wait where the stage sleeps (no nodes to run the pod at night).
+            wait=config.schedule is None,
             timeout=Duration.minutes(10),
             values=reloader_values(config),
         )

@@ -160,14 +160,13 @@ class ErpUserPool(Construct):
                 logout_urls=sorted({_origin(url) for url in config.callback_urls}),
             ),
             supported_identity_providers=[cognito.UserPoolClientIdentityProvider.COGNITO],
-            # Users may change only these; email_verified and groups stay with Cognito and administrators.
-            write_attributes=cognito.ClientAttributes().with_standard_attributes(email=True),
             prevent_user_existence_errors=True,
             # The SPA writes position and department at sign-up and reads all three; custom:employeeId is
             # written only by administrators / the platform (AdminUpdateUserAttributes), never by the user.
             read_attributes=cognito.ClientAttributes()
             .with_standard_attributes(email=True, email_verified=True, fullname=True)
             .with_custom_attributes(*CUSTOM_ATTRIBUTES),
+            # Users may write only these; email_verified, groups and custom:employeeId stay with Cognito and admins.
             write_attributes=cognito.ClientAttributes()
             .with_standard_attributes(email=True, fullname=True)
             .with_custom_attributes(*CLIENT_WRITABLE),

@@ -96,7 +96,7 @@ class EmployeeProxy(Construct):
                         containers=[
                             k8s.Container(
                                 name="sigv4-proxy",
-                                image=image_uri(SIGV4_PROXY, env),
+                                image=image_uri(SIGV4_PROXY, env, values.registry_host),
                                 image_pull_policy="IfNotPresent",
                                 args=proxy_args(env, values),
                                 ports=[k8s.ContainerPort(name="http", container_port=port, protocol="TCP")],

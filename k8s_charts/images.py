@@ -49,9 +49,12 @@ def registry_host(env: EnvironmentConfig) -> str:
     return f"{env.account}.dkr.ecr.{env.region}.amazonaws.com"
 
 
-def image_uri(image: ThirdPartyImage, env: EnvironmentConfig) -> str:
-    """`<account>.dkr.ecr.<region>.amazonaws.com/<prefix>/<path>@sha256:...` (or `:<tag>`)."""
-    return f"{registry_host(env)}/{image.repository()}{image.reference()}"
+def image_uri(image: ThirdPartyImage, env: EnvironmentConfig, host: str | None = None) -> str:
+    """`<account>.dkr.ecr.<region>.amazonaws.com/<prefix>/<path>@sha256:...` (or `:<tag>`).
+
+    Charts pass `host` (PlatformValues.registry_host, CloudFormation pseudo-parameters), so no account id is
+    typed into a manifest; the scan gate uses the literal host from config (the same registry)."""
+    return f"{host or registry_host(env)}/{image.repository()}{image.reference()}"
 
 
 KAFKA = ThirdPartyImage(

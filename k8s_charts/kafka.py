@@ -134,7 +134,7 @@ def kafka_scheduling(env: EnvironmentConfig) -> dict:
 
 
 class KafkaCluster(Construct):
-    def __init__(self, scope: Construct, id: str, *, env: EnvironmentConfig) -> None:
+    def __init__(self, scope: Construct, id: str, *, env: EnvironmentConfig, registry_host: str | None = None) -> None:
         super().__init__(scope, id)
         ns, kafka = env.namespace, env.kafka
         labels = pod_labels(names.KAFKA, "broker")
@@ -166,7 +166,7 @@ class KafkaCluster(Construct):
         port_probe = k8s.TcpSocketAction(port=int_or_string(names.KAFKA_PORT))
         container = k8s.Container(
             name="kafka",
-            image=image_uri(KAFKA, env),
+            image=image_uri(KAFKA, env, registry_host),
             image_pull_policy="IfNotPresent",
             command=start_command(env),
             ports=[
@@ -283,7 +283,7 @@ def topics_script(env: EnvironmentConfig) -> str:
 class KafkaTopics(Construct):
     """A Job named after its script's hash: Jobs are immutable, so a changed topic list gets a new Job."""
 
-    def __init__(self, scope: Construct, id: str, *, env: EnvironmentConfig) -> None:
+    def __init__(self, scope: Construct, id: str, *, env: EnvironmentConfig, registry_host: str | None = None) -> None:
         super().__init__(scope, id)
         script = topics_script(env)
         name = f"{TOPICS_JOB}-{hashlib.sha256(script.encode()).hexdigest()[:8]}"
@@ -307,7 +307,7 @@ class KafkaTopics(Construct):
                         containers=[
                             k8s.Container(
                                 name="create-topics",
-                                image=image_uri(KAFKA, env),
+                                image=image_uri(KAFKA, env, registry_host),
                                 image_pull_policy="IfNotPresent",
                                 command=["bash", "-c", script],
                                 # kafka-run-class.sh creates $LOG_DIR; the root filesystem is read-only.

@@ -143,7 +143,7 @@ class FluentBit(Construct):
         http = int_or_string(HTTP_PORT)
         container = k8s.Container(
             name=name,
-            image=image_uri(IMAGE, env),
+            image=image_uri(IMAGE, env, values.registry_host),
             image_pull_policy="IfNotPresent",
             ports=[k8s.ContainerPort(name="http", container_port=HTTP_PORT)],
             resources=resources(cpu_request="100m", cpu_limit="500m", memory_request="128Mi", memory_limit="256Mi"),

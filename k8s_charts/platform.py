@@ -37,8 +37,8 @@ def build_charts(env: EnvironmentConfig, values: PlatformValues) -> dict[str, Ch
     charts = {key: new_chart(env, key) for key in ("namespace", "secrets", "kafka", "services", "logging", "tracing")}
     ErpNamespace(charts["namespace"], "Namespace", env=env, values=values)
     ExternalSecrets(charts["secrets"], "ExternalSecrets", env=env, values=values)
-    KafkaCluster(charts["kafka"], "Kafka", env=env)
-    KafkaTopics(charts["kafka"], "Topics", env=env)
+    KafkaCluster(charts["kafka"], "Kafka", env=env, registry_host=values.registry_host)
+    KafkaTopics(charts["kafka"], "Topics", env=env, registry_host=values.registry_host)
     for service in env.services:
         Microservice(charts["services"], service.name, env=env, service=service, values=values)
     if uses_employee_api(env):

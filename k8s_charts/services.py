@@ -176,7 +176,9 @@ class Microservice(Construct):
             "TargetGroupBinding",
             api_version=TGB_API_VERSION,
             kind="TargetGroupBinding",
-            metadata=self._metadata(self.service.name),
+            # Named with the port: a new port replaces the target group, and the controller refuses a new ARN on
+            # an existing binding, so the new group gets a new binding (the old one is pruned with its group).
+            metadata=self._metadata(f"{self.service.name}-{port}"),
             spec={
                 "serviceRef": {"name": self.service.name, "port": port},
                 "targetGroupARN": self.values.target_group_arns[self.service.name],

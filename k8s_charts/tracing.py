@@ -59,7 +59,7 @@ class XRayDaemon(Construct):
                         containers=[
                             k8s.Container(
                                 name=name,
-                                image=image_uri(IMAGE, env),
+                                image=image_uri(IMAGE, env, values.registry_host),
                                 image_pull_policy="IfNotPresent",
                                 # Appended to the image's entrypoint (which binds 0.0.0.0:2000 UDP and TCP).
                                 # Local mode: no EC2 metadata lookups, which the egress policy blocks anyway.

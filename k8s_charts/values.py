@@ -32,5 +32,7 @@ class PlatformValues:
     nlb_security_group_id: str
     # Service name -> full image URI (repo:tag or repo@digest).
     images: dict[str, str]
+    # `<account>.dkr.ecr.<region>.<suffix>` of the stage: third-party images come from its pull-through cache.
+    registry_host: str
     # CloudWatch log group Fluent Bit writes to (env.application_log_group, created by CDK with retention).
     log_group_name: str

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Stack
+from aws_cdk import Aws, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_eks_v2 as eks
@@ -63,6 +63,7 @@ class WorkloadsStack(Stack):
             nlb_security_group_id=api.nlb_security_group.security_group_id,
             images={s.name: image_uri(self, s, repositories) for s in config.services},
             log_group_name=config.application_log_group,
+            registry_host=f"{Aws.ACCOUNT_ID}.dkr.ecr.{Aws.REGION}.{Aws.URL_SUFFIX}",
         )
         access = WorkloadAccess(
             self,

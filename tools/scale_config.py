@@ -29,7 +29,7 @@ def scaled_services(count: int) -> list[dict]:
         {
             "name": f"svc-{n:02d}",
             "port": FIRST_PORT + n - 1,
-            "route": f"/api/svc-{string.ascii_lowercase[n - 1]}",
+            "routes": [{"path": f"/api/svc-{string.ascii_lowercase[n - 1]}"}],
             "image": {"repository": f"erp/svc-{n:02d}", "tag": "1.0.0"},
             "replicas": 1,
             "min_replicas": 1,
@@ -46,6 +46,11 @@ def write_config_dir(target: Path, count: int, source: Path = CONFIG_DIR) -> Pat
         shutil.copyfile(path, target / path.name)
     dev = yaml.safe_load((source / "dev.yaml").read_text(encoding="utf-8"))
     dev["services"] = scaled_services(count)
+    # The ERP's own restricted routes name its approval service; the scaled API keeps the employee ones.
+    dev["api"] = {
+        **dev.get("api", {}),
+        "restricted_routes": [{"method": "DELETE", "path": "/api/employees/{proxy+}", "groups": ["admin"]}],
+    }
     dev["observability"] = {**dev.get("observability", {}), "container_insights": True}
     (target / "dev.yaml").write_text(yaml.safe_dump(dev, sort_keys=False), encoding="utf-8")
     return target

@@ -53,10 +53,23 @@ def project_context(repo: Path = REPO) -> dict:
     return {**_json(repo / "cdk.context.json"), **_json(repo / "cdk.json").get("context", {})}
 
 
+# cdk.json settings the CLI turns into the flags above (e.g. "versionReporting": false).
+SETTING_FLAGS = {
+    "pathMetadata": "aws:cdk:enable-path-metadata",
+    "assetMetadata": "aws:cdk:enable-asset-metadata",
+    "versionReporting": "aws:cdk:version-reporting",
+}
+
+
+def cli_flags(repo: Path = REPO) -> dict[str, object]:
+    settings = _json(repo / "cdk.json")
+    return {**CLI_FLAGS, **{flag: bool(settings[key]) for key, flag in SETTING_FLAGS.items() if key in settings}}
+
+
 def cli_context(overrides: Mapping[str, object] = {}, repo: Path = REPO, home: Path | None = None) -> dict:
     """Everything the CLI would put in CDK_CONTEXT_JSON for `cdk synth -c k=v ...`."""
     user = _json((home or Path.home()) / ".cdk.json").get("context", {})
-    return {**user, **project_context(repo), **overrides, **CLI_FLAGS}
+    return {**user, **project_context(repo), **overrides, **cli_flags(repo)}
 
 
 def cli_version(repo: Path = REPO) -> str | None:

@@ -47,6 +47,7 @@ def fake_values(env: EnvironmentConfig) -> PlatformValues:
             for s in env.services
         },
         log_group_name=env.application_log_group,
+        registry_host=f"{account}.dkr.ecr.{region}.amazonaws.com",
     )
 
 

@@ -17,11 +17,17 @@ def container_env(deployment: dict) -> dict[str, dict]:
     return {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0].get("env", [])}
 
 
+def binding_name(service) -> str:
+    return f"{service.name}-{service.port}"
+
+
 def test_each_service_has_its_objects(built):
     services = built.chart("services")
     for service in built.env.services:
-        for kind in ("ServiceAccount", "Deployment", "Service", "TargetGroupBinding"):
+        for kind in ("ServiceAccount", "Deployment", "Service"):
             assert len(find(services, kind, service.name)) == 1, (service.name, kind)
+        # Named with the port: a new port is a new target group and so a new binding (test_port_change.py).
+        assert len(find(services, "TargetGroupBinding", binding_name(service))) == 1, service.name
         # Only a service that may scale gets an HPA (a singleton never does).
         assert len(find(services, "HorizontalPodAutoscaler", service.name)) == int(service.autoscaled), service.name
 
@@ -30,7 +36,7 @@ def test_target_group_binding_is_applied_before_its_pods(built):
     # The LB controller's webhook adds its readiness gate only to pods created after the binding exists.
     order = [(m["kind"], m["metadata"]["name"]) for m in built.chart("services")]
     for service in built.env.services:
-        assert order.index(("TargetGroupBinding", service.name)) < order.index(("Deployment", service.name))
+        assert order.index(("TargetGroupBinding", binding_name(service))) < order.index(("Deployment", service.name))
 
 
 def test_deployment_follows_config(built):
@@ -219,7 +225,7 @@ def test_service_and_hpa(built):
 
 def test_target_group_binding_carries_the_values_passed_in(built):
     for service in built.env.services:
-        tgb = find(built.chart("services"), "TargetGroupBinding", service.name)[0]["spec"]
+        tgb = find(built.chart("services"), "TargetGroupBinding", binding_name(service))[0]["spec"]
         assert tgb["targetGroupARN"] == built.values.target_group_arns[service.name]
         assert tgb["targetType"] == "ip"
         assert tgb["serviceRef"] == {"name": service.name, "port": service.port}
@@ -234,7 +240,7 @@ def test_cdk_tokens_flow_through_unchanged(tokenized):
     services = tokenized.chart("services")
     for service in tokenized.env.services:
         assert (
-            find(services, "TargetGroupBinding", service.name)[0]["spec"]["targetGroupARN"]
+            find(services, "TargetGroupBinding", binding_name(service))[0]["spec"]["targetGroupARN"]
             == (values.target_group_arns[service.name])
         )
         deployment = find(services, "Deployment", service.name)[0]

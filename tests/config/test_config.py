@@ -129,7 +129,12 @@ def test_malformed_yaml(config_dir):
         ),
         ("prod", "production", False, "production: the 'prod' environment must set production: true"),
         ("prod", "schedule", {"start": "08:00", "stop": "20:00"}, "schedule: production does not sleep"),
-        ("dev", "services.0.route", "/api/quests", "services: routes must be unique and /api/employees"),
+        (
+            "dev",
+            "services.0.routes",
+            [{"path": "/api/quests"}],
+            "services: route paths must be unique across services and employee_function.routes",
+        ),
     ],
 )
 def test_bad_value_names_file_field_and_rule(config_dir, env, field, value, expected):

@@ -186,7 +186,13 @@ def test_pre_token_generation_v2_trigger_adds_project_scopes(stack_templates, co
 def test_users_cannot_write_email_verified(stack_templates, env):
     clients = resources_of(auth_template(stack_templates, env), "AWS::Cognito::UserPoolClient")
     for client in clients.values():
-        assert client["Properties"]["WriteAttributes"] == ["email"]
+        # What the frontend writes at sign-up; never email_verified or custom:employeeId (privilege and identity).
+        assert sorted(client["Properties"]["WriteAttributes"]) == [
+            "custom:department",
+            "custom:position",
+            "email",
+            "name",
+        ]
 
 
 def test_prod_user_pool_sign_in_is_rate_limited_by_waf(stack_templates, configs):

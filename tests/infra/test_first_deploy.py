@@ -43,7 +43,7 @@ def test_helm_releases_wait_for_the_node_groups(stack_templates, configs, env):
     template = stack_templates[f"erp-{env}-cluster"]
     nodegroups = set(resources_of(template, "AWS::EKS::Nodegroup"))
     charts = resources_of(template, "Custom::AWSCDK-EKS-HelmChart")
-    assert len(charts) == 2
+    assert len(charts) == 3  # AWS Load Balancer Controller, External Secrets, Reloader
     for logical_id, chart in charts.items():
         assert nodegroups <= set(chart.get("DependsOn", [])), logical_id
         # A sleeping stage (nodes at 0 at night) must not wait for pods that cannot start: no --wait there.

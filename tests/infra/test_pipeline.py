@@ -7,10 +7,9 @@ import re
 
 import pytest
 
-
-from constructs_lib.routes import smoke_paths
 from config import load_environment, load_toolchain
 from config.models import CI_TAG_PREFIX
+from constructs_lib.routes import smoke_paths
 from tests.conftest import REPO, resources_of
 
 PIPELINE = "erp-pipeline"

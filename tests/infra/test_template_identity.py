@@ -64,8 +64,9 @@ def test_hand_deploy_stacks_sit_at_the_pipeline_construct_path(hand_outdir):
     """The Makefile selects 'ErpPipeline/<Stage>/*'; every stack of the stage must match that pattern."""
     makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
     assert "STAGE_STACKS := 'ErpPipeline/$(STAGE_ID)/*'" in makefile
-    assert "cdk deploy $(CDK_ENV) $(STAGE_STACKS)" in makefile
-    assert "cdk diff $(CDK_ENV) $(STAGE_STACKS)" in makefile
+    # make synth runs the app itself (-c env=...), then the CLI reads that assembly.
+    assert "cdk deploy --app $(OUT) $(STAGE_STACKS)" in makefile
+    assert "cdk diff --app $(OUT) $(STAGE_STACKS)" in makefile
     tree = json.loads((hand_outdir / "tree.json").read_text())
     dev = tree["tree"]["children"]["ErpPipeline"]["children"]["Dev"]["children"]
     assert {"Network", "Data", "Auth", "Api", "Registry", "Cluster", "Observability", "Workloads"} <= set(dev)

@@ -92,7 +92,7 @@ def test_create_only_targets_are_not_called_in_place(key):
 # --- one re-synth ------------------------------------------------------------------------------------
 
 ROUTINE_CHANGES = {
-    ("cluster", "node_groups", 0, "instance_types"): ["t4g.large"],
+    ("cluster", "node_groups", 0, "instance_types"): ["t3.large"],
     ("kafka", "storage_gib"): 20,
     ("database", "instance_class"): "t4g.small",
     ("observability", "thresholds"): {"rds_cpu_pct": 70.0},

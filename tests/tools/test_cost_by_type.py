@@ -18,7 +18,7 @@ from tools.cost import estimate
 HOURS = 730
 # The price sheet, by hand (USD).
 EKS_CLUSTER_HOUR = 0.10
-EC2_HOUR = {"t4g.medium": 0.0416}
+EC2_HOUR = {"t4g.medium": 0.0416, "t3.medium": 0.052}
 GP3_GB_MONTH = 0.0912
 PUBLIC_IPV4_HOUR = 0.005
 NLB_HOUR = 0.0225

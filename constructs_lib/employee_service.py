@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Duration
+from aws_cdk import Duration, triggers
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -90,6 +90,19 @@ class EmployeeService(Construct):
         # SigV4-signed callers granted by grant_internal_caller may invoke. The handler trusts requests
         # arriving this way (requestContext.authorizer.iam) for two routes only.
         self.internal_url = self.function.add_function_url(auth_type=lambda_.FunctionUrlAuthType.AWS_IAM)
+
+        # Every deploy that changes the function invokes it once (empty event: app.deploy_check) with its own
+        # user, TLS and network path: a function that cannot reach the database fails the deploy.
+        self.deploy_check = triggers.Trigger(
+            self,
+            "DatabaseCheck",
+            handler=self.function,
+            # After the function's security group and the database ingress rule under it.
+            execute_after=[self.security_group],
+            execute_on_handler_change=True,
+            timeout=Duration.minutes(2),
+            invocation_type=triggers.InvocationType.REQUEST_RESPONSE,
+        )
 
     def grant_internal_caller(self, grantee: iam.IGrantable) -> None:
         """Let one principal (the in-cluster proxy's role) call the function URL; nobody else may."""

@@ -388,10 +388,29 @@ def _unexpected(_exc: Exception) -> Response:
     return _error(HTTPStatus.INTERNAL_SERVER_ERROR, "Internal server error")
 
 
+def is_direct_invocation(event: dict) -> bool:
+    """API Gateway and function-URL events always carry requestContext; the deploy-time Trigger
+    (constructs_lib/employee_service.py) invokes with an empty payload, which only IAM-authorized
+    lambda:InvokeFunction callers can send."""
+    return "requestContext" not in event
+
+
+def deploy_check() -> dict:
+    """Proves this function's own user, network path and verified TLS reach the database: any error fails
+    the invocation, so the Trigger fails and so does the deploy."""
+    with db.connection().cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) AS employees FROM employees")
+        row = cursor.fetchone()
+    logger.info("Deploy check: database reachable", extra={"employees": row["employees"]})
+    return {"database": "reachable", "employees": row["employees"]}
+
+
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)  # responses carry personal data
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict, context) -> dict:
+    if is_direct_invocation(event):
+        return deploy_check()
     principal = principal_from(event)
     if principal.subject:
         logger.append_keys(caller=principal.subject)  # who did it, for the audit trail

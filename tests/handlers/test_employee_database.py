@@ -9,7 +9,7 @@ import ssl
 import pymysql
 import pytest
 
-from tests.handlers.conftest import APP_USER, SUB
+from tests.handlers.conftest import APP_USER, SUB, lambda_context
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 
@@ -188,3 +188,21 @@ def test_logs_are_structured_and_carry_the_request(api, employee, caplog):
     assert line["caller"] == SUB
     assert line["correlation_id"]
     assert line["employee_id"] == 4
+
+
+def test_deploy_check_reaches_the_database_with_the_functions_own_user(employee, clean_database, new_container):
+    """The Api stack's Trigger invokes the function with an empty event: it must query through its own DML user."""
+    new_container()
+    result = employee.app.handler({}, lambda_context())
+    assert result["database"] == "reachable" and result["employees"] >= 1
+
+
+def test_deploy_check_fails_when_the_database_refuses_the_function(employee, clean_database, new_container):
+    """A wrong password (or no network path) must raise, so the Trigger and the deploy fail."""
+
+    def wrong_password(_secret_id: str) -> dict:
+        return {**employee.db.read_secret(_secret_id), "password": "not-the-password"}  # pragma: allowlist secret
+
+    new_container(load_secret=wrong_password)
+    with pytest.raises(pymysql.err.OperationalError):
+        employee.app.handler({}, lambda_context())

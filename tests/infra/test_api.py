@@ -452,3 +452,32 @@ def test_custom_domain_and_mapping_only_when_configured():
     (http_api,) = template.find_resources("AWS::ApiGatewayV2::Api").values()
     assert "CorsConfiguration" not in http_api["Properties"]
     template.resource_count_is("AWS::ApiGatewayV2::Route", 0)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_change_to_the_employee_function_proves_it_reaches_the_database(stack_templates, env):
+    """Issue 13: a Trigger invokes the deployed version synchronously after its security-group rule to MySQL
+    exists; the handler answers an empty event with a query as its own user (tests/handlers), so a function
+    that cannot reach the database fails the deploy."""
+    api = api_template(stack_templates, env)
+    function_id, _ = employee_function(api)
+    versions = [
+        k
+        for k, v in resources_of(api, "AWS::Lambda::Version").items()
+        if v["Properties"]["FunctionName"] == {"Ref": function_id}
+    ]
+    triggers = [
+        (k, t)
+        for k, t in resources_of(api, "Custom::Trigger").items()
+        if t["Properties"]["HandlerArn"] in [{"Ref": v} for v in versions]
+    ]
+    assert len(triggers) == 1
+    _, trigger = triggers[0]
+    props = trigger["Properties"]
+    assert props["InvocationType"] == "RequestResponse" and props["ExecuteOnHandlerChange"] is True
+    rules = [
+        k
+        for k, r in resources_of(api, "AWS::EC2::SecurityGroupIngress").items()
+        if r["Properties"].get("FromPort") == 3306
+    ]
+    assert rules and set(rules) <= set(trigger.get("DependsOn", []))

@@ -160,7 +160,7 @@ class DatabaseConfig(Strict):
     removal: Literal["destroy", "snapshot", "retain"]
     rotation_days: int | None = Field(default=None, ge=1, le=365)
     # REPLACES the DB instance (a new, empty database) when changed after the first deploy; the master
-    # username (fixed in constructs_lib/database.py) does too. See tools/replacement_guard.py.
+    # username (fixed in constructs_lib/data/database.py) does too. See tools/replacement_guard.py.
     database_name: str = "erp"
     log_retention_days: RetentionDays = 30
 
@@ -443,7 +443,7 @@ GroupName = Annotated[str, StringConstraints(pattern=r"^[\w+=,.@-]{1,128}$")]
 
 class AuthConfig(Strict):
     """The user pool's custom attributes (custom:position, custom:department, custom:employeeId) live in
-    constructs_lib/user_pool.py. Adding a custom attribute to a live pool works; removing or renaming one
+    constructs_lib/auth/user_pool.py. Adding a custom attribute to a live pool works; removing or renaming one
     (or changing its type or mutability) does not: Cognito never deletes schema attributes. The sign-in
     aliases, username case sensitivity and required standard attributes are fixed there too, because
     changing any of them REPLACES the pool (every account lost)."""

@@ -50,7 +50,7 @@ DB_USERNAME_KEY = "mysql-username"
 DB_PASSWORD_KEY = "mysql-password"  # pragma: allowlist secret (a name)
 CACHE_AUTH_TOKEN_KEY = "cache-auth-token"
 MONGODB_URI_KEY = "mongodb-uri"
-# Key inside erp/{env}/mongodb's JSON (constructs_lib.mongodb.URI_KEY) and the placeholder it starts with.
+# Key inside erp/{env}/mongodb's JSON (constructs_lib.data.mongodb.URI_KEY) and the placeholder it starts with.
 MONGODB_SECRET_JSON_KEY = "uri"  # pragma: allowlist secret (a name)
 
 
@@ -59,7 +59,7 @@ def mongodb_secret_name(env: EnvironmentConfig) -> str:
     return f"{env.project}/{env.name}/mongodb"
 
 
-# Key inside the cache secret's JSON in Secrets Manager (constructs_lib.cache.AUTH_TOKEN_KEY).
+# Key inside the cache secret's JSON in Secrets Manager (constructs_lib.data.cache.AUTH_TOKEN_KEY).
 CACHE_SECRET_JSON_KEY = "authToken"  # pragma: allowlist secret (a name)
 
 KAFKA = "kafka"  # StatefulSet and client Service

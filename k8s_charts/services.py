@@ -112,7 +112,7 @@ class DrainingDeployment(k8s.KubeDeployment):
 
 
 def health_probe(check: HealthCheckConfig, *, period: int, failures: int) -> k8s.Probe:
-    """The same check the NLB target group runs (constructs_lib.nlb): TCP connect, or GET on a real path."""
+    """The same check the NLB target group runs (constructs_lib.network.nlb): TCP connect, or GET on a real path."""
     port = k8s.IntOrString.from_string("http")
     if check.type == "http":
         action = {"http_get": k8s.HttpGetAction(path=check.path, port=port)}

@@ -13,11 +13,11 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from config.models import EnvironmentConfig
-from constructs_lib.database import ErpDatabase
-from constructs_lib.employee_service import EmployeeService
-from constructs_lib.http_api import ErpHttpApi
-from constructs_lib.nlb import ServiceNlb
-from constructs_lib.routes import EMPLOYEE_FUNCTION, route_plan
+from constructs_lib.api.employee_service import EmployeeService
+from constructs_lib.api.http_api import ErpHttpApi
+from constructs_lib.api.routes import EMPLOYEE_FUNCTION, route_plan
+from constructs_lib.data.database import ErpDatabase
+from constructs_lib.network.nlb import ServiceNlb
 
 
 class ApiStack(Stack):
@@ -84,7 +84,7 @@ class ApiStack(Stack):
             )
 
     def _add_routes(self, config: EnvironmentConfig) -> None:
-        """The route table (constructs_lib.routes): one integration per backend and path rewrite."""
+        """The route table (constructs_lib.api.routes): one integration per backend and path rewrite."""
         lambda_integration = integrations.HttpLambdaIntegration("Employees", self.employee_function)
         nlb_integrations: dict[tuple[str, str | None], integrations.HttpNlbIntegration] = {}
         for planned in route_plan(config):

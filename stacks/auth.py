@@ -6,7 +6,7 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from config.models import EnvironmentConfig
-from constructs_lib.user_pool import ErpUserPool
+from constructs_lib.auth.user_pool import ErpUserPool
 
 
 class AuthStack(Stack):

@@ -7,11 +7,11 @@ from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
 from config.models import EnvironmentConfig
-from constructs_lib.cache import CACHE_PORT, ErpCache
-from constructs_lib.database import MYSQL_PORT, ErpDatabase
-from constructs_lib.database_users import DatabaseUsers
-from constructs_lib.mongodb import MongoDbUriSecret
-from constructs_lib.parameters import EnvParameters
+from constructs_lib.common.parameters import EnvParameters
+from constructs_lib.data.cache import CACHE_PORT, ErpCache
+from constructs_lib.data.database import MYSQL_PORT, ErpDatabase
+from constructs_lib.data.database_users import DatabaseUsers
+from constructs_lib.data.mongodb import MongoDbUriSecret
 
 EMPLOYEE_DB_USER = "employee_app"
 

@@ -19,13 +19,13 @@ from aws_cdk import aws_rds as rds
 from constructs import Construct
 
 from config.models import EnvironmentConfig
-from constructs_lib.alarm_topic import AlarmTopic
-from constructs_lib.alarms import PlatformAlarms
-from constructs_lib.dashboard import PlatformDashboard
-from constructs_lib.log_metrics import ErrorLineMetrics
-from constructs_lib.metrics import cache_node_ids
-from constructs_lib.policies import log_removal, retention
-from constructs_lib.tracing import TraceSampling
+from constructs_lib.common.policies import log_removal, retention
+from constructs_lib.observability.alarm_topic import AlarmTopic
+from constructs_lib.observability.alarms import PlatformAlarms
+from constructs_lib.observability.dashboard import PlatformDashboard
+from constructs_lib.observability.log_metrics import ErrorLineMetrics
+from constructs_lib.observability.metrics import cache_node_ids
+from constructs_lib.observability.tracing import TraceSampling
 
 
 class ObservabilityStack(Stack):

@@ -15,12 +15,12 @@ from aws_cdk import aws_eks_v2 as eks
 from constructs import Construct
 
 from config.models import EnvironmentConfig
-from constructs_lib.cache import CACHE_PORT
-from constructs_lib.database import MYSQL_PORT
-from constructs_lib.kafka_volumes import KafkaVolumeGrowth
-from constructs_lib.reference_fingerprint import follow
-from constructs_lib.registry import image_uri
-from constructs_lib.workload_access import WorkloadAccess
+from constructs_lib.cluster.kafka_volumes import KafkaVolumeGrowth
+from constructs_lib.cluster.workload_access import WorkloadAccess
+from constructs_lib.common.reference_fingerprint import follow
+from constructs_lib.data.cache import CACHE_PORT
+from constructs_lib.data.database import MYSQL_PORT
+from constructs_lib.delivery.registry import image_uri
 from k8s_charts import build_charts
 from k8s_charts.platform import uses_employee_api
 from k8s_charts.values import PlatformValues

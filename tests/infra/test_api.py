@@ -13,8 +13,8 @@ from aws_cdk.assertions import Template
 
 from config.hosting import nlb_private_ips, private_subnet_cidrs
 from config.models import ApiConfig
-from constructs_lib.http_api import ErpHttpApi
-from constructs_lib.routes import EMPLOYEE_FUNCTION, route_plan
+from constructs_lib.api.http_api import ErpHttpApi
+from constructs_lib.api.routes import EMPLOYEE_FUNCTION, route_plan
 from tests.conftest import resources_of
 
 ENVS = ["dev", "prod"]

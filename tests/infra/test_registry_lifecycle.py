@@ -8,7 +8,7 @@ import pytest
 
 from config import ConfigError, load_environment
 from config.models import CI_TAG_PREFIX, ImageConfig
-from constructs_lib.registry import lifecycle_may_expire
+from constructs_lib.delivery.registry import lifecycle_may_expire
 from tests.conftest import resources_of
 
 OLD_RULES = [

@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from app import build
 from config import CONFIG_DIR
 from config.models import EnvironmentConfig
-from constructs_lib.reference_fingerprint import create_only_paths, create_only_properties
+from constructs_lib.common.reference_fingerprint import create_only_paths, create_only_properties
 from tests.conftest import cdk_context
 from tests.infra.test_template_identity import templates_by_stack_name
 

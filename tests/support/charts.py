@@ -27,8 +27,8 @@ from k8s_charts import names
 Manifest = dict[str, Any]
 
 # Copies of ../shared/crds kept in the repo: the pipeline builds from the repository alone.
-CRD_DIR = Path(__file__).resolve().parent / "crds"
-SHARED_CRD_DIR = Path(__file__).resolve().parents[2] / "shared" / "crds"
+CRD_DIR = Path(__file__).resolve().parents[2] / "k8s_charts" / "crds"
+SHARED_CRD_DIR = Path(__file__).resolve().parents[3] / "shared" / "crds"
 # The kubectl handler receives the manifest inside an async Lambda payload (256 KiB).
 KUBECTL_PAYLOAD_LIMIT = 262_144
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job")

@@ -71,6 +71,9 @@ MIN_PROD_ENDPOINT_PREFIX = {4: 16, 6: 48}
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0"})
 # Lambda refuses a reservation that leaves fewer than this many units of the account's concurrency unreserved.
 UNRESERVED_CONCURRENCY = 100
+# The employee service's resource path: the gateway routes it to the Lambda, the restricted routes guard
+# parts of it, and the Lambda (bundled on its own, lambda_handlers/employee/app.py) serves it.
+EMPLOYEES_PATH = "/api/employees"
 
 AccountId = Annotated[str, StringConstraints(pattern=r"^\d{12}$")]
 Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$", max_length=254)]
@@ -427,8 +430,8 @@ class ApiConfig(Strict):
     restricted_routes: list[RestrictedRoute] = [
         RestrictedRoute(method="DELETE", path="/api/approvals", groups=["admin"]),
         # The employee Lambda checks these too (managers may delete employees and adjust balances).
-        RestrictedRoute(method="DELETE", path="/api/employees/{proxy+}", groups=["admin", "manager"]),
-        RestrictedRoute(method="PUT", path="/api/employees/{id}/leave-balance", groups=["admin", "manager"]),
+        RestrictedRoute(method="DELETE", path=f"{EMPLOYEES_PATH}/{{proxy+}}", groups=["admin", "manager"]),
+        RestrictedRoute(method="PUT", path=f"{EMPLOYEES_PATH}/{{id}}/leave-balance", groups=["admin", "manager"]),
     ]
 
     @model_validator(mode="after")
@@ -489,7 +492,7 @@ class EmployeeFunctionConfig(Strict):
     timeout_seconds: int = Field(default=10, ge=1, le=29)
     # The gateway routes to the Lambda; it keeps the /api prefix (the real employee service's context path).
     routes: list[RouteConfig] = [
-        RouteConfig(path="/api/employees"),
+        RouteConfig(path=EMPLOYEES_PATH),
         RouteConfig(path="/api/attendance"),
         RouteConfig(path="/api/quests"),
         RouteConfig(path="/api/leaves"),
@@ -688,16 +691,32 @@ class EnvironmentConfig(Strict):
         return self
 
     @property
+    def resource_prefix(self) -> str:
+        """`{project}-{env}`: the one stem of every name a human looks up (stacks, cluster, namespace, alarms,
+        dashboard, pipeline steps' stack names)."""
+        return f"{self.project}-{self.name}"
+
+    @property
+    def secret_prefix(self) -> str:
+        """`{project}/{env}`: every Secrets Manager name of this environment starts with it, and the External
+        Secrets role may read exactly `{secret_prefix}/*`."""
+        return f"{self.project}/{self.name}"
+
+    def secret_name(self, *parts: str) -> str:
+        """A Secrets Manager name under this environment's prefix, e.g. secret_name("mysql") = erp/dev/mysql."""
+        return "/".join([self.secret_prefix, *parts])
+
+    @property
     def application_log_group(self) -> str:
-        return self.observability.application_log_group or f"/aws/eks/{self.project}-{self.name}/application"
+        return self.observability.application_log_group or f"/aws/eks/{self.resource_prefix}/application"
 
     @property
     def cluster_name(self) -> str:
-        return f"{self.project}-{self.name}"
+        return self.resource_prefix
 
     @property
     def namespace(self) -> str:
-        return f"{self.project}-{self.name}"
+        return self.resource_prefix
 
     @property
     def stage_id(self) -> str:

@@ -32,7 +32,7 @@ def service_secret_data(
         if arn is None:
             raise ValueError(
                 f"services[{service.name}] uses mysql but PlatformValues.mysql_secret_arns has no entry for it "
-                f"(its own user's secret {env.project}/{env.name}/mysql/{service.name})"
+                f"(its own user's secret {env.secret_name('mysql', service.name)})"
             )
         data[names.DB_USERNAME_KEY] = (arn, RDS_USERNAME_FIELD)
         data[names.DB_PASSWORD_KEY] = (arn, RDS_PASSWORD_FIELD)

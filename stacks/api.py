@@ -35,7 +35,7 @@ class ApiStack(Stack):
         **kwargs,
     ) -> None:
         super().__init__(scope, id, **kwargs)
-        name = f"{config.project}-{config.name}"
+        name = config.resource_prefix
         log_retention_days = config.observability.log_retention_days
 
         self.nlb = ServiceNlb(self, "ServiceNlb", vpc=vpc, services=config.services, network=config.network)
@@ -104,5 +104,5 @@ class ApiStack(Stack):
         # exported by name: split in the consuming stack, cfn-lint rejects Fn::Split over Fn::GetStackOutput.
         self.employee_function_url_host = self.export_value(
             Fn.select(2, Fn.split("/", self.employees.internal_url.url)),
-            name=f"{config.project}-{config.name}-employee-function-url-host",
+            name=f"{config.resource_prefix}-employee-function-url-host",
         )

@@ -18,7 +18,7 @@ class AuthStack(Stack):
             config=config.auth,
             production=config.production,
             # Cognito domain prefixes are global per region: the account id keeps ours unique.
-            domain_prefix=f"{config.project}-{config.name}-{config.account}",
+            domain_prefix=f"{config.resource_prefix}-{config.account}",
             log_retention_days=config.observability.log_retention_days,
             project=config.project,
         )

@@ -12,6 +12,7 @@ from constructs_lib.data.cache import CACHE_PORT, ErpCache
 from constructs_lib.data.database import MYSQL_PORT, ErpDatabase
 from constructs_lib.data.database_users import DatabaseUsers
 from constructs_lib.data.mongodb import MongoDbUriSecret
+from k8s_charts import names
 
 EMPLOYEE_DB_USER = "employee_app"
 
@@ -19,14 +20,13 @@ EMPLOYEE_DB_USER = "employee_app"
 class DataStack(Stack):
     def __init__(self, scope: Construct, id: str, *, config: EnvironmentConfig, vpc: ec2.IVpc, **kwargs) -> None:
         super().__init__(scope, id, termination_protection=config.production, **kwargs)
-        prefix = f"{config.project}/{config.name}"
         self.database = ErpDatabase(
             self,
             "Database",
             vpc=vpc,
             config=config.database,
             production=config.production,
-            secret_name=f"{prefix}/mysql",
+            secret_name=config.secret_name("mysql"),
         )
         # One MySQL user per consumer (DML unless it owns a schema), plus the migrations, run on deploy.
         self.database_users = DatabaseUsers(
@@ -35,7 +35,7 @@ class DataStack(Stack):
             database=self.database,
             vpc=vpc,
             database_name=config.database.database_name,
-            secret_prefix=f"{prefix}/mysql",
+            secret_prefix=config.secret_name("mysql"),
             consumers={EMPLOYEE_DB_USER: "DML"},
             rotation_days=config.database.rotation_days,
             log_retention_days=config.observability.log_retention_days,
@@ -47,10 +47,12 @@ class DataStack(Stack):
             vpc=vpc,
             config=config.cache,
             production=config.production,
-            secret_name=f"{prefix}/cache",
+            secret_name=config.secret_name("cache"),
             log_retention_days=config.observability.log_retention_days,
         )
-        self.mongodb = MongoDbUriSecret(self, "MongoDb", secret_name=f"{prefix}/mongodb", production=config.production)
+        self.mongodb = MongoDbUriSecret(
+            self, "MongoDb", secret_name=names.mongodb_secret_name(config), production=config.production
+        )
         EnvParameters(
             self,
             "Parameters",

@@ -44,7 +44,7 @@ class ObservabilityStack(Stack):
         **kwargs,
     ) -> None:
         super().__init__(scope, id, **kwargs)
-        name = f"{config.project}-{config.name}"
+        name = config.resource_prefix
         # The ONE name Fluent Bit writes to and the error alarms read (config.application_log_group).
         self.application_log_group = logs.LogGroup(
             self,

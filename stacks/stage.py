@@ -23,7 +23,7 @@ class ErpStage(Stage):
 
         def name(kind: str) -> str:
             # Humans look stacks up by name in the console: make it predictable.
-            return f"{config.project}-{config.name}-{kind}"
+            return f"{config.resource_prefix}-{kind}"
 
         self.network = NetworkStack(self, "Network", config=config, stack_name=name("network"))
         self.data = DataStack(self, "Data", config=config, vpc=self.network.vpc, stack_name=name("data"))

@@ -132,7 +132,7 @@ class ErpControllers(Construct):
                         stack.format_arn(
                             service="secretsmanager",
                             resource="secret",
-                            resource_name=f"{config.project}/{config.name}/*",
+                            resource_name=f"{config.secret_prefix}/*",
                             arn_format=ArnFormat.COLON_RESOURCE_NAME,
                         )
                     ],
@@ -141,7 +141,7 @@ class ErpControllers(Construct):
         )
         acknowledge(
             secrets_identity.role,
-            f"AwsSolutions-IAM5[Resource::arn:aws:secretsmanager:{stack.region}:{stack.account}:secret:{config.project}/{config.name}/*]",
+            f"AwsSolutions-IAM5[Resource::arn:aws:secretsmanager:{stack.region}:{stack.account}:secret:{config.secret_prefix}/*]",
             "Reads only this environment's secrets (erp/{env}/*); their ARNs end in a random suffix.",
         )
         self.external_secrets = eks.HelmChart(

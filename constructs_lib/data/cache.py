@@ -15,9 +15,10 @@ from config.models import CacheConfig
 from constructs_lib.common.nag import acknowledge
 from constructs_lib.common.policies import retain_fixed_name
 from constructs_lib.common.python_function import PythonFunction
+from k8s_charts import names
 
-CACHE_PORT = 6379
-AUTH_TOKEN_KEY = "authToken"
+CACHE_PORT = names.REDIS_PORT  # one source: k8s_charts/names
+AUTH_TOKEN_KEY = names.CACHE_SECRET_JSON_KEY
 ROTATION_DIR = Path(__file__).resolve().parents[2] / "lambda_handlers" / "cache_rotation"
 
 

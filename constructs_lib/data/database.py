@@ -10,8 +10,9 @@ from constructs import Construct
 from config.models import DatabaseConfig
 from constructs_lib.common.nag import acknowledge, acknowledge_log_retention
 from constructs_lib.common.policies import data_removal, retention
+from k8s_charts import names
 
-MYSQL_PORT = 3306
+MYSQL_PORT = names.MYSQL_PORT  # one source: k8s_charts/names (NetworkPolicy ports cannot be tokens)
 
 
 class ErpDatabase(Construct):

@@ -17,8 +17,9 @@ from constructs import Construct
 
 from constructs_lib.common.nag import acknowledge
 from constructs_lib.common.policies import retain_fixed_name
+from k8s_charts import names
 
-URI_KEY = "uri"  # k8s_charts.names.MONGODB_SECRET_JSON_KEY
+URI_KEY = names.MONGODB_SECRET_JSON_KEY
 PLACEHOLDER_KEY = "placeholder"
 
 

@@ -90,7 +90,7 @@ def smoke_test_step(
             "-m",
             "tools.smoke_check",
             "--stack",
-            f"{config.project}-{config.name}-api",
+            f"{config.resource_prefix}-api",
             "--region",
             config.region,
             "--max-wait",
@@ -128,7 +128,7 @@ def awake_check_step(*, config: EnvironmentConfig, source: pipelines.IFileSetPro
             "--region",
             config.region,
             "--scheduler-stack",
-            f"{config.project}-{config.name}-cluster",
+            f"{config.resource_prefix}-cluster",
         ]
     )
     return pipelines.CodeBuildStep(

@@ -25,14 +25,13 @@ from config.models import EnvironmentConfig
 from constructs_lib.common.reference_fingerprint import fingerprint
 from constructs_lib.observability import container_insights
 from constructs_lib.observability.log_metrics import ErrorLineMetrics
-from constructs_lib.observability.metrics import cache_metric, percent_of, target_group_metric
+from constructs_lib.observability.metrics import FIVE_MINUTES, cache_metric, percent_of, target_group_metric
 
 GTE = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
 LT = cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD
 QUIET = cloudwatch.TreatMissingData.NOT_BREACHING
 DOWN = cloudwatch.TreatMissingData.BREACHING
 HOLD = cloudwatch.TreatMissingData.IGNORE
-FIVE_MINUTES = Duration.minutes(5)
 GIB = 1024**3
 
 
@@ -55,7 +54,7 @@ class PlatformAlarms(Construct):
         target_groups: Mapping[str, elbv2.NetworkTargetGroup],
     ) -> None:
         super().__init__(scope, id)
-        self._prefix = f"{env.project}-{env.name}"
+        self._prefix = env.resource_prefix
         self._action = action
         self.alarms: list[cloudwatch.Alarm] = []
         self._application(env, errors)

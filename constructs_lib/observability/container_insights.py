@@ -17,13 +17,13 @@ from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 
 from config.models import EnvironmentConfig
+from constructs_lib.observability.metrics import FIVE_MINUTES
 from k8s_charts import names
 
 NAMESPACE = "ContainerInsights"
 RESTARTS = "pod_number_of_container_restarts"
 CPU = "pod_cpu_utilization"
 MEMORY = "pod_memory_utilization"
-FIVE_MINUTES = Duration.minutes(5)
 
 
 def kafka_pods(env: EnvironmentConfig) -> list[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from aws_cdk import Duration
 from aws_cdk import aws_apigatewayv2 as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
@@ -15,9 +14,8 @@ from constructs import Construct
 from config.models import EnvironmentConfig
 from constructs_lib.observability import container_insights as ci
 from constructs_lib.observability.log_metrics import PLAIN_TEXT_ERROR_REGEX, ErrorLineMetrics
-from constructs_lib.observability.metrics import cache_metric, target_group_metric
+from constructs_lib.observability.metrics import FIVE_MINUTES, cache_metric, target_group_metric
 
-FIVE_MINUTES = Duration.minutes(5)
 SUM = cloudwatch.Stats.SUM
 FULL, HALF, THIRD = 24, 12, 8
 MAX_ALARMS_PER_WIDGET = 100
@@ -60,7 +58,7 @@ class PlatformDashboard(Construct):
         cache_node_ids: list[str],
     ) -> None:
         super().__init__(scope, id)
-        self.dashboard_name = f"{env.project}-{env.name}"
+        self.dashboard_name = env.resource_prefix
         sum5 = {"statistic": SUM, "period": FIVE_MINUTES}
         services = [s.name for s in env.services]
         insights_note = (

@@ -32,10 +32,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_logs as logs
 from constructs import Construct
+
+from constructs_lib.observability.metrics import FIVE_MINUTES
 
 # Leading ISO date, the rest of the timestamp, then the level token. CloudWatch regexes allow no
 # spaces or parentheses: \s stands in for the space, and there is no group to alternate in.
@@ -44,7 +45,6 @@ ERROR_PATTERN = f'{{ $.level = "ERROR" || $.log = %{PLAIN_TEXT_ERROR_REGEX}% }}'
 TOTAL_METRIC = "ErrorLines"
 CONTAINER_DIMENSION = "Container"
 CONTAINER_FIELD = "$.kubernetes.container_name"
-FIVE_MINUTES = Duration.minutes(5)
 
 
 @dataclass(frozen=True)

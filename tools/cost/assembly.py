@@ -57,7 +57,7 @@ def _resources(stack: str, template: dict, folder: Path, prefix: str = "") -> It
 
 
 def _selected(name: str, env: EnvironmentConfig, include_pipeline: bool) -> bool:
-    return name.startswith(f"{env.project}-{env.name}-") or (include_pipeline and bool(PIPELINE_STACK.search(name)))
+    return name.startswith(f"{env.resource_prefix}-") or (include_pipeline and bool(PIPELINE_STACK.search(name)))
 
 
 def estimate(

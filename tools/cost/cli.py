@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(compare(graviton_what_if(head), head))
         return 0
     if not head.stacks:
-        print(f"no stacks named {env.project}-{env.name}-* in {args.cdk_out}: synthesize first", file=sys.stderr)
+        print(f"no stacks named {env.resource_prefix}-* in {args.cdk_out}: synthesize first", file=sys.stderr)
         return 1
     render = {"text": to_text, "markdown": to_markdown, "json": to_json}[args.format]
     sys.stdout.write(render(head))

@@ -1,7 +1,7 @@
 """Every production rule, broken one at a time in a copy of config/prod.yaml (issue 12 item 9).
 
 Each case must fail with one line naming the file, the field and the rule; the same change in dev.yaml
-(where it is a rule of production only) must load. Deleting any rule from config/models.py fails its case.
+(where it is a rule of production only) must load. Deleting any rule from config/models.py or config/sections.py fails its case.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Every value that differs between environments lives in ``config/<env>.yaml`` and
 is validated here, so a typo or an unsafe production setting fails synth before
 anything reaches CloudFormation. This module holds the whole environment and the toolchain, and the
 rules that span sections; config/sections.py holds one model per section, config/base.py the shared
-types and limits. Import any of them from here.
+types and limits.
 """
 
 from __future__ import annotations
@@ -22,21 +22,11 @@ from pydantic import (
 )
 
 from config.base import (
-    CI_TAG_PREFIX,
-    EMPLOYEES_PATH,
-    HHMM,
-    LOG_RETENTION_DAYS,
     LOOPBACK_HOSTS,
     MIN_PROD_ENDPOINT_PREFIX,
-    SUPPORTED_KUBERNETES,
-    SUPPORTED_MYSQL,
-    UNRESERVED_CONCURRENCY,
     AccountId,
     Email,
-    IamRoleArn,
     K8sName,
-    Quantity,
-    RetentionDays,
     Strict,
 )
 from config.hosting import (
@@ -52,21 +42,12 @@ from config.sections import (
     ClusterConfig,
     DatabaseConfig,
     EmployeeFunctionConfig,
-    GroupName,
-    HelmVersions,
-    ImageConfig,
     KafkaConfig,
-    KafkaTopic,
-    NatConfig,
     NetworkConfig,
-    NodeGroupConfig,
     ObservabilityConfig,
     RegistryConfig,
     ScheduleConfig,
     ServiceConfig,
-    SubnetMasks,
-    Taint,
-    Thresholds,
     UsageAssumptions,
 )
 
@@ -293,48 +274,3 @@ class ToolchainConfig(Strict):
         ]
         | None
     ) = None
-
-
-# config.models stays the one import for every model and limit (base.py and sections.py hold them).
-__all__ = [
-    "AccountId",
-    "ApiConfig",
-    "AuthConfig",
-    "CI_TAG_PREFIX",
-    "CacheConfig",
-    "ClusterConfig",
-    "DatabaseConfig",
-    "EMPLOYEES_PATH",
-    "Email",
-    "EmployeeFunctionConfig",
-    "EnvironmentConfig",
-    "GroupName",
-    "HHMM",
-    "HelmVersions",
-    "IamRoleArn",
-    "ImageConfig",
-    "K8sName",
-    "KafkaConfig",
-    "KafkaTopic",
-    "LOG_RETENTION_DAYS",
-    "LOOPBACK_HOSTS",
-    "MIN_PROD_ENDPOINT_PREFIX",
-    "NatConfig",
-    "NetworkConfig",
-    "NodeGroupConfig",
-    "ObservabilityConfig",
-    "Quantity",
-    "RegistryConfig",
-    "RetentionDays",
-    "SUPPORTED_KUBERNETES",
-    "SUPPORTED_MYSQL",
-    "ScheduleConfig",
-    "ServiceConfig",
-    "Strict",
-    "SubnetMasks",
-    "Taint",
-    "Thresholds",
-    "ToolchainConfig",
-    "UNRESERVED_CONCURRENCY",
-    "UsageAssumptions",
-]

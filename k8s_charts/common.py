@@ -13,7 +13,8 @@ from cdk8s import ApiObject, ApiObjectMetadata, App, Chart, JsonPatch
 from cdk8s_plus_27 import k8s
 from constructs import Construct
 
-from config.models import EnvironmentConfig, NodeGroupConfig, ServiceConfig
+from config.models import EnvironmentConfig
+from config.sections import NodeGroupConfig, ServiceConfig
 from k8s_charts import names
 
 NAME_LABEL = "app.kubernetes.io/name"

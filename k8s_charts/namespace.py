@@ -6,7 +6,8 @@ from cdk8s import ApiObjectMetadata
 from cdk8s_plus_27 import Namespace, k8s
 from constructs import Construct
 
-from config.models import EnvironmentConfig, ServiceConfig
+from config.models import EnvironmentConfig
+from config.sections import ServiceConfig
 from k8s_charts import names
 from k8s_charts.common import (
     NAME_LABEL,

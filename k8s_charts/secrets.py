@@ -5,7 +5,8 @@ from __future__ import annotations
 from cdk8s import ApiObjectMetadata
 from constructs import Construct
 
-from config.models import EnvironmentConfig, ServiceConfig
+from config.models import EnvironmentConfig
+from config.sections import ServiceConfig
 from k8s_charts import names
 from k8s_charts.common import custom_resource
 from k8s_charts.values import PlatformValues

@@ -9,7 +9,8 @@ from cdk8s_plus_27 import Pods, Service, ServiceAccount, ServicePort, k8s
 from constructs import Construct
 
 from config.hosting import HealthCheckConfig, topic_variable, url_variable
-from config.models import EnvironmentConfig, ServiceConfig
+from config.models import EnvironmentConfig
+from config.sections import ServiceConfig
 from k8s_charts import names
 from k8s_charts.common import (
     API_COMPONENT,

@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from config import CONFIG_DIR
-from config.models import EMPLOYEES_PATH
+from config.base import EMPLOYEES_PATH
 
 FIRST_PORT = 8101
 

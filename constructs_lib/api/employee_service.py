@@ -11,8 +11,9 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from config.models import AuthConfig, EmployeeFunctionConfig
+from config.sections import AuthConfig, EmployeeFunctionConfig
 from constructs_lib.common.python_function import PythonFunction
+from constructs_lib.common.security_groups import lambda_security_group
 from constructs_lib.data.database import MYSQL_PORT
 
 CODE_DIR = Path(__file__).resolve().parents[2] / "lambda_handlers" / "employee"
@@ -44,14 +45,12 @@ class EmployeeService(Construct):
         production: bool,
     ) -> None:
         super().__init__(scope, id)
-        self.security_group = ec2.SecurityGroup(
+        self.security_group = lambda_security_group(
             self,
             "SecurityGroup",
             vpc=vpc,
             description="Employee Lambda: HTTPS out (AWS APIs) and MySQL to the database only",
-            allow_all_outbound=False,
         )
-        self.security_group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "AWS APIs (Secrets Manager)")
         self.service = PythonFunction(
             self,
             "Service",

@@ -25,10 +25,11 @@ from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from config.models import ApiConfig
+from config.sections import ApiConfig
 from constructs_lib.common.nag import acknowledge
 from constructs_lib.common.policies import log_removal, retention
 from constructs_lib.common.python_function import PythonFunction
+from constructs_lib.common.security_groups import closed_security_group
 
 CORS_METHODS = [
     apigw.CorsHttpMethod.GET,
@@ -130,12 +131,8 @@ class ErpHttpApi(Construct):
         self.authorizer = authorizers.HttpUserPoolAuthorizer(
             "CognitoJwt", user_pool, user_pool_clients=[user_pool_client]
         )
-        self.vpc_link_security_group = ec2.SecurityGroup(
-            self,
-            "VpcLinkSecurityGroup",
-            vpc=vpc,
-            description="HTTP API VPC Link: sends only to the service NLB",
-            allow_all_outbound=False,
+        self.vpc_link_security_group = closed_security_group(
+            self, "VpcLinkSecurityGroup", vpc=vpc, description="HTTP API VPC Link: sends only to the service NLB"
         )
         self.vpc_link = apigw.VpcLink(
             self,

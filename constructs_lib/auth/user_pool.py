@@ -14,7 +14,7 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_cognito as cognito
 from constructs import Construct
 
-from config.models import AuthConfig
+from config.sections import AuthConfig
 from constructs_lib.auth.waf import UserPoolRateLimit
 from constructs_lib.common.nag import acknowledge
 from constructs_lib.common.python_function import PythonFunction

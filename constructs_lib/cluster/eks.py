@@ -11,7 +11,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from config.models import SUPPORTED_KUBERNETES, EnvironmentConfig
+from config.base import SUPPORTED_KUBERNETES
+from config.models import EnvironmentConfig
 from constructs_lib.common.nag import acknowledge
 from constructs_lib.common.policies import log_removal, retention
 

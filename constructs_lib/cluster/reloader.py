@@ -7,15 +7,18 @@ comes from Docker Hub through the stage's ECR pull-through cache (k8s_charts/ima
 
 from __future__ import annotations
 
-from aws_cdk import Duration
 from aws_cdk import aws_eks as eks
 from constructs import Construct
 
 from config.models import EnvironmentConfig
+from constructs_lib.cluster.helm_addon import HelmAddon, install
 from k8s_charts.images import RELOADER, registry_host
 
 NAMESPACE = "reloader"
 CHART_REPOSITORY = "https://stakater.github.io/stakater-charts"
+ADDON = HelmAddon(
+    chart="reloader", repository=CHART_REPOSITORY, release="reloader", namespace=NAMESPACE, create_namespace=True
+)
 
 
 def reloader_values(config: EnvironmentConfig) -> dict:
@@ -52,20 +55,15 @@ class Reloader(Construct):
         self, scope: Construct, id: str, *, cluster: eks.ICluster, config: EnvironmentConfig, after: list[Construct]
     ) -> None:
         super().__init__(scope, id)
-        self.chart = eks.HelmChart(
+        # aws_eks.HelmChart (v1), as the Reloader was first released; the controllers use aws_eks_v2.
+        self.chart = install(
             self,
             "Chart",
+            addon=ADDON,
             cluster=cluster,
-            chart="reloader",
-            repository=CHART_REPOSITORY,
+            config=config,
             version=config.cluster.helm.reloader,
-            release="reloader",
-            namespace=NAMESPACE,
-            create_namespace=True,
-            # Like the other releases: no --wait where the stage sleeps (no nodes to run the pod at night).
-            wait=config.schedule is None,
-            timeout=Duration.minutes(10),
             values=reloader_values(config),
+            after=after,  # e.g. the node groups: nothing can start before a node exists
+            helm_chart=eks.HelmChart,
         )
-        for dependency in after:  # e.g. the node groups: nothing can start before a node exists
-            self.chart.node.add_dependency(dependency)

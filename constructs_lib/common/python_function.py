@@ -35,6 +35,16 @@ CACHE_ROOT = Path(__file__).resolve().parents[2] / ".build" / "lambda"
 RECIPE_VERSION = "2"
 # What a function folder contributes besides its dependencies: code, SQL migrations, CA bundles.
 BUNDLED_SUFFIXES = (".py", ".sql", ".pem")
+# What a function in a VPC needs for its network interfaces (AWSLambdaVPCAccessExecutionRole without the
+# logs actions); EC2 has no resource-level permissions for them.
+VPC_NETWORK_INTERFACE_ACTIONS = (
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+)
 
 
 def source_hash(entry: Path) -> str:
@@ -189,19 +199,7 @@ class PythonFunction(Construct):
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
         self.log_group.grant_write(self.role)
         if vpc is not None:
-            self.role.add_to_policy(
-                iam.PolicyStatement(
-                    actions=[
-                        "ec2:CreateNetworkInterface",
-                        "ec2:DescribeNetworkInterfaces",
-                        "ec2:DescribeSubnets",
-                        "ec2:DeleteNetworkInterface",
-                        "ec2:AssignPrivateIpAddresses",
-                        "ec2:UnassignPrivateIpAddresses",
-                    ],
-                    resources=["*"],
-                )
-            )
+            self.role.add_to_policy(iam.PolicyStatement(actions=list(VPC_NETWORK_INTERFACE_ACTIONS), resources=["*"]))
         self.function = lambda_.Function(
             self,
             "Function",

@@ -11,10 +11,11 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from config.models import CacheConfig
+from config.sections import CacheConfig
 from constructs_lib.common.nag import acknowledge
 from constructs_lib.common.policies import retain_fixed_name
 from constructs_lib.common.python_function import PythonFunction
+from constructs_lib.common.security_groups import closed_security_group
 from k8s_charts import names
 
 CACHE_PORT = names.REDIS_PORT  # one source: k8s_charts/names
@@ -37,8 +38,8 @@ class ErpCache(Construct):
         log_retention_days: int = 30,
     ) -> None:
         super().__init__(scope, id)
-        self.security_group = ec2.SecurityGroup(
-            self, "SecurityGroup", vpc=vpc, description="Cache: admits only named callers", allow_all_outbound=False
+        self.security_group = closed_security_group(
+            self, "SecurityGroup", vpc=vpc, description="Cache: admits only named callers"
         )
         self.secret = secretsmanager.Secret(
             self,

@@ -7,9 +7,10 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_rds as rds
 from constructs import Construct
 
-from config.models import DatabaseConfig
+from config.sections import DatabaseConfig
 from constructs_lib.common.nag import acknowledge, acknowledge_log_retention
 from constructs_lib.common.policies import data_removal, retention
+from constructs_lib.common.security_groups import closed_security_group
 from k8s_charts import names
 
 MYSQL_PORT = names.MYSQL_PORT  # one source: k8s_charts/names (NetworkPolicy ports cannot be tokens)
@@ -31,8 +32,8 @@ class ErpDatabase(Construct):
         super().__init__(scope, id)
         major = ".".join(config.engine_version.split(".")[:2])
         engine = rds.DatabaseInstanceEngine.mysql(version=rds.MysqlEngineVersion.of(config.engine_version, major))
-        self.security_group = ec2.SecurityGroup(
-            self, "SecurityGroup", vpc=vpc, description="MySQL: admits only named callers", allow_all_outbound=False
+        self.security_group = closed_security_group(
+            self, "SecurityGroup", vpc=vpc, description="MySQL: admits only named callers"
         )
         parameters = rds.ParameterGroup(
             self,

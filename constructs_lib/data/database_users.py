@@ -28,6 +28,7 @@ from constructs import Construct
 from constructs_lib.common.nag import acknowledge
 from constructs_lib.common.policies import retain_fixed_name
 from constructs_lib.common.python_function import PythonFunction
+from constructs_lib.common.security_groups import lambda_security_group
 from constructs_lib.data.database import ErpDatabase
 
 MIGRATE_DIR = Path(__file__).resolve().parents[2] / "lambda_handlers" / "db_migrate"
@@ -60,14 +61,12 @@ class DatabaseUsers(Construct):
         self._production = production
         self._consumers: dict[str, tuple[str, secretsmanager.ISecret]] = {}
 
-        self.security_group = ec2.SecurityGroup(
+        self.security_group = lambda_security_group(
             self,
             "MigratorSecurityGroup",
             vpc=vpc,
             description="DB migration Lambda: HTTPS out (Secrets Manager) and MySQL to the database only",
-            allow_all_outbound=False,
         )
-        self.security_group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "AWS APIs (Secrets Manager)")
         self.migrator = PythonFunction(
             self,
             "Migrator",

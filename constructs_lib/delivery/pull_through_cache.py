@@ -14,7 +14,7 @@ from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from config.models import RegistryConfig
+from config.sections import RegistryConfig
 from constructs_lib.common.nag import acknowledge
 from k8s_charts.images import DOCKER_HUB_PREFIX, ECR_PUBLIC_PREFIX, UPSTREAMS
 

@@ -11,7 +11,9 @@ from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecr_assets as ecr_assets
 from constructs import Construct
 
-from config.models import CI_TAG_PREFIX, EnvironmentConfig, ServiceConfig
+from config.base import CI_TAG_PREFIX
+from config.models import EnvironmentConfig
+from config.sections import ServiceConfig
 from constructs_lib.common.policies import retain_fixed_name
 from k8s_charts.images import third_party_images
 

@@ -12,8 +12,9 @@ from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from constructs import Construct
 
 from config.hosting import nlb_private_ips, private_subnet_cidrs
-from config.models import NetworkConfig, ServiceConfig
+from config.sections import NetworkConfig, ServiceConfig
 from constructs_lib.common.nag import acknowledge
+from constructs_lib.common.security_groups import closed_security_group
 
 
 def health_check(service: ServiceConfig) -> elbv2.HealthCheck:
@@ -40,12 +41,11 @@ class ServiceNlb(Construct):
         self.private_ips = nlb_private_ips(network)
         targets = private_subnet_cidrs(network)
         self._ports = [ec2.Port.tcp(service.port) for service in services]
-        self.security_group = ec2.SecurityGroup(
+        self.security_group = closed_security_group(
             self,
             "SecurityGroup",
             vpc=vpc,
             description="Service NLB: admits the HTTP API VPC Link; sends only to pods on service ports",
-            allow_all_outbound=False,
         )
         for service in services:
             # Targets are pod IPs, which the VPC CNI takes from the private subnets (where the nodes are);

@@ -7,7 +7,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from config.models import NetworkConfig
+from config.sections import NetworkConfig
 from constructs_lib.common.nag import acknowledge
 from constructs_lib.common.policies import log_removal, retention
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,13 +14,6 @@ import yaml
 from config import CONFIG_DIR, ConfigError, environment_names, load_environment, load_toolchain
 
 REPO = CONFIG_DIR.parent
-
-
-@pytest.fixture
-def config_dir(tmp_path: Path) -> Path:
-    for path in CONFIG_DIR.glob("*.yaml"):
-        shutil.copy(path, tmp_path / path.name)
-    return tmp_path
 
 
 def edit(config_dir: Path, env: str, dotted: str, value=None, *, delete: bool = False) -> None:

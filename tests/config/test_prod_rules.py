@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from config import load_environment
-from tests.config.test_config import config_dir, edit, error_of  # noqa: F401  (fixture)
+from tests.config.test_config import edit, error_of
 
 # (dotted field, bad value (None = delete it), the one-line error's tail)
 PROD_RULES = [
@@ -61,12 +61,12 @@ PROD_RULES = [
 ]
 
 
-def _break(config_dir, env, field, value):  # noqa: F811
+def _break(config_dir, env, field, value):
     edit(config_dir, env, field, value, delete=value is None)
 
 
 @pytest.mark.parametrize(("field", "value", "expected"), PROD_RULES, ids=[f"{r[0]}={r[1]!r}" for r in PROD_RULES])
-def test_each_prod_rule_rejects_its_break(config_dir, field, value, expected):  # noqa: F811
+def test_each_prod_rule_rejects_its_break(config_dir, field, value, expected):
     _break(config_dir, "prod", field, value)
     message = error_of(config_dir, "prod")
     assert message.startswith(f"{config_dir.name}/prod.yaml: ") or "prod.yaml: " in message
@@ -89,6 +89,6 @@ def test_committed_prod_passes_every_rule():
         ("database.deletion_protection", False),
     ],
 )
-def test_the_same_settings_are_allowed_outside_production(config_dir, field, value):  # noqa: F811
+def test_the_same_settings_are_allowed_outside_production(config_dir, field, value):
     edit(config_dir, "dev", field, value)
     load_environment("dev", config_dir)

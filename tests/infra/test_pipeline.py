@@ -8,7 +8,7 @@ import re
 import pytest
 
 from config import load_environment, load_toolchain
-from config.models import CI_TAG_PREFIX
+from config.base import CI_TAG_PREFIX
 from constructs_lib.api.routes import smoke_paths
 from tests.conftest import REPO, resources_of
 

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from config import load_environment
-from config.models import EMPLOYEES_PATH
+from config.base import EMPLOYEES_PATH
 from constructs_lib.data import cache, database, mongodb
 from k8s_charts import names
 

@@ -26,6 +26,7 @@ from constructs_lib.common.reference_fingerprint import fingerprint
 from constructs_lib.observability import container_insights
 from constructs_lib.observability.log_metrics import ErrorLineMetrics
 from constructs_lib.observability.metrics import FIVE_MINUTES, cache_metric, percent_of, target_group_metric
+from constructs_lib.observability.watched import Watched
 
 GTE = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
 LT = cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD
@@ -43,23 +44,18 @@ class PlatformAlarms(Construct):
         scope: Construct,
         id: str,
         *,
-        env: EnvironmentConfig,
+        config: EnvironmentConfig,
         action: cloudwatch.IAlarmAction,
-        errors: ErrorLineMetrics,
-        database: rds.IDatabaseInstance,
-        cache_node_ids: list[str],
-        http_api: apigw.IHttpApi,
-        function: lambda_.IFunction,
-        load_balancer: elbv2.NetworkLoadBalancer,
-        target_groups: Mapping[str, elbv2.NetworkTargetGroup],
+        watched: Watched,
     ) -> None:
         super().__init__(scope, id)
-        self._prefix = env.resource_prefix
+        self._prefix = config.resource_prefix
         self._action = action
         self.alarms: list[cloudwatch.Alarm] = []
-        self._application(env, errors)
-        self._api(env, http_api, function, load_balancer, target_groups)
-        self._data(env, database, cache_node_ids)
+        w = watched
+        self._application(config, w.errors)
+        self._api(config, w.http_api, w.function, w.load_balancer, w.target_groups)
+        self._data(config, w.database, w.cache_node_ids)
 
     def add(
         self,
@@ -91,21 +87,21 @@ class PlatformAlarms(Construct):
         self.alarms.append(alarm)
         return alarm
 
-    def _application(self, env: EnvironmentConfig, errors: ErrorLineMetrics) -> None:
-        t = env.observability.thresholds
+    def _application(self, config: EnvironmentConfig, errors: ErrorLineMetrics) -> None:
+        t = config.observability.thresholds
         self.add(
             "high-error-rate",
             metric=errors.total,
             threshold=t.application_errors_5m,
-            description=f"ERROR lines in {env.application_log_group} (every container of {env.namespace}), per 5 min",
+            description=f"ERROR lines in {config.application_log_group} (every container of {config.namespace}), per 5 min",
             missing=QUIET,
         )
-        if env.observability.container_insights:
+        if config.observability.container_insights:
             self.add(
                 "pod-restarts",
-                metric=container_insights.restarts_in_namespace(env, Duration.minutes(10)),
+                metric=container_insights.restarts_in_namespace(config, Duration.minutes(10)),
                 threshold=t.pod_restarts_10m,
-                description=f"Container restarts of every pod in namespace {env.namespace} (services, Kafka, X-Ray, ...), "
+                description=f"Container restarts of every pod in namespace {config.namespace} (services, Kafka, X-Ray, ...), "
                 "per 10 min",
                 missing=QUIET,
             )
@@ -113,13 +109,13 @@ class PlatformAlarms(Construct):
 
     def _api(
         self,
-        env: EnvironmentConfig,
+        config: EnvironmentConfig,
         http_api: apigw.IHttpApi,
         function: lambda_.IFunction,
         load_balancer: elbv2.NetworkLoadBalancer,
         target_groups: Mapping[str, elbv2.NetworkTargetGroup],
     ) -> None:
-        t = env.observability.thresholds
+        t = config.observability.thresholds
         sum5 = {"statistic": cloudwatch.Stats.SUM, "period": FIVE_MINUTES}
         self.add(
             "lambda-error-rate",
@@ -176,8 +172,8 @@ class PlatformAlarms(Construct):
                 evaluation_periods=3,
             )
 
-    def _data(self, env: EnvironmentConfig, database: rds.IDatabaseInstance, cache_node_ids: list[str]) -> None:
-        t = env.observability.thresholds
+    def _data(self, config: EnvironmentConfig, database: rds.IDatabaseInstance, cache_node_ids: list[str]) -> None:
+        t = config.observability.thresholds
         self.add(
             "rds-cpu",
             metric=database.metric_cpu_utilization(statistic=cloudwatch.Stats.AVERAGE, period=FIVE_MINUTES),

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
-from aws_cdk import aws_apigatewayv2 as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_elasticloadbalancingv2 as elbv2
-from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_rds as rds
 from constructs import Construct
 
 from config.models import EnvironmentConfig
 from constructs_lib.observability import container_insights as ci
-from constructs_lib.observability.log_metrics import PLAIN_TEXT_ERROR_REGEX, ErrorLineMetrics
+from constructs_lib.observability.log_metrics import PLAIN_TEXT_ERROR_REGEX
 from constructs_lib.observability.metrics import FIVE_MINUTES, cache_metric, target_group_metric
+from constructs_lib.observability.watched import Watched
 
 SUM = cloudwatch.Stats.SUM
 FULL, HALF, THIRD = 24, 12, 8
@@ -47,23 +44,20 @@ class PlatformDashboard(Construct):
         scope: Construct,
         id: str,
         *,
-        env: EnvironmentConfig,
+        config: EnvironmentConfig,
         alarms: Sequence[cloudwatch.IAlarm],
-        errors: ErrorLineMetrics,
-        http_api: apigw.IHttpApi,
-        function: lambda_.IFunction,
-        load_balancer: elbv2.NetworkLoadBalancer,
-        target_groups: Mapping[str, elbv2.NetworkTargetGroup],
-        database: rds.IDatabaseInstance,
-        cache_node_ids: list[str],
+        watched: Watched,
     ) -> None:
         super().__init__(scope, id)
-        self.dashboard_name = env.resource_prefix
+        errors, http_api, function = watched.errors, watched.http_api, watched.function
+        load_balancer, target_groups = watched.load_balancer, watched.target_groups
+        database, cache_node_ids = watched.database, watched.cache_node_ids
+        self.dashboard_name = config.resource_prefix
         sum5 = {"statistic": SUM, "period": FIVE_MINUTES}
-        services = [s.name for s in env.services]
+        services = [s.name for s in config.services]
         insights_note = (
             ""
-            if env.observability.container_insights
+            if config.observability.container_insights
             else " **Container Insights is off in this environment** (`observability.container_insights`): "
             "the pod CPU, memory, restart and Kafka graphs stay empty and there is no restart alarm."
         )
@@ -126,21 +120,21 @@ class PlatformDashboard(Construct):
             ),
         )
         self.dashboard.add_widgets(
-            _graph("Pod CPU (% of node)", [ci.pod_metric(ci.CPU, env=env, pod=s) for s in services]),
-            _graph("Pod memory (% of node)", [ci.pod_metric(ci.MEMORY, env=env, pod=s) for s in services]),
+            _graph("Pod CPU (% of node)", [ci.pod_metric(ci.CPU, env=config, pod=s) for s in services]),
+            _graph("Pod memory (% of node)", [ci.pod_metric(ci.MEMORY, env=config, pod=s) for s in services]),
             _graph(
                 "Container restarts (5 min)",
-                [ci.pod_metric(ci.RESTARTS, env=env, pod=s, statistic=SUM) for s in services],
+                [ci.pod_metric(ci.RESTARTS, env=config, pod=s, statistic=SUM) for s in services],
             ),
         )
         # Kafka: one PodName per broker (StatefulSet pods keep their names).
-        kafka = ci.kafka_pods(env)
+        kafka = ci.kafka_pods(config)
         self.dashboard.add_widgets(
-            _graph("Kafka broker CPU (% of node)", [ci.pod_metric(ci.CPU, env=env, pod=p) for p in kafka]),
-            _graph("Kafka broker memory (% of node)", [ci.pod_metric(ci.MEMORY, env=env, pod=p) for p in kafka]),
+            _graph("Kafka broker CPU (% of node)", [ci.pod_metric(ci.CPU, env=config, pod=p) for p in kafka]),
+            _graph("Kafka broker memory (% of node)", [ci.pod_metric(ci.MEMORY, env=config, pod=p) for p in kafka]),
             _graph(
                 "Kafka broker restarts (5 min)",
-                [ci.pod_metric(ci.RESTARTS, env=env, pod=p, statistic=SUM) for p in kafka],
+                [ci.pod_metric(ci.RESTARTS, env=config, pod=p, statistic=SUM) for p in kafka],
             ),
         )
         # Employee Lambda.
@@ -193,7 +187,7 @@ class PlatformDashboard(Construct):
         self.dashboard.add_widgets(
             cloudwatch.LogQueryWidget(
                 title="Latest ERROR lines",
-                log_group_names=[env.application_log_group],
+                log_group_names=[config.application_log_group],
                 query_lines=[
                     "fields @timestamp, kubernetes.container_name as container, kubernetes.pod_name as pod, "
                     "coalesce(message, log) as line",

@@ -199,30 +199,32 @@ class PlatformAlarms(Construct):
             evaluation_periods=2,
         )
         utilisation = {"node_ids": cache_node_ids, "combine": "MAX", "statistic": cloudwatch.Stats.AVERAGE}
-        self.add(
-            "cache-cpu",
-            metric=cache_metric("CPUUtilization", **utilisation),
-            threshold=t.cache_cpu_pct,
-            description="Cache host CPU (%, busiest node), 15 minutes running",
-            missing=QUIET,
-            evaluation_periods=3,
-        )
-        self.add(
-            "cache-engine-cpu",
-            metric=cache_metric("EngineCPUUtilization", **utilisation),
-            threshold=t.cache_cpu_pct,
-            description="Cache engine thread CPU (%, busiest node), 15 minutes running",
-            missing=QUIET,
-            evaluation_periods=3,
-        )
-        self.add(
-            "cache-memory",
-            metric=cache_metric("DatabaseMemoryUsagePercentage", **utilisation),
-            threshold=t.cache_memory_pct,
-            description="Cache memory used of maxmemory (%, fullest node), 10 minutes running",
-            missing=QUIET,
-            evaluation_periods=2,
-        )
+        # name, ElastiCache metric, threshold, what it says, five-minute periods running
+        for name, metric, threshold, what, periods in (
+            ("cache-cpu", "CPUUtilization", t.cache_cpu_pct, "Cache host CPU (%, busiest node)", 3),
+            (
+                "cache-engine-cpu",
+                "EngineCPUUtilization",
+                t.cache_cpu_pct,
+                "Cache engine thread CPU (%, busiest node)",
+                3,
+            ),
+            (
+                "cache-memory",
+                "DatabaseMemoryUsagePercentage",
+                t.cache_memory_pct,
+                "Cache memory used of maxmemory (%, fullest node)",
+                2,
+            ),
+        ):
+            self.add(
+                name,
+                metric=cache_metric(metric, **utilisation),
+                threshold=threshold,
+                description=f"{what}, {periods * 5} minutes running",
+                missing=QUIET,
+                evaluation_periods=periods,
+            )
         self.add(
             "cache-evictions",
             metric=cache_metric("Evictions", node_ids=cache_node_ids, combine="SUM", statistic=cloudwatch.Stats.SUM),

@@ -22,6 +22,15 @@ def _graph(title: str, left: Sequence[cloudwatch.IMetric], *, width: int = THIRD
     return cloudwatch.GraphWidget(title=title, left=list(left), width=width, height=6, **extra)
 
 
+def _pod_graphs(config: EnvironmentConfig, pods: Sequence[str], *, cpu: str, restarts: str) -> list:
+    """CPU, memory and restarts of these pods (Container Insights), one graph each."""
+    return [
+        _graph(f"{cpu} CPU (% of node)", [ci.pod_metric(ci.CPU, env=config, pod=p) for p in pods]),
+        _graph(f"{cpu} memory (% of node)", [ci.pod_metric(ci.MEMORY, env=config, pod=p) for p in pods]),
+        _graph(f"{restarts} (5 min)", [ci.pod_metric(ci.RESTARTS, env=config, pod=p, statistic=SUM) for p in pods]),
+    ]
+
+
 def alarm_status_widgets(alarms: Sequence[cloudwatch.IAlarm]) -> list[cloudwatch.AlarmStatusWidget]:
     """One full-width status widget per 100 alarms (CloudWatch's cap per widget; each service adds 2)."""
     return [
@@ -119,24 +128,10 @@ class PlatformDashboard(Construct):
                 width=HALF,
             ),
         )
-        self.dashboard.add_widgets(
-            _graph("Pod CPU (% of node)", [ci.pod_metric(ci.CPU, env=config, pod=s) for s in services]),
-            _graph("Pod memory (% of node)", [ci.pod_metric(ci.MEMORY, env=config, pod=s) for s in services]),
-            _graph(
-                "Container restarts (5 min)",
-                [ci.pod_metric(ci.RESTARTS, env=config, pod=s, statistic=SUM) for s in services],
-            ),
-        )
+        self.dashboard.add_widgets(*_pod_graphs(config, services, cpu="Pod", restarts="Container restarts"))
         # Kafka: one PodName per broker (StatefulSet pods keep their names).
         kafka = ci.kafka_pods(config)
-        self.dashboard.add_widgets(
-            _graph("Kafka broker CPU (% of node)", [ci.pod_metric(ci.CPU, env=config, pod=p) for p in kafka]),
-            _graph("Kafka broker memory (% of node)", [ci.pod_metric(ci.MEMORY, env=config, pod=p) for p in kafka]),
-            _graph(
-                "Kafka broker restarts (5 min)",
-                [ci.pod_metric(ci.RESTARTS, env=config, pod=p, statistic=SUM) for p in kafka],
-            ),
-        )
+        self.dashboard.add_widgets(*_pod_graphs(config, kafka, cpu="Kafka broker", restarts="Kafka broker restarts"))
         # Employee Lambda.
         self.dashboard.add_widgets(
             _graph(

@@ -16,6 +16,14 @@ from config import CONFIG_DIR, ConfigError, environment_names, load_environment,
 REPO = CONFIG_DIR.parent
 
 
+def assert_refused(config_dir: Path, env: str, field: str, value, expected: str) -> None:
+    """Setting `field` to `value` in config_dir/<env>.yaml fails with one line naming the file and the rule."""
+    edit(config_dir, env, field, value)
+    message = error_of(config_dir, env)
+    assert message.startswith(f"{config_dir}/{env}.yaml: ")
+    assert expected in message
+
+
 def edit(config_dir: Path, env: str, dotted: str, value=None, *, delete: bool = False) -> None:
     path = config_dir / f"{env}.yaml"
     data = yaml.safe_load(path.read_text())
@@ -130,10 +138,7 @@ def test_malformed_yaml(config_dir):
     ],
 )
 def test_bad_value_names_file_field_and_rule(config_dir, env, field, value, expected):
-    edit(config_dir, env, field, value)
-    message = error_of(config_dir, env)
-    assert message.startswith(f"{config_dir}/{env}.yaml: ")
-    assert expected in message
+    assert_refused(config_dir, env, field, value, expected)
 
 
 def test_unknown_field_is_a_typo(config_dir):

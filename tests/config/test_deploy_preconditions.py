@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from config import load_environment
-from tests.config.test_config import edit, error_of
+from tests.config.test_config import assert_refused, edit
 
 
 @pytest.mark.parametrize(
@@ -36,10 +36,7 @@ from tests.config.test_config import edit, error_of
     ],
 )
 def test_unsafe_deploy_settings_are_refused(config_dir, env, field, value, expected):
-    edit(config_dir, env, field, value)
-    message = error_of(config_dir, env)
-    assert message.startswith(f"{config_dir}/{env}.yaml: ")
-    assert expected in message
+    assert_refused(config_dir, env, field, value, expected)
 
 
 def test_defaults_are_safe_in_a_new_account():

@@ -5,10 +5,14 @@ References run one way only: Api reads Network, Data and Auth; none of them read
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 from aws_cdk import CfnOutput, Fn, Stack
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
@@ -18,6 +22,19 @@ from constructs_lib.api.http_api import ErpHttpApi
 from constructs_lib.api.routes import EMPLOYEE_FUNCTION, route_plan
 from constructs_lib.data.database import ErpDatabase
 from constructs_lib.network.nlb import ServiceNlb
+
+
+@dataclass(frozen=True)
+class ApiEndpoints:
+    """What the workloads take from the API tier: the NLB's addresses, group and target groups, the employee
+    function's caller grant and URL host."""
+
+    nlb_private_ips: list[str]
+    nlb_security_group: ec2.ISecurityGroup
+    target_groups: Mapping[str, elbv2.NetworkTargetGroup]
+    target_group_arns: Mapping[str, str]
+    employees: EmployeeService
+    employee_function_url_host: str
 
 
 class ApiStack(Stack):
@@ -105,4 +122,12 @@ class ApiStack(Stack):
         self.employee_function_url_host = self.export_value(
             Fn.select(2, Fn.split("/", self.employees.internal_url.url)),
             name=f"{config.resource_prefix}-employee-function-url-host",
+        )
+        self.endpoints = ApiEndpoints(
+            nlb_private_ips=self.nlb.private_ips,
+            nlb_security_group=self.nlb_security_group,
+            target_groups=self.nlb.target_groups,
+            target_group_arns=self.target_group_arns,
+            employees=self.employees,
+            employee_function_url_host=self.employee_function_url_host,
         )

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from aws_cdk import Stack
+from dataclasses import dataclass
+
+from aws_cdk import CfnResource, Stack
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_rds as rds
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from config.models import EnvironmentConfig
@@ -15,6 +19,21 @@ from constructs_lib.data.mongodb import MongoDbUriSecret
 from k8s_charts import names
 
 EMPLOYEE_DB_USER = "employee_app"
+
+
+@dataclass(frozen=True)
+class DataEndpoints:
+    """What other stacks take from the data tier: endpoints, secrets and security groups, not the stack."""
+
+    database: rds.IDatabaseInstance
+    database_host: str
+    database_secret: secretsmanager.ISecret
+    database_security_group: ec2.ISecurityGroup
+    cache_replication_group: CfnResource
+    cache_host: str
+    cache_secret: secretsmanager.ISecret
+    cache_security_group: ec2.ISecurityGroup
+    mongodb_secret: secretsmanager.ISecret
 
 
 class DataStack(Stack):
@@ -52,6 +71,17 @@ class DataStack(Stack):
         )
         self.mongodb = MongoDbUriSecret(
             self, "MongoDb", secret_name=names.mongodb_secret_name(config), production=config.production
+        )
+        self.endpoints = DataEndpoints(
+            database=self.database.instance,
+            database_host=self.database.instance.db_instance_endpoint_address,
+            database_secret=self.database.secret,
+            database_security_group=self.database.security_group,
+            cache_replication_group=self.cache.replication_group,
+            cache_host=self.cache.endpoint,
+            cache_secret=self.cache.secret,
+            cache_security_group=self.cache.security_group,
+            mongodb_secret=self.mongodb.secret,
         )
         EnvParameters(
             self,

@@ -1,4 +1,4 @@
-"""The product imports nothing that only the tests have (issue 14 item 3).
+"""The product imports nothing that only the tests have (issue 14 item 3), and its parameters do not shadow CDK's.
 
 Synth runs with requirements.txt alone (the pipeline's synth step installs nothing else) and each Lambda
 with its own folder's requirements.txt, so an import of pytest, unittest, moto or another dev-only
@@ -143,3 +143,15 @@ def test_the_check_sees_a_dev_only_import(tmp_path):
     bad.write_text("import jsonschema\nfrom unittest import mock\n\ndef f():\n    import moto\n")
     assert imports(bad) & NEVER == {"unittest", "moto"}
     assert third_party(bad) - allowed([REPO / "requirements.txt"]) == {"jsonschema", "moto"}
+
+
+def test_no_construct_or_stack_takes_a_parameter_named_env():
+    """`env` is CDK's Environment (account/region) on every Stack; the platform's config is `config`."""
+    offenders = [
+        f"{rel(path)}:{node.lineno} {node.name}"
+        for path in python_files("constructs_lib", "stacks")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and any(a.arg == "env" for a in [*node.args.args, *node.args.kwonlyargs])
+    ]
+    assert offenders == []

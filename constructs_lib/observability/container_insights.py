@@ -26,14 +26,14 @@ CPU = "pod_cpu_utilization"
 MEMORY = "pod_memory_utilization"
 
 
-def kafka_pods(env: EnvironmentConfig) -> list[str]:
-    return [f"{names.KAFKA}-{ordinal}" for ordinal in range(env.kafka.replicas)]
+def kafka_pods(config: EnvironmentConfig) -> list[str]:
+    return [f"{names.KAFKA}-{ordinal}" for ordinal in range(config.kafka.replicas)]
 
 
 def pod_metric(
     metric_name: str,
     *,
-    env: EnvironmentConfig,
+    config: EnvironmentConfig,
     pod: str,
     statistic: str = cloudwatch.Stats.AVERAGE,
     period: Duration = FIVE_MINUTES,
@@ -41,14 +41,14 @@ def pod_metric(
     return cloudwatch.Metric(
         namespace=NAMESPACE,
         metric_name=metric_name,
-        dimensions_map={"ClusterName": env.cluster_name, "Namespace": env.namespace, "PodName": pod},
+        dimensions_map={"ClusterName": config.cluster_name, "Namespace": config.namespace, "PodName": pod},
         statistic=statistic,
         period=period,
         label=pod,
     )
 
 
-def restarts_in_namespace(env: EnvironmentConfig, period: Duration) -> cloudwatch.MathExpression:
+def restarts_in_namespace(config: EnvironmentConfig, period: Duration) -> cloudwatch.MathExpression:
     """Restarts summed over every pod of the namespace, as one Metrics Insights query an alarm can read.
 
     SCHEMA(...) with exactly these dimensions keeps out the per-FullPodName series enhanced observability
@@ -56,9 +56,9 @@ def restarts_in_namespace(env: EnvironmentConfig, period: Duration) -> cloudwatc
     return cloudwatch.MathExpression(
         expression=(
             f"SELECT SUM({RESTARTS}) FROM SCHEMA({NAMESPACE}, ClusterName, Namespace, PodName) "
-            f"WHERE ClusterName = '{env.cluster_name}' AND Namespace = '{env.namespace}'"
+            f"WHERE ClusterName = '{config.cluster_name}' AND Namespace = '{config.namespace}'"
         ),
         using_metrics={},
-        label=f"container restarts in {env.namespace}",
+        label=f"container restarts in {config.namespace}",
         period=period,
     )

@@ -25,9 +25,9 @@ def _graph(title: str, left: Sequence[cloudwatch.IMetric], *, width: int = THIRD
 def _pod_graphs(config: EnvironmentConfig, pods: Sequence[str], *, cpu: str, restarts: str) -> list:
     """CPU, memory and restarts of these pods (Container Insights), one graph each."""
     return [
-        _graph(f"{cpu} CPU (% of node)", [ci.pod_metric(ci.CPU, env=config, pod=p) for p in pods]),
-        _graph(f"{cpu} memory (% of node)", [ci.pod_metric(ci.MEMORY, env=config, pod=p) for p in pods]),
-        _graph(f"{restarts} (5 min)", [ci.pod_metric(ci.RESTARTS, env=config, pod=p, statistic=SUM) for p in pods]),
+        _graph(f"{cpu} CPU (% of node)", [ci.pod_metric(ci.CPU, config=config, pod=p) for p in pods]),
+        _graph(f"{cpu} memory (% of node)", [ci.pod_metric(ci.MEMORY, config=config, pod=p) for p in pods]),
+        _graph(f"{restarts} (5 min)", [ci.pod_metric(ci.RESTARTS, config=config, pod=p, statistic=SUM) for p in pods]),
     ]
 
 

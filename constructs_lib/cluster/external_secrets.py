@@ -15,11 +15,7 @@ from constructs_lib.common.pod_identity import PodIdentityRole
 from k8s_charts import names
 
 ADDON = HelmAddon(
-    chart="external-secrets",
-    repository="https://charts.external-secrets.io",
-    release="external-secrets",
-    namespace=names.EXTERNAL_SECRETS_NAMESPACE,
-    create_namespace=True,
+    "external-secrets", "https://charts.external-secrets.io", names.EXTERNAL_SECRETS_NAMESPACE, create_namespace=True
 )
 
 

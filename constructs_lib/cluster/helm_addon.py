@@ -22,9 +22,13 @@ HELM_TIMEOUT = Duration.minutes(10)
 class HelmAddon:
     chart: str
     repository: str
-    release: str
     namespace: str
     create_namespace: bool
+    release: str | None = None  # the chart's name unless told
+
+    @property
+    def release_name(self) -> str:
+        return self.release or self.chart
 
 
 def install(
@@ -50,7 +54,7 @@ def install(
         chart=addon.chart,
         repository=addon.repository,
         version=version,
-        release=addon.release,
+        release=addon.release_name,
         namespace=addon.namespace,
         create_namespace=addon.create_namespace,
         wait=config.schedule is None,

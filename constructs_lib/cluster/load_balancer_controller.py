@@ -20,11 +20,7 @@ from k8s_charts.images import ECR_PUBLIC_PREFIX, registry_host
 ALB_NAMESPACE = "kube-system"
 ALB_SERVICE_ACCOUNT = "aws-load-balancer-controller"
 ADDON = HelmAddon(
-    chart="aws-load-balancer-controller",
-    repository="https://aws.github.io/eks-charts",
-    release="aws-load-balancer-controller",
-    namespace=ALB_NAMESPACE,
-    create_namespace=False,
+    "aws-load-balancer-controller", "https://aws.github.io/eks-charts", ALB_NAMESPACE, create_namespace=False
 )
 
 

@@ -16,9 +16,7 @@ from k8s_charts.images import RELOADER, registry_host
 
 NAMESPACE = "reloader"
 CHART_REPOSITORY = "https://stakater.github.io/stakater-charts"
-ADDON = HelmAddon(
-    chart="reloader", repository=CHART_REPOSITORY, release="reloader", namespace=NAMESPACE, create_namespace=True
-)
+ADDON = HelmAddon("reloader", CHART_REPOSITORY, NAMESPACE, create_namespace=True)
 
 
 def reloader_values(config: EnvironmentConfig) -> dict:

@@ -15,7 +15,7 @@ from constructs_lib.common.pod_identity import PodIdentityRole
 from k8s_charts import names
 
 ADDON = HelmAddon(
-    "external-secrets", "https://charts.external-secrets.io", names.EXTERNAL_SECRETS_NAMESPACE, create_namespace=True
+    "external-secrets", "https://charts.external-secrets.io", names.EXTERNAL_SECRETS_NAMESPACE, True, "external_secrets"
 )
 
 
@@ -48,17 +48,10 @@ def external_secrets(
         f"AwsSolutions-IAM5[Resource::arn:aws:secretsmanager:{stack.region}:{stack.account}:secret:{config.secret_prefix}/*]",
         "Reads only this environment's secrets (erp/{env}/*); their ARNs end in a random suffix.",
     )
-    return install(
-        scope,
-        "ExternalSecrets",
-        addon=ADDON,
-        cluster=cluster,
-        config=config,
-        version=config.cluster.helm.external_secrets,
-        values={
-            "installCRDs": True,
-            "replicaCount": 2 if config.production else 1,
-            "serviceAccount": {"create": True, "name": names.EXTERNAL_SECRETS_SERVICE_ACCOUNT},
-        },
-        after=[secrets_identity, *nodegroups],
-    )
+    values = {
+        "installCRDs": True,
+        "replicaCount": 2 if config.production else 1,
+        "serviceAccount": {"create": True, "name": names.EXTERNAL_SECRETS_SERVICE_ACCOUNT},
+    }
+    after = [secrets_identity, *nodegroups]
+    return install(scope, "ExternalSecrets", ADDON, cluster=cluster, config=config, values=values, after=after)

@@ -2,7 +2,7 @@
 
 Each add-on (load_balancer_controller.py, external_secrets.py, reloader.py) says what it installs and
 with which values; how it is installed (wait, timeout, what it must come after) is decided once here.
-A new add-on: a HelmAddon, its version in config.cluster.helm, and `install` from its construct.
+A new add-on: its version in config.cluster.helm (HelmVersions), a HelmAddon naming that field, and `install`.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ class HelmAddon:
     repository: str
     namespace: str
     create_namespace: bool
+    version_field: str  # its pinned version: this field of config.cluster.helm (HelmVersions)
     release: str | None = None  # the chart's name unless told
 
     @property
@@ -34,16 +35,15 @@ class HelmAddon:
 def install(
     scope: Construct,
     id: str,
-    *,
     addon: HelmAddon,
+    *,
     cluster: eks.ICluster,
     config: EnvironmentConfig,
-    version: str,
     values: dict,
     after: list[Construct],
     helm_chart: type = eks.HelmChart,
 ):
-    """Release `addon` at `version` after `after` (its Pod Identity role, the node groups: Helm waits for the
+    """Release `addon` at its pinned version after `after` (its Pod Identity role, the node groups: Helm waits for the
     pods, and without nodes it only times out). A sleeping stage (night schedule, nodes at 0) cannot run
     the pods: Helm's --wait would time out, roll back and leave the stack in UPDATE_ROLLBACK_FAILED, so
     there the release is applied without waiting; the pods start with the nodes in the morning."""
@@ -53,7 +53,7 @@ def install(
         cluster=cluster,
         chart=addon.chart,
         repository=addon.repository,
-        version=version,
+        version=getattr(config.cluster.helm, addon.version_field),
         release=addon.release_name,
         namespace=addon.namespace,
         create_namespace=addon.create_namespace,

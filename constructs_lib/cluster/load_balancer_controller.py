@@ -20,7 +20,11 @@ from k8s_charts.images import ECR_PUBLIC_PREFIX, registry_host
 ALB_NAMESPACE = "kube-system"
 ALB_SERVICE_ACCOUNT = "aws-load-balancer-controller"
 ADDON = HelmAddon(
-    "aws-load-balancer-controller", "https://aws.github.io/eks-charts", ALB_NAMESPACE, create_namespace=False
+    "aws-load-balancer-controller",
+    "https://aws.github.io/eks-charts",
+    ALB_NAMESPACE,
+    False,
+    "aws_load_balancer_controller",
 )
 
 
@@ -77,22 +81,15 @@ def load_balancer_controller(
         f"AwsSolutions-IAM5[Resource::arn:aws:elasticloadbalancing:{stack.region}:{stack.account}:targetgroup/*]",
         "Target groups live in the Api stack; referencing them here would make a dependency cycle.",
     )
-    return install(
-        scope,
-        "LoadBalancerController",
-        addon=ADDON,
-        cluster=cluster,
-        config=config,
-        version=config.cluster.helm.aws_load_balancer_controller,
-        values={
-            "clusterName": cluster.cluster_name,
-            "region": stack.region,
-            "vpcId": cluster.vpc.vpc_id,
-            "replicaCount": 2 if config.production else 1,
-            "serviceAccount": {"create": True, "name": ALB_SERVICE_ACCOUNT},
-            "enableServiceMutatorWebhook": False,
-            # public.ecr.aws/eks/aws-load-balancer-controller through the stage's pull-through cache.
-            "image": {"repository": f"{registry_host(config)}/{ECR_PUBLIC_PREFIX}/eks/aws-load-balancer-controller"},
-        },
-        after=[alb_identity, *nodegroups],
-    )
+    values = {
+        "clusterName": cluster.cluster_name,
+        "region": stack.region,
+        "vpcId": cluster.vpc.vpc_id,
+        "replicaCount": 2 if config.production else 1,
+        "serviceAccount": {"create": True, "name": ALB_SERVICE_ACCOUNT},
+        "enableServiceMutatorWebhook": False,
+        # public.ecr.aws/eks/aws-load-balancer-controller through the stage's pull-through cache.
+        "image": {"repository": f"{registry_host(config)}/{ECR_PUBLIC_PREFIX}/eks/aws-load-balancer-controller"},
+    }
+    after = [alb_identity, *nodegroups]
+    return install(scope, "LoadBalancerController", ADDON, cluster=cluster, config=config, values=values, after=after)

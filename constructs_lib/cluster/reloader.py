@@ -16,7 +16,7 @@ from k8s_charts.images import RELOADER, registry_host
 
 NAMESPACE = "reloader"
 CHART_REPOSITORY = "https://stakater.github.io/stakater-charts"
-ADDON = HelmAddon("reloader", CHART_REPOSITORY, NAMESPACE, create_namespace=True)
+ADDON = HelmAddon("reloader", CHART_REPOSITORY, NAMESPACE, True, "reloader")
 
 
 def reloader_values(config: EnvironmentConfig) -> dict:
@@ -54,14 +54,8 @@ class Reloader(Construct):
     ) -> None:
         super().__init__(scope, id)
         # aws_eks.HelmChart (v1), as the Reloader was first released; the controllers use aws_eks_v2.
+        # `after`: e.g. the node groups: nothing can start before a node exists.
+        values = reloader_values(config)
         self.chart = install(
-            self,
-            "Chart",
-            addon=ADDON,
-            cluster=cluster,
-            config=config,
-            version=config.cluster.helm.reloader,
-            values=reloader_values(config),
-            after=after,  # e.g. the node groups: nothing can start before a node exists
-            helm_chart=eks.HelmChart,
+            self, "Chart", ADDON, cluster=cluster, config=config, values=values, after=after, helm_chart=eks.HelmChart
         )

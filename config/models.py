@@ -2,7 +2,9 @@
 
 Every value that differs between environments lives in ``config/<env>.yaml`` and
 is validated here, so a typo or an unsafe production setting fails synth before
-anything reaches CloudFormation.
+anything reaches CloudFormation. This module holds the whole environment and the toolchain, and the
+rules that span sections; config/sections.py holds one model per section, config/base.py the shared
+types and limits.
 """
 
 from __future__ import annotations
@@ -13,524 +15,41 @@ from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     StringConstraints,
     field_validator,
     model_validator,
 )
 
+from config.base import (
+    LOOPBACK_HOSTS,
+    MIN_PROD_ENDPOINT_PREFIX,
+    AccountId,
+    Email,
+    K8sName,
+    Strict,
+)
 from config.hosting import (
     PLATFORM_DEPENDENCIES,
     EmployeeProxyConfig,
-    HealthCheckConfig,
     MongoDbConfig,
-    RestrictedRoute,
     RouteConfig,
 )
-
-# Retention periods CloudWatch Logs accepts (anything else is rejected by the API).
-LOG_RETENTION_DAYS = (
-    1,
-    3,
-    5,
-    7,
-    14,
-    30,
-    60,
-    90,
-    120,
-    150,
-    180,
-    365,
-    400,
-    545,
-    731,
-    1096,
-    1827,
-    2192,
-    2557,
-    2922,
-    3288,
-    3653,
+from config.sections import (
+    ApiConfig,
+    AuthConfig,
+    CacheConfig,
+    ClusterConfig,
+    DatabaseConfig,
+    EmployeeFunctionConfig,
+    KafkaConfig,
+    NetworkConfig,
+    ObservabilityConfig,
+    RegistryConfig,
+    ScheduleConfig,
+    ServiceConfig,
+    UsageAssumptions,
 )
-
-# Kubernetes minors in EKS standard support, mapped to the kubectl layer package
-# of the same minor (a mismatched kubectl is unsupported by the handler).
-SUPPORTED_KUBERNETES = {"1.34": "v34", "1.35": "v35"}
-
-# MySQL minors allowed: 8.0 is past standard support (billed extended support).
-SUPPORTED_MYSQL = re.compile(r"^8\.4\.\d+$")
-
-# Tags CI pushes for throwaway builds; the ECR lifecycle expires them, so no environment may pin one.
-CI_TAG_PREFIX = "ci-"
-# Production's EKS public endpoint: an office/VPN range, never the internet (/0) or a provider-sized block.
-MIN_PROD_ENDPOINT_PREFIX = {4: 16, 6: 48}
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0"})
-# Lambda refuses a reservation that leaves fewer than this many units of the account's concurrency unreserved.
-UNRESERVED_CONCURRENCY = 100
-
-AccountId = Annotated[str, StringConstraints(pattern=r"^\d{12}$")]
-Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$", max_length=254)]
-IamRoleArn = Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")]
-K8sName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=40)]
-Quantity = Annotated[str, StringConstraints(pattern=r"^\d+(\.\d+)?(m|Mi|Gi|Ki)?$")]
-HHMM = Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
-
-
-def _retention(days: int) -> int:
-    if days not in LOG_RETENTION_DAYS:
-        raise ValueError(f"must be one of CloudWatch's retention periods {LOG_RETENTION_DAYS}")
-    return days
-
-
-RetentionDays = Annotated[int, AfterValidator(_retention)]
-
-
-class Strict(BaseModel):
-    """Unknown keys are errors: a typo must not silently fall back to a default."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class NatConfig(Strict):
-    type: Literal["instance", "gateway"]
-    instance_type: str = "t4g.nano"
-    # None: one per AZ for gateways, one in total for instances.
-    count: int | None = Field(default=None, ge=1, le=3)
-
-
-class SubnetMasks(Strict):
-    public: int = Field(default=24, ge=16, le=28)
-    private: int = Field(default=20, ge=16, le=28)
-    isolated: int = Field(default=24, ge=16, le=28)
-
-
-class NetworkConfig(Strict):
-    az_count: int = Field(ge=1, le=3)
-    vpc_cidr: str
-    subnet_masks: SubnetMasks = SubnetMasks()
-    nat: NatConfig
-    interface_endpoints: list[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]*$")]] = []
-    flow_logs_retention_days: RetentionDays = 30
-
-    @field_validator("vpc_cidr")
-    @classmethod
-    def _cidr(cls, value: str) -> str:
-        try:
-            net = ipaddress.IPv4Network(value, strict=True)
-        except ValueError as exc:
-            raise ValueError(f"not a valid IPv4 CIDR block ({exc})") from None
-        if not 16 <= net.prefixlen <= 28:
-            raise ValueError("VPC prefix length must be between /16 and /28")
-        if not net.is_private:
-            raise ValueError("must be a private (RFC 1918) range")
-        return value
-
-    @model_validator(mode="after")
-    def _fits(self) -> NetworkConfig:
-        # Same sequential, size-aligned allocation CDK's Vpc uses.
-        net = ipaddress.IPv4Network(self.vpc_cidr)
-        offset = 0
-        for mask in (self.subnet_masks.public, self.subnet_masks.private, self.subnet_masks.isolated):
-            size = 2 ** (32 - mask)
-            for _ in range(self.az_count):
-                offset = -(-offset // size) * size + size
-        if offset > net.num_addresses:
-            raise ValueError(
-                f"vpc_cidr {self.vpc_cidr} is too small for {self.az_count} AZs x "
-                f"(public /{self.subnet_masks.public}, private /{self.subnet_masks.private}, "
-                f"isolated /{self.subnet_masks.isolated}): needs {offset} addresses"
-            )
-        if self.nat.count and self.nat.count > self.az_count:
-            raise ValueError("nat.count cannot exceed az_count")
-        return self
-
-
-class DatabaseConfig(Strict):
-    engine_version: str = "8.4.7"
-    instance_class: str = "t4g.micro"
-    allocated_storage_gib: int = Field(default=20, ge=20, le=65536)
-    max_allocated_storage_gib: int = Field(default=100, ge=20, le=65536)
-    multi_az: bool
-    backup_retention_days: int = Field(ge=1, le=35)
-    deletion_protection: bool
-    removal: Literal["destroy", "snapshot", "retain"]
-    rotation_days: int | None = Field(default=None, ge=1, le=365)
-    # REPLACES the DB instance (a new, empty database) when changed after the first deploy; the master
-    # username (fixed in constructs_lib/database.py) does too. See tools/replacement_guard.py.
-    database_name: str = "erp"
-    log_retention_days: RetentionDays = 30
-
-    @field_validator("engine_version")
-    @classmethod
-    def _mysql(cls, value: str) -> str:
-        if not SUPPORTED_MYSQL.match(value):
-            raise ValueError("MySQL must be 8.4.x (8.0 is past standard support and billed as extended support)")
-        return value
-
-    @model_validator(mode="after")
-    def _storage(self) -> DatabaseConfig:
-        if self.max_allocated_storage_gib < self.allocated_storage_gib:
-            raise ValueError("max_allocated_storage_gib must be >= allocated_storage_gib")
-        return self
-
-
-class CacheConfig(Strict):
-    engine: Literal["valkey", "redis"] = "valkey"
-    engine_version: str = "8.0"
-    node_type: str = "cache.t4g.micro"
-    replicas: int = Field(ge=0, le=5)
-    snapshot_retention_days: int = Field(default=0, ge=0, le=35)
-    # notification-service as built connects with host + port only (no TLS, no AUTH). True creates the cache
-    # WITHOUT transit encryption and AUTH so it runs unmodified; refused in production.
-    allow_plaintext_clients: bool = False
-    # Rotate the AUTH token this often (ElastiCache ROTATE strategy: old and new both valid until the next
-    # rotation replaces the older). None: never. Far longer than the External Secrets refresh + a rollout.
-    auth_token_rotation_days: int | None = Field(default=None, ge=1, le=365)
-
-
-class Thresholds(Strict):
-    application_errors_5m: int = Field(default=10, ge=1)
-    pod_restarts_10m: int = Field(default=3, ge=1)
-    lambda_error_rate_pct: float = Field(default=5.0, gt=0, le=100)
-    lambda_throttles_5m: int = Field(default=1, ge=1)
-    api_5xx_rate_pct: float = Field(default=5.0, gt=0, le=100)
-    api_p99_latency_ms: int = Field(default=2000, ge=1)
-    nlb_unhealthy_hosts: int = Field(default=1, ge=1)
-    rds_cpu_pct: float = Field(default=80.0, gt=0, le=100)
-    rds_free_storage_gib: float = Field(default=2.0, gt=0)
-    rds_connections: int = Field(default=100, ge=1)
-    cache_cpu_pct: float = Field(default=80.0, gt=0, le=100)
-    cache_memory_pct: float = Field(default=80.0, gt=0, le=100)
-    cache_evictions_5m: int = Field(default=100, ge=1)
-
-
-class ObservabilityConfig(Strict):
-    alarm_emails: list[Email] = []
-    log_retention_days: RetentionDays = 30
-    # The ONE name Fluent Bit writes to and the alarms read; defaults per env.
-    application_log_group: str | None = None
-    container_insights: bool = True
-    thresholds: Thresholds = Thresholds()
-    xray_sampling_rate: float = Field(default=0.05, ge=0, le=1)
-
-
-class Taint(Strict):
-    key: str
-    value: str
-    effect: Literal["NoSchedule", "NoExecute", "PreferNoSchedule"] = "NoSchedule"
-
-
-class NodeGroupConfig(Strict):
-    """instance_types, capacity, disk_gib and the group itself are create-only in EKS: changing them REPLACES
-    the node group (and with a fixed name the replacement fails): add a new group, move pods, delete the old."""
-
-    name: K8sName
-    instance_types: list[str] = Field(min_length=1)
-    capacity: Literal["ON_DEMAND", "SPOT"] = "ON_DEMAND"
-    min_size: int = Field(ge=0, le=100)
-    desired_size: int = Field(ge=0, le=100)
-    max_size: int = Field(ge=1, le=100)
-    disk_gib: int = Field(default=20, ge=20, le=1000)
-    labels: dict[str, str] = {}
-    taints: list[Taint] = []
-    # Only the first AZ's private subnet: for a group that carries a single zonal EBS volume (dev's one broker).
-    single_az: bool = False
-
-    @model_validator(mode="after")
-    def _sizes(self) -> NodeGroupConfig:
-        if not self.min_size <= self.desired_size <= self.max_size:
-            raise ValueError("node group sizes must satisfy min_size <= desired_size <= max_size")
-        graviton = all(re.match(r"^[a-z]+\d+g[a-z]*\.", t) for t in self.instance_types)
-        x86 = not any(re.match(r"^[a-z]+\d+g[a-z]*\.", t) for t in self.instance_types)
-        if not (graviton or x86):
-            raise ValueError("instance_types must not mix Graviton (arm64) and x86 types")
-        return self
-
-    @property
-    def arm64(self) -> bool:
-        return bool(re.match(r"^[a-z]+\d+g[a-z]*\.", self.instance_types[0]))
-
-
-class HelmVersions(Strict):
-    """Pinned so the running controllers agree with the CRDs in ../shared/crds."""
-
-    aws_load_balancer_controller: str = "3.5.0"
-    external_secrets: str = "2.9.0"
-    reloader: str = "2.2.16"  # stakater/reloader chart (app v1.4.21): rolls workloads on Secret change
-
-
-class ClusterConfig(Strict):
-    kubernetes_version: str = "1.35"
-    endpoint_public_cidrs: list[str] = []
-    admin_role_arns: list[IamRoleArn] = []
-    node_groups: list[NodeGroupConfig] = Field(min_length=1)
-    # Node group whose taint Kafka tolerates / selects; may equal an apps group in dev.
-    kafka_node_group: K8sName
-    helm: HelmVersions = HelmVersions()
-
-    @field_validator("kubernetes_version")
-    @classmethod
-    def _version(cls, value: str) -> str:
-        if value not in SUPPORTED_KUBERNETES:
-            raise ValueError(f"must be a version in EKS standard support: one of {sorted(SUPPORTED_KUBERNETES)}")
-        return value
-
-    @field_validator("endpoint_public_cidrs")
-    @classmethod
-    def _cidrs(cls, value: list[str]) -> list[str]:
-        for cidr in value:
-            try:
-                ipaddress.ip_network(cidr, strict=True)
-            except ValueError as exc:
-                raise ValueError(f"{cidr!r} is not a valid CIDR block ({exc})") from None
-        return value
-
-    @model_validator(mode="after")
-    def _groups(self) -> ClusterConfig:
-        names = [g.name for g in self.node_groups]
-        if len(names) != len(set(names)):
-            raise ValueError("node group names must be unique")
-        if self.kafka_node_group not in names:
-            raise ValueError(f"kafka_node_group {self.kafka_node_group!r} is not one of the node groups {names}")
-        return self
-
-
-class ImageConfig(Strict):
-    """Either a pinned image (tag or digest) or a build directory in this repo."""
-
-    repository: str | None = None
-    tag: str | None = None
-    digest: Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")] | None = None
-    build_dir: str | None = None
-    # CPU architectures the image runs on: the pods are pinned to nodes of one of them.
-    architectures: list[Literal["amd64", "arm64"]] = Field(default=["amd64"], min_length=1)
-
-    @model_validator(mode="after")
-    def _one_source(self) -> ImageConfig:
-        pinned = self.tag is not None or self.digest is not None
-        if pinned == (self.build_dir is not None):
-            raise ValueError("give exactly one of: tag/digest (a pinned image) or build_dir")
-        if self.tag is not None and self.tag in ("latest", ""):
-            raise ValueError("tag 'latest' is not allowed: pin a version or a digest")
-        if self.tag is not None and self.tag.startswith(CI_TAG_PREFIX):
-            raise ValueError(
-                f"tag {self.tag!r}: {CI_TAG_PREFIX}* tags are CI builds the ECR lifecycle expires; pin a release tag"
-            )
-        return self
-
-
-class ServiceConfig(Strict):
-    name: K8sName
-    port: int = Field(ge=1024, le=65535)
-    # Gateway routes to this service and the path it receives (config/hosting.py).
-    routes: list[RouteConfig] = Field(min_length=1)
-    image: ImageConfig
-    # What the service's code uses (config/hosting.py PLATFORM_DEPENDENCIES or another service's name): the
-    # ONLY source of its variables, secrets and egress.
-    uses: list[str] = []
-    # Topics whose names it reads as kafka.topics.<topic> (KAFKA_TOPICS_<TOPIC>); needs `kafka` in uses.
-    kafka_topics: list[str] = []
-    # Pod probes and the NLB health check; TCP unless the service really serves an HTTP health path.
-    health: HealthCheckConfig = HealthCheckConfig()
-    # Keeps state in memory (one consumer, one queue): exactly one pod, no autoscaling.
-    singleton: bool = False
-    replicas: int = Field(default=2, ge=1, le=50)
-    min_replicas: int = Field(default=2, ge=1, le=50)
-    max_replicas: int = Field(default=4, ge=1, le=100)
-    cpu_target_pct: int = Field(default=70, ge=10, le=100)
-    cpu_request: Quantity = "250m"
-    cpu_limit: Quantity = "1"
-    memory_request: Quantity = "512Mi"
-    memory_limit: Quantity = "1Gi"
-    env: dict[str, str] = {}
-
-    @model_validator(mode="after")
-    def _replicas(self) -> ServiceConfig:
-        if self.singleton and (self.replicas, self.min_replicas, self.max_replicas) != (1, 1, 1):
-            raise ValueError(
-                f"services[{self.name}]: a singleton runs exactly one pod and is never autoscaled "
-                "(set replicas, min_replicas and max_replicas to 1)"
-            )
-        if not self.min_replicas <= self.replicas <= self.max_replicas:
-            raise ValueError("replicas must satisfy min_replicas <= replicas <= max_replicas")
-        if self.kafka_topics and "kafka" not in self.uses:
-            raise ValueError(f"services[{self.name}].kafka_topics: the service must declare kafka in uses")
-        if len(self.uses) != len(set(self.uses)):
-            raise ValueError(f"services[{self.name}].uses: duplicates")
-        return self
-
-    @property
-    def autoscaled(self) -> bool:
-        return self.max_replicas > self.min_replicas
-
-
-class KafkaTopic(Strict):
-    name: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,200}$")]
-    partitions: int = Field(default=3, ge=1, le=100)
-    # retention.ms of the topic; the topics Job sets it on every run (partitions can only grow).
-    retention_hours: int = Field(default=168, ge=1, le=87600)
-
-
-class KafkaConfig(Strict):
-    # The image is k8s_charts/images.KAFKA: digest-pinned, through the stage's ECR pull-through cache.
-    replicas: Literal[1, 3, 5]
-    # The size the brokers' volumes have. Grows in place: the PVCs are patched, the StatefulSet is not touched.
-    storage_gib: int = Field(default=20, ge=1, le=16384)
-    # The size in the StatefulSet's volumeClaimTemplates, which Kubernetes never lets change: fixed at the first
-    # deploy (None: storage_gib at that time; write it down before changing storage_gib, see README).
-    initial_storage_gib: int | None = Field(default=None, ge=1, le=16384)
-    topics: list[KafkaTopic] = [KafkaTopic(name="approval-requests"), KafkaTopic(name="approval-results")]
-    cpu_request: Quantity = "250m"
-    memory_request: Quantity = "1Gi"
-    memory_limit: Quantity = "2Gi"
-
-    @model_validator(mode="after")
-    def _storage(self) -> KafkaConfig:
-        if self.initial_storage_gib is not None and self.storage_gib < self.initial_storage_gib:
-            raise ValueError(
-                f"storage_gib {self.storage_gib} < initial_storage_gib {self.initial_storage_gib}: "
-                "EBS volumes cannot shrink (move the data to a new cluster by hand instead)"
-            )
-        return self
-
-    @property
-    def template_storage_gib(self) -> int:
-        return self.initial_storage_gib or self.storage_gib
-
-
-class RegistryConfig(Strict):
-    """ECR pull-through cache. Docker Hub needs credentials: create (once, by hand) a Secrets Manager secret
-    named `ecr-pullthroughcache/<anything>` holding {"username": ..., "accessToken": ...} in the stage
-    account and region, and give its full ARN here (README: Supply chain)."""
-
-    docker_hub_credential_arn: Annotated[
-        str,
-        StringConstraints(
-            pattern=r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:ecr-pullthroughcache/[\w/+=.@-]+$"
-        ),
-    ]
-
-
-class ApiConfig(Strict):
-    throttle_rate: int = Field(default=100, ge=1)
-    throttle_burst: int = Field(default=200, ge=1)
-    cors_origins: list[str] = []
-    domain_name: str | None = None
-    certificate_arn: str | None = None
-    access_log_retention_days: RetentionDays = 30
-    # Routes only members of a privileged group may call; each group must be in auth.admin_groups or
-    # auth.manager_groups. DELETE /api/approvals deletes every approval in the real service.
-    restricted_routes: list[RestrictedRoute] = [
-        RestrictedRoute(method="DELETE", path="/api/approvals", groups=["admin"]),
-        # The employee Lambda checks these too (managers may delete employees and adjust balances).
-        RestrictedRoute(method="DELETE", path="/api/employees/{proxy+}", groups=["admin", "manager"]),
-        RestrictedRoute(method="PUT", path="/api/employees/{id}/leave-balance", groups=["admin", "manager"]),
-    ]
-
-    @model_validator(mode="after")
-    def _domain(self) -> ApiConfig:
-        if (self.domain_name is None) != (self.certificate_arn is None):
-            raise ValueError("domain_name and certificate_arn go together")
-        return self
-
-
-GroupName = Annotated[str, StringConstraints(pattern=r"^[\w+=,.@-]{1,128}$")]
-
-
-class AuthConfig(Strict):
-    """The user pool's custom attributes (custom:position, custom:department, custom:employeeId) live in
-    constructs_lib/user_pool.py. Adding a custom attribute to a live pool works; removing or renaming one
-    (or changing its type or mutability) does not: Cognito never deletes schema attributes. The sign-in
-    aliases, username case sensitivity and required standard attributes are fixed there too, because
-    changing any of them REPLACES the pool (every account lost)."""
-
-    mfa: Literal["optional", "required"] = "optional"
-    allowed_signup_domains: list[str] = []
-    # Logout URLs are their origins. Production allows only https (and no localhost).
-    callback_urls: list[str] = ["http://localhost:3000/callback"]
-    # WAF rate-based rule on the pool: sign-up/sign-in calls per client IP per 5 minutes (None: no WAF).
-    signin_rate_limit: int | None = Field(default=None, ge=10, le=2_000_000_000)
-    # Cognito groups (assigned by an administrator, never at sign-up) that carry privileges. Their members'
-    # access tokens get the scope f"{project}/{group}" (pre-token-generation trigger); the gateway's
-    # group-restricted routes and the employee Lambda's checks read groups from the token.
-    admin_groups: list[GroupName] = Field(default=["admin"], min_length=1)
-    manager_groups: list[GroupName] = Field(default=["manager"], min_length=1)
-
-
-class EmployeeFunctionConfig(Strict):
-    # None (the default): no reservation. Lambda keeps at least 100 units of the account's concurrency
-    # unreserved, and a new account's quota may be as low as 10, so any reservation there fails the deploy.
-    reserved_concurrency: int | None = Field(default=None, ge=1, le=1000)
-    # The account's concurrent-executions quota (`aws lambda get-account-settings`), required with a reservation.
-    account_concurrency_quota: int | None = Field(default=None, ge=10)
-
-    @model_validator(mode="after")
-    def _quota(self) -> EmployeeFunctionConfig:
-        if self.reserved_concurrency is None:
-            return self
-        if self.account_concurrency_quota is None:
-            raise ValueError(
-                "reserved_concurrency needs account_concurrency_quota (the account's ConcurrentExecutions limit "
-                "from `aws lambda get-account-settings`): a new account's quota may be 10"
-            )
-        if self.reserved_concurrency > self.account_concurrency_quota - UNRESERVED_CONCURRENCY:
-            raise ValueError(
-                f"reserved_concurrency {self.reserved_concurrency} leaves less than {UNRESERVED_CONCURRENCY} of the "
-                f"account quota {self.account_concurrency_quota} unreserved (Lambda refuses it): raise the quota "
-                "with Service Quotas first, or reserve less"
-            )
-        return self
-
-    memory_mb: int = Field(default=256, ge=128, le=10240)
-    timeout_seconds: int = Field(default=10, ge=1, le=29)
-    # The gateway routes to the Lambda; it keeps the /api prefix (the real employee service's context path).
-    routes: list[RouteConfig] = [
-        RouteConfig(path="/api/employees"),
-        RouteConfig(path="/api/attendance"),
-        RouteConfig(path="/api/quests"),
-        RouteConfig(path="/api/leaves"),
-    ]
-
-
-class ScheduleConfig(Strict):
-    """Office hours in which a non-prod environment runs; it sleeps outside them."""
-
-    timezone: str = "Asia/Seoul"
-    weekdays: Literal["MON-FRI", "MON-SAT", "MON-SUN"] = "MON-FRI"
-    start: HHMM = "08:00"
-    stop: HHMM = "20:00"
-    stop_database: bool = False
-
-    @model_validator(mode="after")
-    def _order(self) -> ScheduleConfig:
-        if self.start >= self.stop:
-            raise ValueError("start must be before stop (same day)")
-        return self
-
-    @property
-    def hours_per_week(self) -> float:
-        start_h, start_m = map(int, self.start.split(":"))
-        stop_h, stop_m = map(int, self.stop.split(":"))
-        days = {"MON-FRI": 5, "MON-SAT": 6, "MON-SUN": 7}[self.weekdays]
-        return days * ((stop_h * 60 + stop_m) - (start_h * 60 + start_m)) / 60
-
-
-class UsageAssumptions(Strict):
-    """Inputs for usage-billed items in the cost estimate (stated, not measured)."""
-
-    api_requests_per_month: int = Field(default=1_000_000, ge=0)
-    lambda_invocations_per_month: int = Field(default=500_000, ge=0)
-    lambda_avg_duration_ms: int = Field(default=100, ge=1)
-    log_ingest_gb_per_month: float = Field(default=5.0, ge=0)
-    log_stored_gb: float = Field(default=10.0, ge=0)
-    # Requests the user pool's WAF web ACL inspects (every call to the pool is counted, not only sign-ins).
-    auth_requests_per_month: int = Field(default=200_000, ge=0)
-    nat_processed_gb_per_month: float = Field(default=20.0, ge=0)
-    rds_backup_gb: float = Field(default=0.0, ge=0)
 
 
 class EnvironmentConfig(Strict):
@@ -688,16 +207,32 @@ class EnvironmentConfig(Strict):
         return self
 
     @property
+    def resource_prefix(self) -> str:
+        """`{project}-{env}`: the one stem of every name a human looks up (stacks, cluster, namespace, alarms,
+        dashboard, pipeline steps' stack names)."""
+        return f"{self.project}-{self.name}"
+
+    @property
+    def secret_prefix(self) -> str:
+        """`{project}/{env}`: every Secrets Manager name of this environment starts with it, and the External
+        Secrets role may read exactly `{secret_prefix}/*`."""
+        return f"{self.project}/{self.name}"
+
+    def secret_name(self, *parts: str) -> str:
+        """A Secrets Manager name under this environment's prefix, e.g. secret_name("mysql") = erp/dev/mysql."""
+        return "/".join([self.secret_prefix, *parts])
+
+    @property
     def application_log_group(self) -> str:
-        return self.observability.application_log_group or f"/aws/eks/{self.project}-{self.name}/application"
+        return self.observability.application_log_group or f"/aws/eks/{self.resource_prefix}/application"
 
     @property
     def cluster_name(self) -> str:
-        return f"{self.project}-{self.name}"
+        return self.resource_prefix
 
     @property
     def namespace(self) -> str:
-        return f"{self.project}-{self.name}"
+        return self.resource_prefix
 
     @property
     def stage_id(self) -> str:

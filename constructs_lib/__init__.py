@@ -1,1 +1,1 @@
-"""Reusable constructs, one logical unit each; stacks only compose them."""
+"""Reusable constructs, one logical unit each, grouped by tier in sub-packages; stacks only compose them."""

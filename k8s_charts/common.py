@@ -10,10 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from cdk8s import ApiObject, ApiObjectMetadata, App, Chart, JsonPatch
-from cdk8s_plus_27 import k8s
+from cdk8s_plus_27 import Namespace, k8s
 from constructs import Construct
 
-from config.models import EnvironmentConfig, NodeGroupConfig, ServiceConfig
+from config.models import EnvironmentConfig
+from config.sections import NodeGroupConfig, ServiceConfig
 from k8s_charts import names
 
 NAME_LABEL = "app.kubernetes.io/name"
@@ -31,6 +32,15 @@ def new_chart(env: EnvironmentConfig, chart_id: str) -> Chart:
         labels={"app.kubernetes.io/part-of": env.project, "app.kubernetes.io/managed-by": "cdk8s"},
         disable_resource_name_hashes=True,
     )
+
+
+# Pod Security Admission's label prefix (enforce / audit / warn, and their -version).
+PSA = "pod-security.kubernetes.io"
+
+
+def namespace(scope: Construct, name: str, labels: dict[str, str]) -> Namespace:
+    """The chart's Namespace object (construct id "Namespace"), with its Pod Security labels."""
+    return Namespace(scope, "Namespace", metadata=ApiObjectMetadata(name=name, labels=labels))
 
 
 def selector_labels(name: str) -> dict[str, str]:

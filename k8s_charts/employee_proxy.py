@@ -14,18 +14,7 @@ from cdk8s_plus_27 import Pods, Service, ServiceAccount, ServicePort, k8s
 from constructs import Construct
 
 from config.models import EnvironmentConfig
-from k8s_charts import names
-from k8s_charts.common import (
-    apps_node_selector,
-    int_or_string,
-    meta,
-    pod_labels,
-    resources,
-    restricted_container_security,
-    restricted_pod_security,
-    selector_labels,
-    zone_and_host_spread,
-)
+from k8s_charts import common, names
 from k8s_charts.images import SIGV4_PROXY, image_uri
 from k8s_charts.values import PlatformValues
 
@@ -55,8 +44,8 @@ class EmployeeProxy(Construct):
     def __init__(self, scope: Construct, id: str, *, env: EnvironmentConfig, values: PlatformValues) -> None:
         super().__init__(scope, id)
         ns, name, port = env.namespace, names.EMPLOYEE_PROXY, names.EMPLOYEE_PROXY_PORT
-        labels = pod_labels(name, PROXY_COMPONENT)
-        selector = selector_labels(name)
+        labels = common.pod_labels(name, PROXY_COMPONENT)
+        selector = common.selector_labels(name)
         proxy = env.employee_proxy
 
         ServiceAccount(
@@ -73,11 +62,11 @@ class EmployeeProxy(Construct):
             selector=Pods.select(self, "Pods", labels=selector),
             ports=[ServicePort(name="http", port=port, target_port=port)],
         )
-        probe = k8s.TcpSocketAction(port=int_or_string(port))
+        probe = k8s.TcpSocketAction(port=common.int_or_string(port))
         k8s.KubeDeployment(
             self,
             "Deployment",
-            metadata=meta(name, ns, labels=labels),
+            metadata=common.meta(name, ns, labels=labels),
             spec=k8s.DeploymentSpec(
                 replicas=proxy.replicas,
                 selector=k8s.LabelSelector(match_labels=selector),
@@ -87,10 +76,10 @@ class EmployeeProxy(Construct):
                         service_account_name=name,
                         automount_service_account_token=False,
                         enable_service_links=False,
-                        security_context=restricted_pod_security(uid=PROXY_UID),
+                        security_context=common.restricted_pod_security(uid=PROXY_UID),
                         # Multi-arch image: any apps node.
-                        node_selector=apps_node_selector(env),
-                        topology_spread_constraints=zone_and_host_spread(
+                        node_selector=common.apps_node_selector(env),
+                        topology_spread_constraints=common.zone_and_host_spread(
                             selector, match_label_keys=["pod-template-hash"]
                         ),
                         containers=[
@@ -100,12 +89,12 @@ class EmployeeProxy(Construct):
                                 image_pull_policy="IfNotPresent",
                                 args=proxy_args(env, values),
                                 ports=[k8s.ContainerPort(name="http", container_port=port, protocol="TCP")],
-                                resources=resources(
+                                resources=common.resources(
                                     cpu_request="25m", cpu_limit="250m", memory_request="32Mi", memory_limit="128Mi"
                                 ),
                                 readiness_probe=k8s.Probe(tcp_socket=probe, period_seconds=10, failure_threshold=3),
                                 liveness_probe=k8s.Probe(tcp_socket=probe, period_seconds=20, failure_threshold=3),
-                                security_context=restricted_container_security(),
+                                security_context=common.restricted_container_security(),
                             )
                         ],
                     ),
@@ -116,9 +105,9 @@ class EmployeeProxy(Construct):
             k8s.KubePodDisruptionBudget(
                 self,
                 "DisruptionBudget",
-                metadata=meta(name, ns, labels=labels),
+                metadata=common.meta(name, ns, labels=labels),
                 spec=k8s.PodDisruptionBudgetSpec(
-                    max_unavailable=int_or_string(1),
+                    max_unavailable=common.int_or_string(1),
                     selector=k8s.LabelSelector(match_labels=selector),
                     unhealthy_pod_eviction_policy="AlwaysAllow",
                 ),

@@ -1,9 +1,9 @@
 """Every third-party image the cluster runs, in ONE place, pulled from the stage account's own ECR.
 
 Nothing is pulled from Docker Hub or ECR Public directly: ECR pull-through cache rules
-(constructs_lib/pull_through_cache.py) mirror them under a prefix of the stage registry, where
+(constructs_lib/delivery/pull_through_cache.py) mirror them under a prefix of the stage registry, where
 scan-on-push scans them and the prod scan gate checks them like the service images
-(constructs_lib/registry.deployed_images). Docker Hub's anonymous pull rate limit no longer applies.
+(constructs_lib/delivery/registry.deployed_images). Docker Hub's anonymous pull rate limit no longer applies.
 
 A digest is used only where a public source gives it for that exact tag AND it is the multi-arch index
 (the nodes are arm64 Graviton; a per-architecture manifest digest would not run there). The source is
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from config.models import EnvironmentConfig
 
-# Pull-through cache prefixes in the stage registry (constructs_lib/pull_through_cache.py creates the rules).
+# Pull-through cache prefixes in the stage registry (constructs_lib/delivery/pull_through_cache.py creates the rules).
 ECR_PUBLIC_PREFIX = "ecr-public"
 DOCKER_HUB_PREFIX = "docker-hub"
 UPSTREAMS = {ECR_PUBLIC_PREFIX: "public.ecr.aws", DOCKER_HUB_PREFIX: "registry-1.docker.io"}
@@ -92,7 +92,7 @@ SIGV4_PROXY = ThirdPartyImage(
     "(public ECS task definitions; not stated to be the multi-arch index)",
 )
 
-# Stakater Reloader (constructs_lib/reloader.py). Docker Hub and GHCR builds differ (separate pushes in
+# Stakater Reloader (constructs_lib/cluster/reloader.py). Docker Hub and GHCR builds differ (separate pushes in
 # its release workflow), so the GHCR digest found publicly does not apply to Docker Hub's image.
 RELOADER = ThirdPartyImage(
     cache_prefix=DOCKER_HUB_PREFIX,

@@ -10,15 +10,17 @@ from __future__ import annotations
 import hashlib
 
 from cdk8s import ApiObjectMetadata
-from cdk8s_plus_27 import ApiResource, ClusterRole, ClusterRoleBinding, ConfigMap, Namespace, ServiceAccount, k8s
+from cdk8s_plus_27 import ApiResource, ClusterRole, ClusterRoleBinding, ConfigMap, ServiceAccount, k8s
 from constructs import Construct
 
 from config.models import EnvironmentConfig
 from k8s_charts import names
 from k8s_charts.common import (
+    PSA,
     RUNTIME_DEFAULT,
     int_or_string,
     meta,
+    namespace,
     pod_labels,
     resources,
     scratch_volume,
@@ -98,18 +100,8 @@ class FluentBit(Construct):
         ns, name = names.LOGGING_NAMESPACE, names.FLUENT_BIT
         labels = pod_labels(name, "logging")
 
-        Namespace(
-            self,
-            "Namespace",
-            metadata=ApiObjectMetadata(
-                name=ns,
-                labels={
-                    # hostPath and root are what `baseline`/`restricted` forbid: privileged, but audited.
-                    "pod-security.kubernetes.io/enforce": "privileged",
-                    "pod-security.kubernetes.io/audit": "restricted",
-                },
-            ),
-        )
+        # hostPath and root are what `baseline`/`restricted` forbid: privileged, but audited.
+        namespace(self, ns, {f"{PSA}/enforce": "privileged", f"{PSA}/audit": "restricted"})
         # The kubernetes filter calls the API server with this account's token.
         account = ServiceAccount(
             self, "ServiceAccount", metadata=ApiObjectMetadata(name=name, namespace=ns), automount_token=True

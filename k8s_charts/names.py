@@ -50,16 +50,16 @@ DB_USERNAME_KEY = "mysql-username"
 DB_PASSWORD_KEY = "mysql-password"  # pragma: allowlist secret (a name)
 CACHE_AUTH_TOKEN_KEY = "cache-auth-token"
 MONGODB_URI_KEY = "mongodb-uri"
-# Key inside erp/{env}/mongodb's JSON (constructs_lib.mongodb.URI_KEY) and the placeholder it starts with.
+# Key inside erp/{env}/mongodb's JSON (constructs_lib.data.mongodb.URI_KEY) and the placeholder it starts with.
 MONGODB_SECRET_JSON_KEY = "uri"  # pragma: allowlist secret (a name)
 
 
 def mongodb_secret_name(env: EnvironmentConfig) -> str:
     """Secrets Manager name of the MongoDB URI (created by the Data stack without a usable value)."""
-    return f"{env.project}/{env.name}/mongodb"
+    return env.secret_name("mongodb")
 
 
-# Key inside the cache secret's JSON in Secrets Manager (constructs_lib.cache.AUTH_TOKEN_KEY).
+# Key inside the cache secret's JSON in Secrets Manager (constructs_lib.data.cache.AUTH_TOKEN_KEY).
 CACHE_SECRET_JSON_KEY = "authToken"  # pragma: allowlist secret (a name)
 
 KAFKA = "kafka"  # StatefulSet and client Service
@@ -88,7 +88,8 @@ def service_url(env: EnvironmentConfig, service_name: str, port: int) -> str:
     return f"http://{service_name}.{env.namespace}.svc.cluster.local:{port}"
 
 
-# Fixed by constructs_lib (database.MYSQL_PORT, cache.CACHE_PORT); NetworkPolicy ports cannot be tokens.
+# The one source of the data tier's ports (constructs_lib.data.database/cache use them): NetworkPolicy ports
+# cannot be tokens, so they are fixed here rather than read from the database construct.
 MYSQL_PORT = 3306
 REDIS_PORT = 6379
 

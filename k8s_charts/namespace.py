@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from cdk8s import ApiObjectMetadata
-from cdk8s_plus_27 import Namespace, k8s
+from cdk8s_plus_27 import k8s
 from constructs import Construct
 
-from config.models import EnvironmentConfig, ServiceConfig
+from config.models import EnvironmentConfig
+from config.sections import ServiceConfig
 from k8s_charts import names
 from k8s_charts.common import (
     NAME_LABEL,
+    PSA,
     int_or_string,
     meta,
+    namespace,
 )
 from k8s_charts.kafka import TOPICS_JOB
 from k8s_charts.values import PlatformValues
@@ -125,21 +127,15 @@ class ErpNamespace(Construct):
         super().__init__(scope, id)
         ns = env.namespace
         psa_version = f"v{env.cluster.kubernetes_version}"
-        Namespace(
-            self,
-            "Namespace",
-            metadata=ApiObjectMetadata(
-                name=ns,
-                labels={
-                    "pod-security.kubernetes.io/enforce": "restricted",
-                    "pod-security.kubernetes.io/enforce-version": psa_version,
-                    "pod-security.kubernetes.io/warn": "restricted",
-                    "pod-security.kubernetes.io/warn-version": psa_version,
-                    # The LB controller gates rollouts on NLB target health (no 5xx while pods roll).
-                    "elbv2.k8s.aws/pod-readiness-gate-inject": "enabled",
-                },
-            ),
-        )
+        labels = {
+            f"{PSA}/enforce": "restricted",
+            f"{PSA}/enforce-version": psa_version,
+            f"{PSA}/warn": "restricted",
+            f"{PSA}/warn-version": psa_version,
+            # The LB controller gates rollouts on NLB target health (no 5xx while pods roll).
+            "elbv2.k8s.aws/pod-readiness-gate-inject": "enabled",
+        }
+        namespace(self, ns, labels)
 
         network_policy(
             self, "DefaultDeny", name="default-deny-all", namespace=ns, pod_selector={}, ingress=[], egress=[]

@@ -2,7 +2,7 @@
 
 External Secrets refreshes the synced Secrets (`db-credentials`, `cache-auth`, ...) from Secrets
 Manager; environment variables are read once at start, so running pods would keep the old value.
-Stakater Reloader (constructs_lib/reloader.py) watches Secrets and, for a workload annotated with
+Stakater Reloader (constructs_lib/cluster/reloader.py) watches Secrets and, for a workload annotated with
 `secret.reloader.stakater.com/reload: <names>`, patches its pod template when one of them changes:
 an ordinary rolling update (maxUnavailable 0, readiness-gated, PDB-protected), so no outage.
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from cdk8s import ApiObjectMetadata
 from constructs import Construct
 
-from config.models import EnvironmentConfig, ServiceConfig
+from config.models import EnvironmentConfig
+from config.sections import ServiceConfig
 from k8s_charts import names
 from k8s_charts.common import custom_resource
 from k8s_charts.values import PlatformValues
@@ -32,7 +33,7 @@ def service_secret_data(
         if arn is None:
             raise ValueError(
                 f"services[{service.name}] uses mysql but PlatformValues.mysql_secret_arns has no entry for it "
-                f"(its own user's secret {env.project}/{env.name}/mysql/{service.name})"
+                f"(its own user's secret {env.secret_name('mysql', service.name)})"
             )
         data[names.DB_USERNAME_KEY] = (arn, RDS_USERNAME_FIELD)
         data[names.DB_PASSWORD_KEY] = (arn, RDS_PASSWORD_FIELD)

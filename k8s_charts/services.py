@@ -9,7 +9,8 @@ from cdk8s_plus_27 import Pods, Service, ServiceAccount, ServicePort, k8s
 from constructs import Construct
 
 from config.hosting import HealthCheckConfig, topic_variable, url_variable
-from config.models import EnvironmentConfig, ServiceConfig
+from config.models import EnvironmentConfig
+from config.sections import ServiceConfig
 from k8s_charts import names
 from k8s_charts.common import (
     API_COMPONENT,
@@ -112,7 +113,7 @@ class DrainingDeployment(k8s.KubeDeployment):
 
 
 def health_probe(check: HealthCheckConfig, *, period: int, failures: int) -> k8s.Probe:
-    """The same check the NLB target group runs (constructs_lib.nlb): TCP connect, or GET on a real path."""
+    """The same check the NLB target group runs (constructs_lib.network.nlb): TCP connect, or GET on a real path."""
     port = k8s.IntOrString.from_string("http")
     if check.type == "http":
         action = {"http_get": k8s.HttpGetAction(path=check.path, port=port)}

@@ -7,18 +7,7 @@ from cdk8s_plus_27 import Pods, Protocol, Service, ServiceAccount, ServicePort, 
 from constructs import Construct
 
 from config.models import EnvironmentConfig
-from k8s_charts import names
-from k8s_charts.common import (
-    apps_node_selector,
-    env_var,
-    int_or_string,
-    meta,
-    pod_labels,
-    resources,
-    restricted_container_security,
-    restricted_pod_security,
-    selector_labels,
-)
+from k8s_charts import common, names
 from k8s_charts.images import XRAY_DAEMON, image_uri
 from k8s_charts.values import PlatformValues
 
@@ -31,8 +20,8 @@ class XRayDaemon(Construct):
     def __init__(self, scope: Construct, id: str, *, env: EnvironmentConfig, values: PlatformValues) -> None:
         super().__init__(scope, id)
         ns, name = env.namespace, names.XRAY_DAEMON
-        labels = pod_labels(name, "tracing")
-        selector = selector_labels(name)
+        labels = common.pod_labels(name, "tracing")
+        selector = common.selector_labels(name)
 
         account = ServiceAccount(
             self,
@@ -41,11 +30,11 @@ class XRayDaemon(Construct):
             automount_token=False,
         )
         # The daemon has no HTTP endpoint; its TCP sampling proxy on the same port is the health signal.
-        tcp_probe = k8s.TcpSocketAction(port=int_or_string(names.XRAY_PORT))
+        tcp_probe = k8s.TcpSocketAction(port=common.int_or_string(names.XRAY_PORT))
         k8s.KubeDaemonSet(
             self,
             "DaemonSet",
-            metadata=meta(name, ns, labels=labels),
+            metadata=common.meta(name, ns, labels=labels),
             spec=k8s.DaemonSetSpec(
                 selector=k8s.LabelSelector(match_labels=selector),
                 template=k8s.PodTemplateSpec(
@@ -54,8 +43,8 @@ class XRayDaemon(Construct):
                         service_account_name=account.name,
                         automount_service_account_token=False,
                         enable_service_links=False,
-                        security_context=restricted_pod_security(uid=XRAY_UID),
-                        node_selector=apps_node_selector(env),
+                        security_context=common.restricted_pod_security(uid=XRAY_UID),
+                        node_selector=common.apps_node_selector(env),
                         containers=[
                             k8s.Container(
                                 name=name,
@@ -64,19 +53,19 @@ class XRayDaemon(Construct):
                                 # Appended to the image's entrypoint (which binds 0.0.0.0:2000 UDP and TCP).
                                 # Local mode: no EC2 metadata lookups, which the egress policy blocks anyway.
                                 args=["--region", values.region, "--local-mode"],
-                                env=[env_var("AWS_REGION", values.region)],
+                                env=[common.env_var("AWS_REGION", values.region)],
                                 ports=[
                                     k8s.ContainerPort(name="xray-udp", container_port=names.XRAY_PORT, protocol="UDP"),
                                     k8s.ContainerPort(name="xray-tcp", container_port=names.XRAY_PORT, protocol="TCP"),
                                 ],
-                                resources=resources(
+                                resources=common.resources(
                                     cpu_request="50m", cpu_limit="250m", memory_request="64Mi", memory_limit="256Mi"
                                 ),
                                 readiness_probe=k8s.Probe(tcp_socket=tcp_probe, period_seconds=10),
                                 liveness_probe=k8s.Probe(
                                     tcp_socket=tcp_probe, initial_delay_seconds=10, period_seconds=20
                                 ),
-                                security_context=restricted_container_security(),
+                                security_context=common.restricted_container_security(),
                             )
                         ],
                     ),

@@ -5,19 +5,36 @@ References run one way only: Api reads Network, Data and Auth; none of them read
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 from aws_cdk import CfnOutput, Fn, Stack
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from config.models import EnvironmentConfig
-from constructs_lib.database import ErpDatabase
-from constructs_lib.employee_service import EmployeeService
-from constructs_lib.http_api import ErpHttpApi
-from constructs_lib.nlb import ServiceNlb
-from constructs_lib.routes import EMPLOYEE_FUNCTION, route_plan
+from constructs_lib.api.employee_service import EmployeeService
+from constructs_lib.api.http_api import ErpHttpApi
+from constructs_lib.api.routes import EMPLOYEE_FUNCTION, route_plan
+from constructs_lib.data.database import ErpDatabase
+from constructs_lib.network.nlb import ServiceNlb
+
+
+@dataclass(frozen=True)
+class ApiEndpoints:
+    """What the workloads take from the API tier: the NLB's addresses, group and target groups, the employee
+    function's caller grant and URL host."""
+
+    nlb_private_ips: list[str]
+    nlb_security_group: ec2.ISecurityGroup
+    target_groups: Mapping[str, elbv2.NetworkTargetGroup]
+    target_group_arns: Mapping[str, str]
+    employees: EmployeeService
+    employee_function_url_host: str
 
 
 class ApiStack(Stack):
@@ -35,7 +52,7 @@ class ApiStack(Stack):
         **kwargs,
     ) -> None:
         super().__init__(scope, id, **kwargs)
-        name = f"{config.project}-{config.name}"
+        name = config.resource_prefix
         log_retention_days = config.observability.log_retention_days
 
         self.nlb = ServiceNlb(self, "ServiceNlb", vpc=vpc, services=config.services, network=config.network)
@@ -84,7 +101,7 @@ class ApiStack(Stack):
             )
 
     def _add_routes(self, config: EnvironmentConfig) -> None:
-        """The route table (constructs_lib.routes): one integration per backend and path rewrite."""
+        """The route table (constructs_lib.api.routes): one integration per backend and path rewrite."""
         lambda_integration = integrations.HttpLambdaIntegration("Employees", self.employee_function)
         nlb_integrations: dict[tuple[str, str | None], integrations.HttpNlbIntegration] = {}
         for planned in route_plan(config):
@@ -104,5 +121,13 @@ class ApiStack(Stack):
         # exported by name: split in the consuming stack, cfn-lint rejects Fn::Split over Fn::GetStackOutput.
         self.employee_function_url_host = self.export_value(
             Fn.select(2, Fn.split("/", self.employees.internal_url.url)),
-            name=f"{config.project}-{config.name}-employee-function-url-host",
+            name=f"{config.resource_prefix}-employee-function-url-host",
+        )
+        self.endpoints = ApiEndpoints(
+            nlb_private_ips=self.nlb.private_ips,
+            nlb_security_group=self.nlb_security_group,
+            target_groups=self.nlb.target_groups,
+            target_group_arns=self.target_group_arns,
+            employees=self.employees,
+            employee_function_url_host=self.employee_function_url_host,
         )

@@ -6,7 +6,7 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from config.models import EnvironmentConfig
-from constructs_lib.user_pool import ErpUserPool
+from constructs_lib.auth.user_pool import ErpUserPool
 
 
 class AuthStack(Stack):
@@ -18,7 +18,7 @@ class AuthStack(Stack):
             config=config.auth,
             production=config.production,
             # Cognito domain prefixes are global per region: the account id keeps ours unique.
-            domain_prefix=f"{config.project}-{config.name}-{config.account}",
+            domain_prefix=f"{config.resource_prefix}-{config.account}",
             log_retention_days=config.observability.log_retention_days,
             project=config.project,
         )

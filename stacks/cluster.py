@@ -8,13 +8,13 @@ from aws_cdk import aws_rds as rds
 from constructs import Construct
 
 from config.models import EnvironmentConfig
-from constructs_lib.eks_addons import ErpClusterAddons
-from constructs_lib.eks_cluster import ErpCluster
-from constructs_lib.eks_controllers import ErpControllers
-from constructs_lib.night_schedule import NightSchedule
-from constructs_lib.parameters import EnvParameters
-from constructs_lib.pull_through_cache import grant_pull_through
-from constructs_lib.reloader import Reloader
+from constructs_lib.cluster.controllers import ErpControllers
+from constructs_lib.cluster.eks import ErpCluster
+from constructs_lib.cluster.managed_addons import ErpClusterAddons
+from constructs_lib.cluster.night_schedule import NightSchedule
+from constructs_lib.cluster.reloader import Reloader
+from constructs_lib.common.parameters import EnvParameters
+from constructs_lib.delivery.pull_through_cache import grant_pull_through
 from k8s_charts import build_storage_chart
 
 

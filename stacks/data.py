@@ -2,31 +2,50 @@
 
 from __future__ import annotations
 
-from aws_cdk import Stack
+from dataclasses import dataclass
+
+from aws_cdk import CfnResource, Stack
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_rds as rds
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from config.models import EnvironmentConfig
-from constructs_lib.cache import CACHE_PORT, ErpCache
-from constructs_lib.database import MYSQL_PORT, ErpDatabase
-from constructs_lib.database_users import DatabaseUsers
-from constructs_lib.mongodb import MongoDbUriSecret
-from constructs_lib.parameters import EnvParameters
+from constructs_lib.common.parameters import EnvParameters
+from constructs_lib.data.cache import CACHE_PORT, ErpCache
+from constructs_lib.data.database import MYSQL_PORT, ErpDatabase
+from constructs_lib.data.database_users import DatabaseUsers
+from constructs_lib.data.mongodb import MongoDbUriSecret
+from k8s_charts import names
 
 EMPLOYEE_DB_USER = "employee_app"
+
+
+@dataclass(frozen=True)
+class DataEndpoints:
+    """What other stacks take from the data tier: endpoints, secrets and security groups, not the stack."""
+
+    database: rds.IDatabaseInstance
+    database_host: str
+    database_secret: secretsmanager.ISecret
+    database_security_group: ec2.ISecurityGroup
+    cache_replication_group: CfnResource
+    cache_host: str
+    cache_secret: secretsmanager.ISecret
+    cache_security_group: ec2.ISecurityGroup
+    mongodb_secret: secretsmanager.ISecret
 
 
 class DataStack(Stack):
     def __init__(self, scope: Construct, id: str, *, config: EnvironmentConfig, vpc: ec2.IVpc, **kwargs) -> None:
         super().__init__(scope, id, termination_protection=config.production, **kwargs)
-        prefix = f"{config.project}/{config.name}"
         self.database = ErpDatabase(
             self,
             "Database",
             vpc=vpc,
             config=config.database,
             production=config.production,
-            secret_name=f"{prefix}/mysql",
+            secret_name=config.secret_name("mysql"),
         )
         # One MySQL user per consumer (DML unless it owns a schema), plus the migrations, run on deploy.
         self.database_users = DatabaseUsers(
@@ -35,7 +54,7 @@ class DataStack(Stack):
             database=self.database,
             vpc=vpc,
             database_name=config.database.database_name,
-            secret_prefix=f"{prefix}/mysql",
+            secret_prefix=config.secret_name("mysql"),
             consumers={EMPLOYEE_DB_USER: "DML"},
             rotation_days=config.database.rotation_days,
             log_retention_days=config.observability.log_retention_days,
@@ -47,10 +66,23 @@ class DataStack(Stack):
             vpc=vpc,
             config=config.cache,
             production=config.production,
-            secret_name=f"{prefix}/cache",
+            secret_name=config.secret_name("cache"),
             log_retention_days=config.observability.log_retention_days,
         )
-        self.mongodb = MongoDbUriSecret(self, "MongoDb", secret_name=f"{prefix}/mongodb", production=config.production)
+        self.mongodb = MongoDbUriSecret(
+            self, "MongoDb", secret_name=names.mongodb_secret_name(config), production=config.production
+        )
+        self.endpoints = DataEndpoints(
+            database=self.database.instance,
+            database_host=self.database.instance.db_instance_endpoint_address,
+            database_secret=self.database.secret,
+            database_security_group=self.database.security_group,
+            cache_replication_group=self.cache.replication_group,
+            cache_host=self.cache.endpoint,
+            cache_secret=self.cache.secret,
+            cache_security_group=self.cache.security_group,
+            mongodb_secret=self.mongodb.secret,
+        )
         EnvParameters(
             self,
             "Parameters",

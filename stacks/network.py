@@ -6,7 +6,7 @@ from aws_cdk import Stack
 from constructs import Construct
 
 from config.models import EnvironmentConfig
-from constructs_lib.network import ErpVpc
+from constructs_lib.network.vpc import ErpVpc
 
 
 class NetworkStack(Stack):

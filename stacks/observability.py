@@ -19,13 +19,14 @@ from aws_cdk import aws_rds as rds
 from constructs import Construct
 
 from config.models import EnvironmentConfig
-from constructs_lib.alarm_topic import AlarmTopic
-from constructs_lib.alarms import PlatformAlarms
-from constructs_lib.dashboard import PlatformDashboard
-from constructs_lib.log_metrics import ErrorLineMetrics
-from constructs_lib.metrics import cache_node_ids
-from constructs_lib.policies import log_removal, retention
-from constructs_lib.tracing import TraceSampling
+from constructs_lib.common.policies import log_removal, retention
+from constructs_lib.observability.alarm_topic import AlarmTopic
+from constructs_lib.observability.alarms import PlatformAlarms
+from constructs_lib.observability.dashboard import PlatformDashboard
+from constructs_lib.observability.log_metrics import ErrorLineMetrics
+from constructs_lib.observability.metrics import cache_node_ids
+from constructs_lib.observability.tracing import TraceSampling
+from constructs_lib.observability.watched import Watched
 
 
 class ObservabilityStack(Stack):
@@ -44,7 +45,7 @@ class ObservabilityStack(Stack):
         **kwargs,
     ) -> None:
         super().__init__(scope, id, **kwargs)
-        name = f"{config.project}-{config.name}"
+        name = config.resource_prefix
         # The ONE name Fluent Bit writes to and the error alarms read (config.application_log_group).
         self.application_log_group = logs.LogGroup(
             self,
@@ -70,20 +71,16 @@ class ObservabilityStack(Stack):
             services=[service.name for service in config.services],
             metric_namespace=f"{config.project}/{config.name}/application",
         )
-        cache_nodes = cache_node_ids(cache_replication_group_id, config.cache.replicas)
-        self.alarms = PlatformAlarms(
-            self,
-            "Alarms",
-            env=config,
-            action=self.alarm_topic.action,
+        watched = Watched(
             errors=self.error_lines,
-            database=database,
-            cache_node_ids=cache_nodes,
             http_api=http_api,
             function=employee_function,
             load_balancer=load_balancer,
             target_groups=target_groups,
+            database=database,
+            cache_node_ids=cache_node_ids(cache_replication_group_id, config.cache.replicas),
         )
+        self.alarms = PlatformAlarms(self, "Alarms", config=config, action=self.alarm_topic.action, watched=watched)
         self.tracing = TraceSampling(
             self,
             "Tracing",
@@ -92,16 +89,4 @@ class ObservabilityStack(Stack):
             fixed_rate=config.observability.xray_sampling_rate,
             extra_services=[employee_function.function_name],
         )
-        self.dashboard = PlatformDashboard(
-            self,
-            "Dashboard",
-            env=config,
-            alarms=self.alarms.alarms,
-            errors=self.error_lines,
-            http_api=http_api,
-            function=employee_function,
-            load_balancer=load_balancer,
-            target_groups=target_groups,
-            database=database,
-            cache_node_ids=cache_nodes,
-        )
+        self.dashboard = PlatformDashboard(self, "Dashboard", config=config, alarms=self.alarms.alarms, watched=watched)

@@ -9,10 +9,12 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from config.models import EnvironmentConfig, ToolchainConfig
-from constructs_lib.github_oidc import GitHubDiffRole
-from constructs_lib.pipeline_nag import acknowledge_pipeline_findings, ignore_cfn_lint_role_arn_false_positive
-from constructs_lib.pipeline_notifications import PipelineNotifications
-from constructs_lib.pipeline_steps import (
+from constructs_lib.delivery.github_oidc import GitHubDiffRole
+from constructs_lib.delivery.notifications import PipelineNotifications
+from constructs_lib.delivery.pipeline_nag import acknowledge_pipeline_findings, ignore_cfn_lint_role_arn_false_positive
+from constructs_lib.delivery.registry import deployed_images
+from constructs_lib.delivery.replacement_guard_step import replacement_guard_step
+from constructs_lib.delivery.steps import (
     BUILD_IMAGE,
     CDK_CLI_VERSION,
     awake_check_step,
@@ -23,9 +25,7 @@ from constructs_lib.pipeline_steps import (
     smoke_test_step,
     synth_step,
 )
-from constructs_lib.pipeline_storage import PipelineArtifactStore
-from constructs_lib.registry import deployed_images
-from constructs_lib.replacement_guard_step import replacement_guard_step
+from constructs_lib.delivery.storage import PipelineArtifactStore
 from stacks.stage import ErpStage
 
 PIPELINE_NAME = "erp-platform"

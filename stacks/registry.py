@@ -6,9 +6,9 @@ from aws_cdk import Stack
 from constructs import Construct
 
 from config.models import EnvironmentConfig
-from constructs_lib.parameters import EnvParameters
-from constructs_lib.pull_through_cache import PullThroughCache
-from constructs_lib.registry import ServiceRepositories
+from constructs_lib.common.parameters import EnvParameters
+from constructs_lib.delivery.pull_through_cache import PullThroughCache
+from constructs_lib.delivery.registry import ServiceRepositories
 
 
 class RegistryStack(Stack):

@@ -23,7 +23,7 @@ class ErpStage(Stage):
 
         def name(kind: str) -> str:
             # Humans look stacks up by name in the console: make it predictable.
-            return f"{config.project}-{config.name}-{kind}"
+            return f"{config.resource_prefix}-{kind}"
 
         self.network = NetworkStack(self, "Network", config=config, stack_name=name("network"))
         self.data = DataStack(self, "Data", config=config, vpc=self.network.vpc, stack_name=name("data"))
@@ -45,19 +45,19 @@ class ErpStage(Stage):
             "Cluster",
             config=config,
             vpc=self.network.vpc,
-            database=self.data.database.instance,
+            database=self.data.endpoints.database,
             stack_name=name("cluster"),
         )
         self.observability = ObservabilityStack(
             self,
             "Observability",
             config=config,
-            database=self.data.database.instance,
-            cache_replication_group_id=self.data.cache.replication_group.ref,
+            database=self.data.endpoints.database,
+            cache_replication_group_id=self.data.endpoints.cache_replication_group.ref,
             http_api=self.api.http_api,
             employee_function=self.api.employee_function,
             load_balancer=self.api.nlb.load_balancer,
-            target_groups=self.api.nlb.target_groups,
+            target_groups=self.api.endpoints.target_groups,
             stack_name=name("observability"),
         )
         self.workloads = WorkloadsStack(
@@ -66,8 +66,8 @@ class ErpStage(Stage):
             config=config,
             cluster=self.cluster.cluster,
             vpc=self.network.vpc,
-            data=self.data,
-            api=self.api,
+            data=self.data.endpoints,
+            api=self.api.endpoints,
             repositories=self.registry.repositories,
             stack_name=name("workloads"),
         )

@@ -15,17 +15,17 @@ from aws_cdk import aws_eks_v2 as eks
 from constructs import Construct
 
 from config.models import EnvironmentConfig
-from constructs_lib.cache import CACHE_PORT
-from constructs_lib.database import MYSQL_PORT
-from constructs_lib.kafka_volumes import KafkaVolumeGrowth
-from constructs_lib.reference_fingerprint import follow
-from constructs_lib.registry import image_uri
-from constructs_lib.workload_access import WorkloadAccess
+from constructs_lib.cluster.kafka_volumes import KafkaVolumeGrowth
+from constructs_lib.cluster.workload_access import WorkloadAccess
+from constructs_lib.common.reference_fingerprint import follow
+from constructs_lib.data.cache import CACHE_PORT
+from constructs_lib.data.database import MYSQL_PORT
+from constructs_lib.delivery.registry import image_uri
 from k8s_charts import build_charts
 from k8s_charts.platform import uses_employee_api
 from k8s_charts.values import PlatformValues
-from stacks.api import ApiStack
-from stacks.data import DataStack
+from stacks.api import ApiEndpoints
+from stacks.data import DataEndpoints
 
 
 class WorkloadsStack(Stack):
@@ -37,8 +37,8 @@ class WorkloadsStack(Stack):
         config: EnvironmentConfig,
         cluster: eks.Cluster,
         vpc: ec2.IVpc,
-        data: DataStack,
-        api: ApiStack,
+        data: DataEndpoints,
+        api: ApiEndpoints,
         repositories: Mapping[str, ecr.IRepository],
         **kwargs,
     ) -> None:
@@ -46,18 +46,18 @@ class WorkloadsStack(Stack):
         values = PlatformValues(
             region=self.region,
             vpc_cidr=vpc.vpc_cidr_block,
-            nlb_private_ips=api.nlb.private_ips,
-            db_host=data.database.instance.db_instance_endpoint_address,
+            nlb_private_ips=api.nlb_private_ips,
+            db_host=data.database_host,
             db_port=str(MYSQL_PORT),
             db_name=config.database.database_name,
             # Hook: per-consumer MySQL users (erp/{env}/mysql/<service>) come from the database side; no EKS
             # service of the committed config uses MySQL, and a service declaring `mysql` fails synth until its
             # secret's ARN is passed here.
             mysql_secret_arns={},
-            cache_host=data.cache.endpoint,
+            cache_host=data.cache_host,
             cache_port=str(CACHE_PORT),
-            cache_secret_arn=data.cache.secret.secret_arn,
-            mongodb_secret_arn=data.mongodb.secret.secret_arn,
+            cache_secret_arn=data.cache_secret.secret_arn,
+            mongodb_secret_arn=data.mongodb_secret.secret_arn,
             employee_function_url_host=api.employee_function_url_host,
             target_group_arns=api.target_group_arns,
             nlb_security_group_id=api.nlb_security_group.security_group_id,
@@ -70,18 +70,18 @@ class WorkloadsStack(Stack):
             "Access",
             config=config,
             cluster=cluster,
-            database_security_group=data.database.security_group,
-            cache_security_group=data.cache.security_group,
+            database_security_group=data.database_security_group,
+            cache_security_group=data.cache_security_group,
             employees=api.employees if uses_employee_api(config) else None,
         )
         # Every producer whose value the manifests read: when one is replaced, the manifests re-apply.
         producers = [
-            *api.nlb.target_groups.values(),
+            *api.target_groups.values(),
             api.nlb_security_group,
-            data.database.instance,
-            data.database.secret,
-            data.cache.replication_group,
-            data.cache.secret,
+            data.database,
+            data.database_secret,
+            data.cache_replication_group,
+            data.cache_secret,
         ]
         self.manifests: dict[str, eks.KubernetesManifest] = {}
         previous = None

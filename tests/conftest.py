@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from functools import cache
 from pathlib import Path
@@ -16,7 +17,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from app import build  # noqa: E402
-from config import environment_names, load_environment  # noqa: E402
+from config import CONFIG_DIR, environment_names, load_environment  # noqa: E402
 from tools.synth import project_context  # noqa: E402
 
 
@@ -26,15 +27,9 @@ def cdk_context() -> dict:
     return project_context(REPO)
 
 
-@pytest.fixture(scope="session")
-def configs():
-    return {name: load_environment(name) for name in environment_names()}
-
-
-@pytest.fixture(scope="session")
-def cdk_out(tmp_path_factory) -> Path:
-    outdir = tmp_path_factory.mktemp("cdk.out")
-    app = cdk.App(outdir=str(outdir), context=cdk_context())
+def synth_app(outdir: Path, **context: str) -> Path:
+    """Build and synthesize the app into `outdir` with the project's context plus `context`."""
+    app = cdk.App(outdir=str(outdir), context={**cdk_context(), **context})
     build(app)
     try:
         app.synth()
@@ -43,6 +38,24 @@ def cdk_out(tmp_path_factory) -> Path:
         if "ValidationFailed" not in str(exc):
             raise
     return outdir
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path) -> Path:
+    """A writable copy of config/ for tests that break one field."""
+    for path in CONFIG_DIR.glob("*.yaml"):
+        shutil.copy(path, tmp_path / path.name)
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def configs():
+    return {name: load_environment(name) for name in environment_names()}
+
+
+@pytest.fixture(scope="session")
+def cdk_out(tmp_path_factory) -> Path:
+    return synth_app(tmp_path_factory.mktemp("cdk.out"))
 
 
 @pytest.fixture(scope="session")

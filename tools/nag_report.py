@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from tools.findings import report
+
 
 def violations(cdk_out: Path) -> list[tuple[str, str, str]]:
     """(rule, construct path, description) for every unacknowledged finding of every plugin."""
@@ -31,10 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as exc:
         print(f"cdk-nag: {exc}", file=sys.stderr)
         return 1
-    for rule, path, description in found:
-        print(f"{rule}  {path}  {description}")
-    print(f"cdk-nag: {len(found)} unacknowledged finding(s)")
-    return 1 if found else 0
+    lines = [f"{rule}  {path}  {description}" for rule, path, description in found]
+    return report(lines, f"cdk-nag: {len(found)} unacknowledged finding(s)")
 
 
 if __name__ == "__main__":

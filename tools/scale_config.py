@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from config import CONFIG_DIR
+from config.base import EMPLOYEES_PATH
 
 FIRST_PORT = 8101
 
@@ -49,7 +50,7 @@ def write_config_dir(target: Path, count: int, source: Path = CONFIG_DIR) -> Pat
     # The ERP's own restricted routes name its approval service; the scaled API keeps the employee ones.
     dev["api"] = {
         **dev.get("api", {}),
-        "restricted_routes": [{"method": "DELETE", "path": "/api/employees/{proxy+}", "groups": ["admin"]}],
+        "restricted_routes": [{"method": "DELETE", "path": f"{EMPLOYEES_PATH}/{{proxy+}}", "groups": ["admin"]}],
     }
     dev["observability"] = {**dev.get("observability", {}), "container_insights": True}
     (target / "dev.yaml").write_text(yaml.safe_dump(dev, sort_keys=False), encoding="utf-8")

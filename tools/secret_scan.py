@@ -9,6 +9,8 @@ from pathlib import Path
 from detect_secrets import SecretsCollection
 from detect_secrets.settings import default_settings
 
+from tools.findings import report
+
 # Lock files hold integrity hashes (high entropy, not credentials).
 SKIPPED = {"package-lock.json"}
 # Upstream CRD schemas, byte-identical to ../shared/crds (a test checks): their field descriptions
@@ -41,10 +43,8 @@ def scan(root: Path, files: list[str]) -> list[tuple[str, int, str]]:
 def main() -> int:
     root = Path(__file__).resolve().parents[1]
     findings = scan(root, repository_files(root))
-    for name, line, kind in findings:
-        print(f"{name}:{line}: {kind}")
-    print(f"secret scan: {len(findings)} finding(s)")
-    return 1 if findings else 0
+    lines = [f"{name}:{line}: {kind}" for name, line, kind in findings]
+    return report(lines, f"secret scan: {len(findings)} finding(s)")
 
 
 if __name__ == "__main__":

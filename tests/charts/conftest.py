@@ -12,7 +12,7 @@ from config import load_environment
 from config.hosting import nlb_private_ips
 from config.models import EnvironmentConfig
 from k8s_charts import PlatformValues, build_charts, build_storage_chart
-from k8s_charts.testing import Manifest
+from tests.support.charts import Manifest
 
 ENVIRONMENTS = ("dev", "prod")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from k8s_charts.testing import CRD_DIR, SHARED_CRD_DIR
+from tests.support.charts import CRD_DIR, SHARED_CRD_DIR
 
 SUMS_FILE = CRD_DIR / "SHA256SUMS"
 REQUIRE_ENV = "ERP_REQUIRE_SHARED_CRDS"

@@ -8,7 +8,7 @@ Namespace object of every chart, so a namespace added later, or one whose defaul
 from __future__ import annotations
 
 from k8s_charts import names
-from k8s_charts.testing import find, selector_matches, workloads
+from tests.support.charts import find, selector_matches, workloads
 
 
 def is_default_deny(policy: dict) -> bool:

@@ -8,7 +8,7 @@ import re
 from k8s_charts import names
 from k8s_charts.images import KAFKA, image_uri
 from k8s_charts.kafka import cluster_id, min_insync_replicas, replication_factor
-from k8s_charts.testing import find, selector_matches
+from tests.support.charts import find, selector_matches
 
 from .conftest import build
 

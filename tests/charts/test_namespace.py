@@ -5,7 +5,7 @@ from __future__ import annotations
 from config.hosting import nlb_private_ips
 from k8s_charts import names
 from k8s_charts.namespace import POD_IDENTITY_AGENT
-from k8s_charts.testing import find, selector_matches, workloads
+from tests.support.charts import find, selector_matches, workloads
 
 
 def policies(built) -> dict[str, dict]:

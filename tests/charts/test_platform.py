@@ -6,8 +6,8 @@ import re
 
 from k8s_charts import names
 from k8s_charts.logging import IMAGE as FLUENT_BIT_IMAGE
-from k8s_charts.testing import find
 from k8s_charts.tracing import IMAGE as XRAY_IMAGE
+from tests.support.charts import find
 
 from .conftest import build
 

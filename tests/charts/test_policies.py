@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from k8s_charts import names
-from k8s_charts.testing import (
+from tests.support.charts import (
     find,
     image_violations,
     pdb_violations,

@@ -3,7 +3,7 @@ Controller's webhook refuses a new targetGroupARN on an existing TargetGroupBind
 therefore be a NEW object whenever its target group is new: its name has to carry the port (and the
 target group's construct id too, so both are replaced together).
 
-constructs_lib/nlb.py names the target group construct `<service>-targets-<port>` and
+constructs_lib/network/nlb.py names the target group construct `<service>-targets-<port>` and
 k8s_charts/services.py names the binding `<service>-<port>`.
 """
 

@@ -9,7 +9,7 @@ from config import load_environment
 from k8s_charts import build_charts, names
 from k8s_charts.reload import RELOAD_ANNOTATION, annotate_reloads, secrets_read_by
 from k8s_charts.secrets import REFRESH_INTERVAL
-from k8s_charts.testing import find
+from tests.support.charts import find
 
 from .conftest import ENVIRONMENTS, fake_values
 

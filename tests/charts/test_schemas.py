@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from k8s_charts.testing import (
+from tests.support.charts import (
     CRD_DIR,
     KUBECTL_PAYLOAD_LIMIT,
     all_schema_violations,

@@ -8,7 +8,7 @@ import pytest
 
 from k8s_charts import build_charts, names
 from k8s_charts.services import pinned_image
-from k8s_charts.testing import find, selector_matches
+from tests.support.charts import find, selector_matches
 
 from .conftest import build, fake_values
 

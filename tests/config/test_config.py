@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,11 +16,12 @@ from config import CONFIG_DIR, ConfigError, environment_names, load_environment,
 REPO = CONFIG_DIR.parent
 
 
-@pytest.fixture
-def config_dir(tmp_path: Path) -> Path:
-    for path in CONFIG_DIR.glob("*.yaml"):
-        shutil.copy(path, tmp_path / path.name)
-    return tmp_path
+def assert_refused(config_dir: Path, env: str, field: str, value, expected: str) -> None:
+    """Setting `field` to `value` in config_dir/<env>.yaml fails with one line naming the file and the rule."""
+    edit(config_dir, env, field, value)
+    message = error_of(config_dir, env)
+    assert message.startswith(f"{config_dir}/{env}.yaml: ")
+    assert expected in message
 
 
 def edit(config_dir: Path, env: str, dotted: str, value=None, *, delete: bool = False) -> None:
@@ -138,10 +138,7 @@ def test_malformed_yaml(config_dir):
     ],
 )
 def test_bad_value_names_file_field_and_rule(config_dir, env, field, value, expected):
-    edit(config_dir, env, field, value)
-    message = error_of(config_dir, env)
-    assert message.startswith(f"{config_dir}/{env}.yaml: ")
-    assert expected in message
+    assert_refused(config_dir, env, field, value, expected)
 
 
 def test_unknown_field_is_a_typo(config_dir):

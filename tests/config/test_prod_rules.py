@@ -1,7 +1,7 @@
 """Every production rule, broken one at a time in a copy of config/prod.yaml (issue 12 item 9).
 
 Each case must fail with one line naming the file, the field and the rule; the same change in dev.yaml
-(where it is a rule of production only) must load. Deleting any rule from config/models.py fails its case.
+(where it is a rule of production only) must load. Deleting any rule from config/models.py or config/sections.py fails its case.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from config import load_environment
-from tests.config.test_config import config_dir, edit, error_of  # noqa: F401  (fixture)
+from tests.config.test_config import edit, error_of
 
 # (dotted field, bad value (None = delete it), the one-line error's tail)
 PROD_RULES = [
@@ -61,12 +61,12 @@ PROD_RULES = [
 ]
 
 
-def _break(config_dir, env, field, value):  # noqa: F811
+def _break(config_dir, env, field, value):
     edit(config_dir, env, field, value, delete=value is None)
 
 
 @pytest.mark.parametrize(("field", "value", "expected"), PROD_RULES, ids=[f"{r[0]}={r[1]!r}" for r in PROD_RULES])
-def test_each_prod_rule_rejects_its_break(config_dir, field, value, expected):  # noqa: F811
+def test_each_prod_rule_rejects_its_break(config_dir, field, value, expected):
     _break(config_dir, "prod", field, value)
     message = error_of(config_dir, "prod")
     assert message.startswith(f"{config_dir.name}/prod.yaml: ") or "prod.yaml: " in message
@@ -89,6 +89,6 @@ def test_committed_prod_passes_every_rule():
         ("database.deletion_protection", False),
     ],
 )
-def test_the_same_settings_are_allowed_outside_production(config_dir, field, value):  # noqa: F811
+def test_the_same_settings_are_allowed_outside_production(config_dir, field, value):
     edit(config_dir, "dev", field, value)
     load_environment("dev", config_dir)

@@ -15,9 +15,9 @@ import pytest
 
 from config import load_environment
 from k8s_charts import names
-from k8s_charts.testing import find, selector_matches
 from tests.charts.conftest import build
 from tests.conftest import resources_of
+from tests.support.charts import find, selector_matches
 
 ENVS = ["dev", "prod"]
 LAMBDA = "employee Lambda"

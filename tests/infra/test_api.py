@@ -12,9 +12,10 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk.assertions import Template
 
 from config.hosting import nlb_private_ips, private_subnet_cidrs
-from config.models import ApiConfig
-from constructs_lib.http_api import ErpHttpApi
-from constructs_lib.routes import EMPLOYEE_FUNCTION, route_plan
+from config.sections import ApiConfig
+from constructs_lib.api.http_api import ErpHttpApi
+from constructs_lib.api.routes import EMPLOYEE_FUNCTION, route_plan
+from constructs_lib.common.python_function import VPC_NETWORK_INTERFACE_ACTIONS
 from tests.conftest import resources_of
 
 ENVS = ["dev", "prod"]
@@ -342,16 +343,7 @@ def test_employee_lambda_reads_only_its_secret_and_writes_only_its_log_group(sta
     log_group_id = function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
     assert by_action["logs:PutLogEvents"]["Resource"] == {"Fn::GetAtt": [log_group_id, "Arn"]}
     wildcard = {a for a, s in by_action.items() if s["Resource"] == "*"}
-    assert wildcard <= {
-        "xray:PutTraceSegments",
-        "xray:PutTelemetryRecords",
-        "ec2:CreateNetworkInterface",
-        "ec2:DescribeNetworkInterfaces",
-        "ec2:DescribeSubnets",
-        "ec2:DeleteNetworkInterface",
-        "ec2:AssignPrivateIpAddresses",
-        "ec2:UnassignPrivateIpAddresses",
-    }
+    assert wildcard <= {"xray:PutTraceSegments", "xray:PutTelemetryRecords", *VPC_NETWORK_INTERFACE_ACTIONS}
 
 
 @pytest.mark.parametrize("env", ENVS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from constructs_lib.python_function import build_bundle, has_packages, source_hash
+from constructs_lib.common.python_function import build_bundle, has_packages, source_hash
 from tests.conftest import resources_of
 
 ENVS = ["dev", "prod"]

@@ -10,9 +10,9 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_ec2 as ec2
 
-from config.models import DatabaseConfig
-from constructs_lib.database import ErpDatabase
-from constructs_lib.database_users import DatabaseUsers
+from config.sections import DatabaseConfig
+from constructs_lib.data.database import ErpDatabase
+from constructs_lib.data.database_users import DatabaseUsers
 from tests.conftest import resources_of
 
 ENVS = ["dev", "prod"]

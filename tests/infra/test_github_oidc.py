@@ -7,7 +7,7 @@ import pytest
 from aws_cdk.assertions import Template
 
 from config.models import ToolchainConfig
-from constructs_lib.github_oidc import GitHubDiffRole
+from constructs_lib.delivery.github_oidc import GitHubDiffRole
 from tests.conftest import cdk_context
 
 EXISTING = "arn:aws:iam::333333333333:oidc-provider/token.actions.githubusercontent.com"

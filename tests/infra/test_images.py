@@ -16,8 +16,8 @@ import pytest
 from aws_cdk import aws_ecr as ecr
 
 from config import load_environment
-from config.models import ImageConfig, ServiceConfig
-from constructs_lib.registry import deployed_images, image_uri
+from config.sections import ImageConfig, ServiceConfig
+from constructs_lib.delivery.registry import deployed_images, image_uri
 from k8s_charts.images import third_party_images
 from tests.conftest import REPO
 

@@ -9,9 +9,9 @@ import re
 
 import pytest
 
-from constructs_lib.log_metrics import CONTAINER_DIMENSION, TOTAL_METRIC
+from constructs_lib.observability.log_metrics import CONTAINER_DIMENSION, TOTAL_METRIC
 from tests.conftest import resources_of
-from tests.unit.filter_pattern import datapoints
+from tests.support.filter_pattern import datapoints
 from tests.unit.test_metric_filter import ERROR_EVENTS, NOT_ERROR_EVENTS, fluent_bit_event, logback_json
 
 ENVS = ("dev", "prod")

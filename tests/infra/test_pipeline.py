@@ -8,8 +8,8 @@ import re
 import pytest
 
 from config import load_environment, load_toolchain
-from config.models import CI_TAG_PREFIX
-from constructs_lib.routes import smoke_paths
+from config.base import CI_TAG_PREFIX
+from constructs_lib.api.routes import smoke_paths
 from tests.conftest import REPO, resources_of
 
 PIPELINE = "erp-pipeline"
@@ -222,7 +222,7 @@ def test_source_action_may_use_the_connection_under_its_own_prefix(pipeline_json
     ],
 )
 def test_connection_action_matches_the_arn_prefix(arn, action):
-    from constructs_lib.pipeline_steps import connection_use_action
+    from constructs_lib.delivery.steps import connection_use_action
 
     assert connection_use_action(arn) == action
 

@@ -14,7 +14,12 @@ import aws_cdk as cdk
 import pytest
 
 from app import build
-from constructs_lib.reference_fingerprint import FINGERPRINT_PROPERTY, create_only_properties, fingerprint, identity
+from constructs_lib.common.reference_fingerprint import (
+    FINGERPRINT_PROPERTY,
+    create_only_properties,
+    fingerprint,
+    identity,
+)
 from stacks.stage import ErpStage
 from tests.conftest import cdk_context
 from tests.infra.test_template_identity import templates_by_stack_name

@@ -7,8 +7,9 @@ import json
 import pytest
 
 from config import ConfigError, load_environment
-from config.models import CI_TAG_PREFIX, ImageConfig
-from constructs_lib.registry import lifecycle_may_expire
+from config.base import CI_TAG_PREFIX
+from config.sections import ImageConfig
+from constructs_lib.delivery.registry import lifecycle_may_expire
 from tests.conftest import resources_of
 
 OLD_RULES = [

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from aws_cdk import Stack
 
-from constructs_lib.nag import acknowledge
+from constructs_lib.common.nag import acknowledge
 from tests.conftest import REPO
 from tools.nag_report import violations
 

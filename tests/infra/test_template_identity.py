@@ -11,11 +11,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import aws_cdk as cdk
 import pytest
 
-from app import build
-from tests.conftest import cdk_context
+from tests.conftest import synth_app
 
 
 def templates_by_stack_name(outdir: Path) -> dict[str, bytes]:
@@ -37,15 +35,7 @@ def templates_by_stack_name(outdir: Path) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def hand_outdir(tmp_path_factory) -> Path:
     """What `make deploy ENV=dev` synthesizes (the CLI passes `-c env=dev`)."""
-    outdir = tmp_path_factory.mktemp("hand-dev")
-    app = cdk.App(outdir=str(outdir), context={**cdk_context(), "env": "dev"})
-    build(app)
-    try:
-        app.synth()
-    except RuntimeError as exc:
-        if "ValidationFailed" not in str(exc):
-            raise
-    return outdir
+    return synth_app(tmp_path_factory.mktemp("hand-dev"), env="dev")
 
 
 @pytest.fixture(scope="module")

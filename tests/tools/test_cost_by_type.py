@@ -2,7 +2,7 @@
 
 The total-only check (tests/infra/test_cost_estimate.py, ±3 %) let a scratch copy price every metric
 filter at $0 unnoticed. Here each type's dollars are compared on their own. Prices are typed from
-tools/prices-ap-northeast-2.yaml (the price sheet); counts and sizes are read from the synthesized
+tools/cost/prices-ap-northeast-2.yaml (the price sheet); counts and sizes are read from the synthesized
 dev templates and config/dev.yaml, so adding a secret or an alarm moves both sides.
 """
 

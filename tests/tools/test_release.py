@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
@@ -14,13 +12,6 @@ from config import CONFIG_DIR, load_environment
 from tools.release import ReleaseError, main, release
 
 REPO = CONFIG_DIR.parent
-
-
-@pytest.fixture
-def config_dir(tmp_path: Path) -> Path:
-    for path in CONFIG_DIR.glob("*.yaml"):
-        shutil.copy(path, tmp_path / path.name)
-    return tmp_path
 
 
 @pytest.mark.parametrize("env", ["dev", "prod"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 
-from constructs_lib.dashboard import MAX_ALARMS_PER_WIDGET, alarm_status_widgets
+from constructs_lib.observability.dashboard import MAX_ALARMS_PER_WIDGET, alarm_status_widgets
 
 
 def shown(count: int) -> list[list[str]]:

@@ -1,7 +1,7 @@
 """The ERROR-line metric filters, run against real-shaped Fluent Bit events, not compared as strings.
 
-First the evaluator (tests/unit/filter_pattern.py) is held to CloudWatch's documented examples; then
-the platform's filters (constructs_lib/log_metrics.py) are run against the events Fluent Bit ships: what
+First the evaluator (tests/support/filter_pattern.py) is held to CloudWatch's documented examples; then
+the platform's filters (constructs_lib/observability/log_metrics.py) are run against the events Fluent Bit ships: what
 each event adds to the total and to which container's series.
 """
 
@@ -11,8 +11,8 @@ import json
 
 import pytest
 
-from constructs_lib.log_metrics import CONTAINER_DIMENSION, FILTERS, PLAIN_TEXT_ERROR_REGEX, FilterSpec
-from tests.unit.filter_pattern import PatternError, datapoints, matches, regex_count
+from constructs_lib.observability.log_metrics import CONTAINER_DIMENSION, FILTERS, PLAIN_TEXT_ERROR_REGEX, FilterSpec
+from tests.support.filter_pattern import PatternError, datapoints, matches, regex_count
 
 # CloudWatch quotas: regex filter patterns per log group, dimensions per filter, pattern length.
 MAX_REGEX_FILTERS_PER_LOG_GROUP = 5

@@ -1,0 +1,1 @@
+"""Sign-in: the Cognito user pool, its triggers, and the WAF rate limit on it."""

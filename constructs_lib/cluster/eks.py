@@ -1,0 +1,188 @@
+"""The EKS control plane and its managed node groups, shaped by config."""
+
+from __future__ import annotations
+
+import importlib
+
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_eks_v2 as eks
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from config.base import SUPPORTED_KUBERNETES
+from config.models import EnvironmentConfig
+from constructs_lib.common.nag import acknowledge
+from constructs_lib.common.policies import log_removal, retention
+
+# Tag and node label naming a node group's config name (its EKS name is generated).
+NODE_GROUP_KEY = "erp/node-group"
+NODE_MANAGED_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryReadOnly", "AmazonEKS_CNI_Policy")
+
+
+def kubectl_layer(scope: Construct, version: str):
+    """The kubectl/helm layer of the cluster's own minor (a skewed kubectl is unsupported)."""
+    suffix = SUPPORTED_KUBERNETES[version]
+    module = importlib.import_module(f"aws_cdk.lambda_layer_kubectl_{suffix}")
+    return getattr(module, f"Kubectl{suffix.upper()}Layer")(scope, "KubectlLayer")
+
+
+def node_subnets(vpc: ec2.IVpc, single_az: bool) -> ec2.SubnetSelection:
+    """Private subnets of every AZ, or of the first AZ only (a group that carries a single zonal volume)."""
+    if single_az:
+        return ec2.SubnetSelection(
+            subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, availability_zones=[vpc.availability_zones[0]]
+        )
+    return ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
+
+
+class ErpCluster(Construct):
+    """EKS with managed node groups (not Auto Mode), billed at standard support only."""
+
+    def __init__(self, scope: Construct, id: str, *, vpc: ec2.IVpc, config: EnvironmentConfig) -> None:
+        super().__init__(scope, id)
+        cluster_config = config.cluster
+        version = cluster_config.kubernetes_version
+        private_subnets = vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS).subnets
+        self.secrets_key = kms.Key(
+            self, "SecretsKey", enable_key_rotation=True, description=f"EKS secrets envelope key {config.cluster_name}"
+        )
+        endpoint = (
+            eks.EndpointAccess.PUBLIC_AND_PRIVATE.only_from(*cluster_config.endpoint_public_cidrs)
+            if cluster_config.endpoint_public_cidrs
+            else eks.EndpointAccess.PRIVATE
+        )
+        # EKS would create this group itself, with no retention; owning it first bounds the cost.
+        control_plane_logs = logs.LogGroup(
+            self,
+            "ControlPlaneLogs",
+            log_group_name=f"/aws/eks/{config.cluster_name}/cluster",
+            retention=retention(config.observability.log_retention_days),
+            removal_policy=log_removal(config.production),
+        )
+        self.cluster = eks.Cluster(
+            self,
+            "Cluster",
+            cluster_name=config.cluster_name,
+            version=eks.KubernetesVersion.of(version),
+            vpc=vpc,
+            vpc_subnets=[ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)],
+            default_capacity_type=eks.DefaultCapacityType.NODEGROUP,
+            default_capacity=0,
+            endpoint_access=endpoint,
+            secrets_encryption_key=self.secrets_key,
+            cluster_logging=[
+                eks.ClusterLoggingTypes.API,
+                eks.ClusterLoggingTypes.AUDIT,
+                eks.ClusterLoggingTypes.AUTHENTICATOR,
+                eks.ClusterLoggingTypes.CONTROLLER_MANAGER,
+                eks.ClusterLoggingTypes.SCHEDULER,
+            ],
+            bootstrap_self_managed_addons=False,
+            kubectl_provider_options=eks.KubectlProviderOptions(
+                kubectl_layer=kubectl_layer(self, version),
+                private_subnets=private_subnets,
+            ),
+        )
+        self.cluster.node.add_dependency(control_plane_logs)
+        # Extended support bills $0.60/h instead of $0.10/h: never slide into it silently.
+        self.cluster.node.default_child.add_property_override("UpgradePolicy.SupportType", "STANDARD")
+
+        self.node_role = iam.Role(
+            self,
+            "NodeRole",
+            assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
+            managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name(p) for p in NODE_MANAGED_POLICIES],
+        )
+        self.nodegroups: dict[str, eks.Nodegroup] = {}
+        # No physical names: instance types, disk, AMI type, capacity type and subnets are create-only, and a
+        # replacement must not collide with the group it replaces. The night scheduler gets the generated names
+        # as CloudFormation values; operators find a group by its tag / node label `erp/node-group`.
+        for group in cluster_config.node_groups:
+            self.nodegroups[group.name] = self.cluster.add_nodegroup_capacity(
+                group.name,
+                instance_types=[ec2.InstanceType(t) for t in group.instance_types],
+                ami_type=eks.NodegroupAmiType.AL2023_ARM_64_STANDARD
+                if group.arm64
+                else eks.NodegroupAmiType.AL2023_X86_64_STANDARD,
+                capacity_type=eks.CapacityType.SPOT if group.capacity == "SPOT" else eks.CapacityType.ON_DEMAND,
+                min_size=group.min_size,
+                desired_size=group.desired_size,
+                max_size=group.max_size,
+                disk_size=group.disk_gib,
+                labels={**group.labels, NODE_GROUP_KEY: group.name},
+                taints=[eks.TaintSpec(key=t.key, value=t.value, effect=_TAINT_EFFECTS[t.effect]) for t in group.taints],
+                subnets=node_subnets(vpc, group.single_az),
+                tags={NODE_GROUP_KEY: group.name},
+                node_role=self.node_role,
+                enable_node_auto_repair=True,
+                max_unavailable=1,
+            )
+
+        self.nodegroup_names = {name: group.nodegroup_name for name, group in self.nodegroups.items()}
+
+        for index, arn in enumerate(cluster_config.admin_role_arns):
+            self.cluster.grant_access(
+                f"Admin{index}",
+                arn,
+                [
+                    eks.AccessPolicy.from_access_policy_name(
+                        "AmazonEKSClusterAdminPolicy", access_scope_type=eks.AccessScopeType.CLUSTER
+                    )
+                ],
+            )
+        self._acknowledge()
+
+    def _acknowledge(self) -> None:
+        for policy in NODE_MANAGED_POLICIES:
+            acknowledge(
+                self.node_role,
+                f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{policy}]",
+                "EKS worker nodes require these AWS-maintained policies; pods get their own Pod Identity roles.",
+            )
+        acknowledge(
+            self.cluster,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonEKSClusterPolicy]",
+            "The EKS control-plane role must carry this AWS-maintained policy.",
+        )
+        kubectl = self.cluster.node.find_child("KubectlProvider")
+        for policy in (
+            "AmazonEC2ContainerRegistryReadOnly",
+            "service-role/AWSLambdaBasicExecutionRole",
+            "service-role/AWSLambdaVPCAccessExecutionRole",
+        ):
+            acknowledge(
+                kubectl,
+                f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{policy}]",
+                "CDK's kubectl provider (deploy-time only) ships with these AWS-maintained policies.",
+            )
+        acknowledge(
+            kubectl,
+            'AwsSolutions-IAM4[Policy::{"Fn::If":["EksClusterKubectlProviderHandlerHasEcrPublicC426D1A5",'  # pragma: allowlist secret
+            '{"Fn::Join":["",["arn:",{"Ref":"AWS::Partition"},'
+            '":iam::aws:policy/AmazonElasticContainerRegistryPublicReadOnly"]]},{"Ref":"AWS::NoValue"}]}]',
+            "CDK's kubectl provider reads public ECR only in partitions that have it.",
+        )
+        acknowledge(
+            kubectl,
+            "AwsSolutions-IAM5[Resource::<EksClusterKubectlProviderHandlerDA75FB7A.Arn>:*]",
+            "The provider framework invokes versions of its own handler only.",
+        )
+        acknowledge(
+            kubectl,
+            "AwsSolutions-L1",
+            "Runtime of CDK's kubectl provider is pinned by aws-cdk-lib; it moves with library upgrades.",
+        )
+        acknowledge(
+            self.cluster,
+            "AwsSolutions-EKS1",
+            "Public endpoint is restricted to the CIDRs in config (cluster.endpoint_public_cidrs); empty means private.",
+        )
+
+
+_TAINT_EFFECTS = {
+    "NoSchedule": eks.TaintEffect.NO_SCHEDULE,
+    "NoExecute": eks.TaintEffect.NO_EXECUTE,
+    "PreferNoSchedule": eks.TaintEffect.PREFER_NO_SCHEDULE,
+}

@@ -1,0 +1,95 @@
+"""AWS Load Balancer Controller (Helm, pinned in config.cluster.helm) with a least-privilege Pod Identity role.
+
+It only reconciles the TargetGroupBindings that put service pods into the NLB's target groups (the NLB
+itself is CDK's, constructs_lib/network/nlb.py). Its image comes through the stage's pull-through cache.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Stack
+from aws_cdk import aws_eks_v2 as eks
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from config.models import EnvironmentConfig
+from constructs_lib.cluster.helm_addon import HelmAddon, install
+from constructs_lib.common.nag import acknowledge
+from constructs_lib.common.pod_identity import PodIdentityRole
+from k8s_charts.images import ECR_PUBLIC_PREFIX, registry_host
+
+ALB_NAMESPACE = "kube-system"
+ALB_SERVICE_ACCOUNT = "aws-load-balancer-controller"
+ADDON = HelmAddon(
+    "aws-load-balancer-controller",
+    "https://aws.github.io/eks-charts",
+    ALB_NAMESPACE,
+    False,
+    "aws_load_balancer_controller",
+)
+
+
+def load_balancer_controller(
+    scope: Construct, *, cluster: eks.Cluster, config: EnvironmentConfig, nodegroups: list[eks.Nodegroup]
+) -> eks.HelmChart:
+    stack = Stack.of(scope)
+    # The controller is only used for TargetGroupBindings (the NLB is CDK's), so it
+    # needs to register pod IPs and open the node security group to the NLB — no more.
+    alb_identity = PodIdentityRole(
+        scope,
+        "LoadBalancerControllerIdentity",
+        cluster=cluster,
+        namespace=ALB_NAMESPACE,
+        service_account=ALB_SERVICE_ACCOUNT,
+        statements=[
+            iam.PolicyStatement(
+                actions=["elasticloadbalancing:Describe*", "ec2:Describe*"],
+                resources=["*"],
+            ),
+            iam.PolicyStatement(
+                actions=["elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets"],
+                resources=[stack.format_arn(service="elasticloadbalancing", resource="targetgroup", resource_name="*")],
+            ),
+            iam.PolicyStatement(
+                actions=["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"],
+                resources=[
+                    stack.format_arn(
+                        service="ec2",
+                        resource="security-group",
+                        resource_name=cluster.cluster_security_group_id,
+                    )
+                ],
+            ),
+        ],
+    )
+    acknowledge(
+        alb_identity.role,
+        "AwsSolutions-IAM5[Action::elasticloadbalancing:Describe*]",
+        "Describe calls have no resource-level permissions; read-only.",
+    )
+    acknowledge(
+        alb_identity.role,
+        "AwsSolutions-IAM5[Action::ec2:Describe*]",
+        "EC2 Describe calls have no resource-level permissions.",
+    )
+    acknowledge(
+        alb_identity.role,
+        "AwsSolutions-IAM5[Resource::*]",
+        "Only the Describe actions use '*'; register/deregister and SG changes are scoped.",
+    )
+    acknowledge(
+        alb_identity.role,
+        f"AwsSolutions-IAM5[Resource::arn:aws:elasticloadbalancing:{stack.region}:{stack.account}:targetgroup/*]",
+        "Target groups live in the Api stack; referencing them here would make a dependency cycle.",
+    )
+    values = {
+        "clusterName": cluster.cluster_name,
+        "region": stack.region,
+        "vpcId": cluster.vpc.vpc_id,
+        "replicaCount": 2 if config.production else 1,
+        "serviceAccount": {"create": True, "name": ALB_SERVICE_ACCOUNT},
+        "enableServiceMutatorWebhook": False,
+        # public.ecr.aws/eks/aws-load-balancer-controller through the stage's pull-through cache.
+        "image": {"repository": f"{registry_host(config)}/{ECR_PUBLIC_PREFIX}/eks/aws-load-balancer-controller"},
+    }
+    after = [alb_identity, *nodegroups]
+    return install(scope, "LoadBalancerController", ADDON, cluster=cluster, config=config, values=values, after=after)

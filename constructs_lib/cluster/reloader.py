@@ -1,0 +1,61 @@
+"""Stakater Reloader (Helm, pinned): rolls a workload when a Secret it is annotated for changes.
+
+Together with External Secrets' refresh this is how a rotated credential reaches running pods without
+an outage (k8s_charts/reload.py annotates the workloads; README: Rotation without outage). Its image
+comes from Docker Hub through the stage's ECR pull-through cache (k8s_charts/images.py).
+"""
+
+from __future__ import annotations
+
+from aws_cdk import aws_eks as eks
+from constructs import Construct
+
+from config.models import EnvironmentConfig
+from constructs_lib.cluster.helm_addon import HelmAddon, install
+from k8s_charts.images import RELOADER, registry_host
+
+NAMESPACE = "reloader"
+CHART_REPOSITORY = "https://stakater.github.io/stakater-charts"
+ADDON = HelmAddon("reloader", CHART_REPOSITORY, NAMESPACE, True, "reloader")
+
+
+def reloader_values(config: EnvironmentConfig) -> dict:
+    """Helm values of chart `reloader` 2.2.16 (image.repository/tag/digest; reloader.deployment.*); checked
+    against the chart-v2.2.16 tag of github.com/stakater/Reloader."""
+    image = {"repository": f"{registry_host(config)}/{RELOADER.repository()}", "tag": RELOADER.tag}
+    if RELOADER.digest:
+        image["digest"] = RELOADER.digest
+    return {
+        "image": image,
+        "reloader": {
+            # Scoped mode (chart >= 2.2.16): a Role in erp-{env} only, no ClusterRole reading every Secret.
+            "watchGlobally": False,
+            "namespaces": [config.namespace],
+            "ignoreConfigMaps": True,  # only Secrets trigger a rollout
+            "autoReloadAll": False,  # only workloads that name their Secrets (annotate_reloads)
+            "readOnlyRootFileSystem": True,
+            "deployment": {
+                "containerSecurityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+                "resources": {
+                    "requests": {"cpu": "10m", "memory": "64Mi"},
+                    "limits": {"cpu": "200m", "memory": "256Mi"},
+                },
+            },
+        },
+    }
+
+
+class Reloader(Construct):
+    def __init__(
+        self, scope: Construct, id: str, *, cluster: eks.ICluster, config: EnvironmentConfig, after: list[Construct]
+    ) -> None:
+        super().__init__(scope, id)
+        # aws_eks.HelmChart (v1), as the Reloader was first released; the controllers use aws_eks_v2.
+        # `after`: e.g. the node groups: nothing can start before a node exists.
+        values = reloader_values(config)
+        self.chart = install(
+            self, "Chart", ADDON, cluster=cluster, config=config, values=values, after=after, helm_chart=eks.HelmChart
+        )

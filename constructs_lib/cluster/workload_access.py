@@ -1,0 +1,114 @@
+"""What the pods may reach outside the cluster: the data tier by security group, AWS by Pod Identity.
+
+Built in the Workloads stack, not beside the database: a rule in the Data stack naming the
+cluster's security group would make Data depend on the cluster.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import ArnFormat, Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_eks_v2 as eks
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from config.models import EnvironmentConfig
+from constructs_lib.api.employee_service import EmployeeService
+from constructs_lib.common.nag import acknowledge
+from constructs_lib.common.pod_identity import PodIdentityRole
+from constructs_lib.common.reference_fingerprint import fingerprint
+from constructs_lib.data.cache import CACHE_PORT
+from constructs_lib.data.database import MYSQL_PORT
+from k8s_charts import names
+
+XRAY_WRITE_ACTIONS = [
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    "xray:GetSamplingStatisticSummaries",
+]
+
+
+class WorkloadAccess(Construct):
+    """Pods share the nodes' cluster security group (VPC CNI); only Fluent Bit, the X-Ray daemon and the
+    employee proxy call AWS."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: EnvironmentConfig,
+        cluster: eks.ICluster,
+        database_security_group: ec2.ISecurityGroup,
+        cache_security_group: ec2.ISecurityGroup,
+        employees: EmployeeService | None = None,
+    ) -> None:
+        super().__init__(scope, id)
+        for name, group, port in (
+            ("Database", database_security_group, MYSQL_PORT),
+            ("Cache", cache_security_group, CACHE_PORT),
+        ):
+            ec2.CfnSecurityGroupIngress(
+                self,
+                f"PodsTo{name}",
+                group_id=group.security_group_id,
+                source_security_group_id=cluster.cluster_security_group_id,
+                ip_protocol="tcp",
+                from_port=port,
+                to_port=port,
+                # The fingerprint changes when the group is replaced, so this rule follows it (reference_fingerprint).
+                description=f"EKS pods to {name.lower()} ({fingerprint([group])})",
+            )
+
+        stack = Stack.of(self)
+        log_group_arn = stack.format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name=config.application_log_group,
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        fluent_bit = PodIdentityRole(
+            self,
+            "FluentBitIdentity",
+            cluster=cluster,
+            namespace=names.LOGGING_NAMESPACE,
+            service_account=names.FLUENT_BIT,
+            statements=[
+                iam.PolicyStatement(
+                    actions=["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                    resources=[log_group_arn, f"{log_group_arn}:log-stream:*"],
+                )
+            ],
+        )
+        acknowledge(
+            fluent_bit.role,
+            f"AwsSolutions-IAM5[Resource::arn:aws:logs:{stack.region}:{stack.account}:log-group:"
+            f"{config.application_log_group}:log-stream:*]",
+            "Fluent Bit creates one stream per pod in the one application log group; stream names are dynamic.",
+        )
+        xray = PodIdentityRole(
+            self,
+            "XRayDaemonIdentity",
+            cluster=cluster,
+            namespace=config.namespace,
+            service_account=names.XRAY_DAEMON,
+            statements=[iam.PolicyStatement(actions=XRAY_WRITE_ACTIONS, resources=["*"])],
+        )
+        acknowledge(
+            xray.role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray trace and sampling APIs have no resource-level permissions.",
+        )
+        if employees is not None:
+            # The in-cluster employee-service proxy: the one identity allowed to call the IAM-only function URL.
+            proxy = PodIdentityRole(
+                self,
+                "EmployeeProxyIdentity",
+                cluster=cluster,
+                namespace=config.namespace,
+                service_account=names.EMPLOYEE_PROXY,
+            )
+            employees.grant_internal_caller(proxy.role)
+            self.employee_proxy_role = proxy.role

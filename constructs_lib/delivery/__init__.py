@@ -1,0 +1,1 @@
+"""Getting code to the stages: pipeline steps and storage, notifications, image registries, GitHub OIDC."""

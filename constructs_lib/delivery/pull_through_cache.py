@@ -1,0 +1,76 @@
+"""ECR pull-through cache rules: every third-party image comes from the stage's own registry (issue 12 item 6).
+
+`<account>.dkr.ecr.<region>.amazonaws.com/ecr-public/...` mirrors ECR Public, `.../docker-hub/...` mirrors
+Docker Hub (authenticated with the operator-created secret `ecr-pullthroughcache/...`, so Docker Hub's
+anonymous rate limit no longer applies). The registry scans every repository on push - the mirrored
+ones, the service repositories and CDK's asset repository - so the prod scan gate finds a scan for
+each image it checks.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Stack
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from config.sections import RegistryConfig
+from constructs_lib.common.nag import acknowledge
+from k8s_charts.images import DOCKER_HUB_PREFIX, ECR_PUBLIC_PREFIX, UPSTREAMS
+
+
+class PullThroughCache(Construct):
+    def __init__(self, scope: Construct, id: str, *, config: RegistryConfig) -> None:
+        super().__init__(scope, id)
+        self.ecr_public = ecr.CfnPullThroughCacheRule(
+            self,
+            "EcrPublic",
+            ecr_repository_prefix=ECR_PUBLIC_PREFIX,
+            upstream_registry="ecr-public",
+            upstream_registry_url=UPSTREAMS[ECR_PUBLIC_PREFIX],
+        )
+        self.docker_hub = ecr.CfnPullThroughCacheRule(
+            self,
+            "DockerHub",
+            ecr_repository_prefix=DOCKER_HUB_PREFIX,
+            upstream_registry="docker-hub",
+            upstream_registry_url=UPSTREAMS[DOCKER_HUB_PREFIX],
+            credential_arn=config.docker_hub_credential_arn,
+        )
+        # Basic scanning is free; one registry-wide rule also covers repositories created on first pull.
+        self.scanning = ecr.CfnRegistryScanningConfiguration(
+            self,
+            "ScanOnPush",
+            scan_type="BASIC",
+            rules=[
+                ecr.CfnRegistryScanningConfiguration.ScanningRuleProperty(
+                    scan_frequency="SCAN_ON_PUSH",
+                    repository_filters=[
+                        ecr.CfnRegistryScanningConfiguration.RepositoryFilterProperty(
+                            filter="*", filter_type="WILDCARD"
+                        )
+                    ],
+                )
+            ],
+        )
+
+
+def grant_pull_through(role: iam.IRole) -> None:
+    """A node's first pull of a mirrored image creates the repository and imports the image."""
+    stack = Stack.of(role)
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid="PullThroughCache",
+            actions=["ecr:CreateRepository", "ecr:BatchImportUpstreamImage"],
+            resources=[
+                stack.format_arn(service="ecr", resource="repository", resource_name=f"{prefix}/*")
+                for prefix in (ECR_PUBLIC_PREFIX, DOCKER_HUB_PREFIX)
+            ],
+        )
+    )
+    for prefix in (ECR_PUBLIC_PREFIX, DOCKER_HUB_PREFIX):
+        acknowledge(
+            role,
+            f"AwsSolutions-IAM5[Resource::arn:aws:ecr:{stack.region}:{stack.account}:repository/{prefix}/*]",
+            "The cache creates one repository per upstream image on first pull; names are known only then.",
+        )

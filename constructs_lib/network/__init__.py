@@ -1,0 +1,1 @@
+"""The VPC and the internal NLB in front of the EKS services."""

@@ -1,0 +1,1 @@
+"""What we watch: the alarm topic, alarms, dashboard, metric filters, metrics and tracing."""

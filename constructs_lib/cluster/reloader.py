@@ -7,7 +7,7 @@ comes from Docker Hub through the stage's ECR pull-through cache (k8s_charts/ima
 
 from __future__ import annotations
 
-from aws_cdk import aws_eks as eks
+from aws_cdk import aws_eks_v2 as eks
 from constructs import Construct
 
 from config.models import EnvironmentConfig
@@ -53,9 +53,6 @@ class Reloader(Construct):
         self, scope: Construct, id: str, *, cluster: eks.ICluster, config: EnvironmentConfig, after: list[Construct]
     ) -> None:
         super().__init__(scope, id)
-        # aws_eks.HelmChart (v1), as the Reloader was first released; the controllers use aws_eks_v2.
         # `after`: e.g. the node groups: nothing can start before a node exists.
         values = reloader_values(config)
-        self.chart = install(
-            self, "Chart", ADDON, cluster=cluster, config=config, values=values, after=after, helm_chart=eks.HelmChart
-        )
+        self.chart = install(self, "Chart", ADDON, cluster=cluster, config=config, values=values, after=after)

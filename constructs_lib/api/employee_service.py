@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Duration, triggers
+from aws_cdk import Duration
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -12,6 +12,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from config.sections import AuthConfig, EmployeeFunctionConfig
+from constructs_lib.common.deploy_trigger import deploy_trigger
 from constructs_lib.common.python_function import PythonFunction
 from constructs_lib.common.security_groups import lambda_security_group
 from constructs_lib.data.database import MYSQL_PORT
@@ -92,15 +93,15 @@ class EmployeeService(Construct):
 
         # Every deploy that changes the function invokes it once (empty event: app.deploy_check) with its own
         # user, TLS and network path: a function that cannot reach the database fails the deploy.
-        self.deploy_check = triggers.Trigger(
+        self.deploy_check = deploy_trigger(
             self,
             "DatabaseCheck",
             handler=self.function,
             # After the function's security group and the database ingress rule under it.
             execute_after=[self.security_group],
-            execute_on_handler_change=True,
             timeout=Duration.minutes(2),
-            invocation_type=triggers.InvocationType.REQUEST_RESPONSE,
+            log_retention_days=log_retention_days,
+            production=production,
         )
 
     def grant_internal_caller(self, grantee: iam.IGrantable) -> None:

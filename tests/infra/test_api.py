@@ -50,6 +50,11 @@ def integration_of(template_json: dict, route: dict) -> dict:
     return template_json["Resources"][target[1]["Ref"]]["Properties"]
 
 
+def nlb_properties(template_json: dict) -> dict:
+    """The Properties of the API stack's one load balancer (the internal NLB)."""
+    return one(template_json, "AWS::ElasticLoadBalancingV2::LoadBalancer")[1]["Properties"]
+
+
 def employee_function(template_json: dict) -> tuple[str, dict]:
     functions = resources_of(template_json, "AWS::Lambda::Function")
     found = [
@@ -66,9 +71,7 @@ def employee_function(template_json: dict) -> tuple[str, dict]:
 
 @pytest.mark.parametrize("env", ENVS)
 def test_internal_nlb_in_private_subnets_with_a_security_group(stack_templates, env):
-    api = api_template(stack_templates, env)
-    (_, nlb) = one(api, "AWS::ElasticLoadBalancingV2::LoadBalancer")
-    props = nlb["Properties"]
+    props = nlb_properties(api_template(stack_templates, env))
     assert props["Type"] == "network"
     assert props["Scheme"] == "internal"
     assert "Subnets" not in props
@@ -107,8 +110,7 @@ def test_one_ip_target_group_and_one_tcp_listener_per_service(stack_templates, c
 @pytest.mark.parametrize("env", ENVS)
 def test_nlb_admits_only_the_vpc_link_on_service_ports(stack_templates, configs, env):
     api = api_template(stack_templates, env)
-    (_, nlb) = one(api, "AWS::ElasticLoadBalancingV2::LoadBalancer")
-    nlb_sg = nlb["Properties"]["SecurityGroups"][0]
+    nlb_sg = nlb_properties(api)["SecurityGroups"][0]
     assert "SecurityGroupIngress" not in api["Resources"][nlb_sg["Fn::GetAtt"][0]]["Properties"]
     (_, link) = one(api, "AWS::ApiGatewayV2::VpcLink")
     link_sg = link["Properties"]["SecurityGroupIds"][0]
@@ -129,8 +131,8 @@ def test_nlb_has_fixed_private_ips_and_sends_only_to_the_private_subnets(stack_t
     """Issue 12: the pods' NetworkPolicies admit these /32s; they must be the NLB's real addresses."""
     api = api_template(stack_templates, env)
     network = configs[env].network
-    (_, nlb) = one(api, "AWS::ElasticLoadBalancingV2::LoadBalancer")
-    mappings = nlb["Properties"]["SubnetMappings"]
+    nlb = nlb_properties(api)
+    mappings = nlb["SubnetMappings"]
     assert [m["PrivateIPv4Address"] for m in mappings] == nlb_private_ips(network)
     # Each address lies in the subnet it is mapped to: the private subnets' CIDRs as the network stack creates them.
     vpc = stack_templates[f"erp-{env}-network"]["Resources"]
@@ -141,7 +143,7 @@ def test_nlb_has_fixed_private_ips_and_sends_only_to_the_private_subnets(stack_t
     for mapping, block in zip(mappings, private_subnet_cidrs(network), strict=True):
         assert ipaddress.ip_address(mapping["PrivateIPv4Address"]) in ipaddress.ip_network(block)
         assert f"privateSubnet{private_subnet_cidrs(network).index(block) + 1}" in json.dumps(mapping["SubnetId"])
-    nlb_sg = nlb["Properties"]["SecurityGroups"][0]["Fn::GetAtt"][0]
+    nlb_sg = nlb["SecurityGroups"][0]["Fn::GetAtt"][0]
     egress = api["Resources"][nlb_sg]["Properties"]["SecurityGroupEgress"]
     assert {e["CidrIp"] for e in egress} == set(private_subnet_cidrs(network))
     assert {e["FromPort"] for e in egress} == {s.port for s in configs[env].services}

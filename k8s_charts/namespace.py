@@ -150,41 +150,38 @@ class ErpNamespace(Construct):
         def users_of(dependency: str) -> list[k8s.NetworkPolicyPeer]:
             return [pods({NAME_LABEL: s.name}) for s in env.services if dependency in s.uses]
 
+        def service_policy(id_prefix: str, service, name: str, **rules) -> None:
+            """A policy over one service's pods; its construct id is `<id_prefix>-<service>`."""
+            network_policy(
+                self,
+                f"{id_prefix}-{service.name}",
+                name=name,
+                namespace=ns,
+                pod_selector={NAME_LABEL: service.name},
+                **rules,
+            )
+
         for service in env.services:
             # NLB with IP targets: traffic and health checks come from its fixed private addresses, and only
             # from them (not the VPC CIDR: a pod or Lambda ENI in the VPC would skip the gateway's authorizer).
-            network_policy(
-                self,
-                f"Nlb-{service.name}",
-                name=f"allow-nlb-to-{service.name}",
-                namespace=ns,
-                pod_selector={NAME_LABEL: service.name},
-                ingress=[
-                    k8s.NetworkPolicyIngressRule(
-                        from_=[cidr(f"{ip}/32") for ip in values.nlb_private_ips], ports=[port(service.port)]
-                    )
-                ],
+            nlb = [cidr(f"{ip}/32") for ip in values.nlb_private_ips]
+            service_policy(
+                "Nlb",
+                service,
+                f"allow-nlb-to-{service.name}",
+                ingress=[k8s.NetworkPolicyIngressRule(from_=nlb, ports=[port(service.port)])],
             )
             callers = users_of(service.name)
             if callers:
-                network_policy(
-                    self,
-                    f"Callers-{service.name}",
-                    name=f"allow-callers-to-{service.name}",
-                    namespace=ns,
-                    pod_selector={NAME_LABEL: service.name},
+                service_policy(
+                    "Callers",
+                    service,
+                    f"allow-callers-to-{service.name}",
                     ingress=[k8s.NetworkPolicyIngressRule(from_=callers, ports=[port(service.port)])],
                 )
             egress = service_egress(env, service, values)
             if egress:
-                network_policy(
-                    self,
-                    f"Egress-{service.name}",
-                    name=f"allow-{service.name}-egress",
-                    namespace=ns,
-                    pod_selector={NAME_LABEL: service.name},
-                    egress=egress,
-                )
+                service_policy("Egress", service, f"allow-{service.name}-egress", egress=egress)
 
         if any("employee-api" in s.uses for s in env.services):
             network_policy(

@@ -103,3 +103,12 @@ def template(stack_templates):
 
 def resources_of(template_json: dict, resource_type: str) -> dict[str, dict]:
     return {k: v for k, v in template_json["Resources"].items() if v["Type"] == resource_type}
+
+
+def properties_of(template_json: dict, resource_type: str, **match) -> list[dict]:
+    """The Properties of every resource of that type whose properties equal each of `match`."""
+    return [
+        r["Properties"]
+        for r in resources_of(template_json, resource_type).values()
+        if all(r["Properties"].get(key) == value for key, value in match.items())
+    ]

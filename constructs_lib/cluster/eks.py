@@ -8,13 +8,12 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from config.base import SUPPORTED_KUBERNETES
 from config.models import EnvironmentConfig
 from constructs_lib.common.nag import acknowledge
-from constructs_lib.common.policies import log_removal, retention
+from constructs_lib.common.policies import owned_log_group
 
 # Tag and node label naming a node group's config name (its EKS name is generated).
 NODE_GROUP_KEY = "erp/node-group"
@@ -54,12 +53,8 @@ class ErpCluster(Construct):
             else eks.EndpointAccess.PRIVATE
         )
         # EKS would create this group itself, with no retention; owning it first bounds the cost.
-        control_plane_logs = logs.LogGroup(
-            self,
-            "ControlPlaneLogs",
-            log_group_name=f"/aws/eks/{config.cluster_name}/cluster",
-            retention=retention(config.observability.log_retention_days),
-            removal_policy=log_removal(config.production),
+        control_plane_logs = owned_log_group(
+            self, "ControlPlaneLogs", log_group_name=f"/aws/eks/{config.cluster_name}/cluster", config=config
         )
         self.cluster = eks.Cluster(
             self,

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from aws_cdk import aws_eks_v2 as eks
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from config.models import EnvironmentConfig
 from constructs_lib.common.pod_identity import PodIdentityRole
-from constructs_lib.common.policies import log_removal, retention
+from constructs_lib.common.policies import owned_log_group
 
 
 class ErpClusterAddons(Construct):
@@ -73,12 +72,11 @@ class ErpClusterAddons(Construct):
                 },
             )
             # The agent would create this group with no retention; owning it first bounds the cost.
-            performance_logs = logs.LogGroup(
+            performance_logs = owned_log_group(
                 self,
                 "ContainerInsightsLogs",
                 log_group_name=f"/aws/containerinsights/{config.cluster_name}/performance",
-                retention=retention(config.observability.log_retention_days),
-                removal_policy=log_removal(config.production),
+                config=config,
             )
             observability = eks.Addon(
                 self,

@@ -69,12 +69,17 @@ class WorkloadAccess(Construct):
             resource_name=config.application_log_group,
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
-        fluent_bit = PodIdentityRole(
-            self,
+
+        def identity(id: str, namespace: str, service_account: str, **permissions) -> PodIdentityRole:
+            """A Pod Identity role in this cluster for one service account."""
+            return PodIdentityRole(
+                self, id, cluster=cluster, namespace=namespace, service_account=service_account, **permissions
+            )
+
+        fluent_bit = identity(
             "FluentBitIdentity",
-            cluster=cluster,
-            namespace=names.LOGGING_NAMESPACE,
-            service_account=names.FLUENT_BIT,
+            names.LOGGING_NAMESPACE,
+            names.FLUENT_BIT,
             statements=[
                 iam.PolicyStatement(
                     actions=["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
@@ -88,12 +93,10 @@ class WorkloadAccess(Construct):
             f"{config.application_log_group}:log-stream:*]",
             "Fluent Bit creates one stream per pod in the one application log group; stream names are dynamic.",
         )
-        xray = PodIdentityRole(
-            self,
+        xray = identity(
             "XRayDaemonIdentity",
-            cluster=cluster,
-            namespace=config.namespace,
-            service_account=names.XRAY_DAEMON,
+            config.namespace,
+            names.XRAY_DAEMON,
             statements=[iam.PolicyStatement(actions=XRAY_WRITE_ACTIONS, resources=["*"])],
         )
         acknowledge(
@@ -103,12 +106,6 @@ class WorkloadAccess(Construct):
         )
         if employees is not None:
             # The in-cluster employee-service proxy: the one identity allowed to call the IAM-only function URL.
-            proxy = PodIdentityRole(
-                self,
-                "EmployeeProxyIdentity",
-                cluster=cluster,
-                namespace=config.namespace,
-                service_account=names.EMPLOYEE_PROXY,
-            )
+            proxy = identity("EmployeeProxyIdentity", config.namespace, names.EMPLOYEE_PROXY)
             employees.grant_internal_caller(proxy.role)
             self.employee_proxy_role = proxy.role

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+if TYPE_CHECKING:
+    from config.models import EnvironmentConfig
 
 _RETENTION = {
     1: logs.RetentionDays.ONE_DAY,
@@ -53,3 +59,14 @@ def data_removal(production: bool, choice: str = "snapshot") -> RemovalPolicy:
     if not production and choice == "destroy":
         return RemovalPolicy.DESTROY
     return RemovalPolicy.RETAIN if choice == "retain" else RemovalPolicy.SNAPSHOT
+
+
+def owned_log_group(scope: Construct, id: str, *, log_group_name: str, config: EnvironmentConfig) -> logs.LogGroup:
+    """A group AWS would create itself with no retention: owning it first bounds the cost."""
+    return logs.LogGroup(
+        scope,
+        id,
+        log_group_name=log_group_name,
+        retention=retention(config.observability.log_retention_days),
+        removal_policy=log_removal(config.production),
+    )

@@ -8,13 +8,12 @@ from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticache as elasticache
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from config.sections import CacheConfig
 from constructs_lib.common.nag import acknowledge
-from constructs_lib.common.policies import retain_fixed_name
 from constructs_lib.common.python_function import PythonFunction
+from constructs_lib.common.secrets import generated_json_secret
 from constructs_lib.common.security_groups import closed_security_group
 from k8s_charts import names
 
@@ -41,18 +40,15 @@ class ErpCache(Construct):
         self.security_group = closed_security_group(
             self, "SecurityGroup", vpc=vpc, description="Cache: admits only named callers"
         )
-        self.secret = secretsmanager.Secret(
+        self.secret = generated_json_secret(
             self,
             "AuthToken",
             secret_name=secret_name,
             description="ElastiCache AUTH token (synced into the cluster by External Secrets)",
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                secret_string_template="{}",
-                generate_string_key=AUTH_TOKEN_KEY,
-                exclude_punctuation=True,
-                password_length=64,
-            ),
-            removal_policy=retain_fixed_name(production),
+            key=AUTH_TOKEN_KEY,
+            production=production,
+            exclude_punctuation=True,
+            password_length=64,
         )
         subnets = elasticache.CfnSubnetGroup(
             self,

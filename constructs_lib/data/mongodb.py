@@ -12,11 +12,10 @@ an empty or non-mongodb value stops it in its init container with a message nami
 
 from __future__ import annotations
 
-from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from constructs_lib.common.nag import acknowledge
-from constructs_lib.common.policies import retain_fixed_name
+from constructs_lib.common.secrets import generated_json_secret
 from k8s_charts import names
 
 URI_KEY = names.MONGODB_SECRET_JSON_KEY
@@ -26,16 +25,15 @@ PLACEHOLDER_KEY = "placeholder"
 class MongoDbUriSecret(Construct):
     def __init__(self, scope: Construct, id: str, *, secret_name: str, production: bool) -> None:
         super().__init__(scope, id)
-        self.secret = secretsmanager.Secret(
+        # Typed in by an operator: production keeps it when the stack goes; dev sets it again.
+        self.secret = generated_json_secret(
             self,
             "Secret",
             secret_name=secret_name,
             description='MongoDB URI for approval-request-service: set the "uri" key by hand (README: Deploy)',
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                secret_string_template="{}", generate_string_key=PLACEHOLDER_KEY, password_length=16
-            ),
-            # Typed in by an operator: production keeps it when the stack goes; dev sets it again.
-            removal_policy=retain_fixed_name(production),
+            key=PLACEHOLDER_KEY,
+            production=production,
+            password_length=16,
         )
         acknowledge(
             self.secret,

@@ -22,20 +22,20 @@ from k8s_charts.images import DOCKER_HUB_PREFIX, ECR_PUBLIC_PREFIX, UPSTREAMS
 class PullThroughCache(Construct):
     def __init__(self, scope: Construct, id: str, *, config: RegistryConfig) -> None:
         super().__init__(scope, id)
-        self.ecr_public = ecr.CfnPullThroughCacheRule(
-            self,
-            "EcrPublic",
-            ecr_repository_prefix=ECR_PUBLIC_PREFIX,
-            upstream_registry="ecr-public",
-            upstream_registry_url=UPSTREAMS[ECR_PUBLIC_PREFIX],
-        )
-        self.docker_hub = ecr.CfnPullThroughCacheRule(
-            self,
-            "DockerHub",
-            ecr_repository_prefix=DOCKER_HUB_PREFIX,
-            upstream_registry="docker-hub",
-            upstream_registry_url=UPSTREAMS[DOCKER_HUB_PREFIX],
-            credential_arn=config.docker_hub_credential_arn,
+        # construct id, repository prefix, upstream registry, credentials (Docker Hub only)
+        self.ecr_public, self.docker_hub = (
+            ecr.CfnPullThroughCacheRule(
+                self,
+                rule_id,
+                ecr_repository_prefix=prefix,
+                upstream_registry=registry,
+                upstream_registry_url=UPSTREAMS[prefix],
+                credential_arn=credential_arn,
+            )
+            for rule_id, prefix, registry, credential_arn in (
+                ("EcrPublic", ECR_PUBLIC_PREFIX, "ecr-public", None),
+                ("DockerHub", DOCKER_HUB_PREFIX, "docker-hub", config.docker_hub_credential_arn),
+            )
         )
         # Basic scanning is free; one registry-wide rule also covers repositories created on first pull.
         self.scanning = ecr.CfnRegistryScanningConfiguration(

@@ -172,15 +172,25 @@ class PlatformAlarms(Construct):
                 evaluation_periods=3,
             )
 
+    def _sustained(self, name: str, metric: cloudwatch.IMetric, threshold: float, what: str, periods: int) -> None:
+        """A five-minute metric at or over its threshold for `periods` periods running; no data is no alarm."""
+        self.add(
+            name,
+            metric=metric,
+            threshold=threshold,
+            description=f"{what}, {periods * 5} minutes running",
+            missing=QUIET,
+            evaluation_periods=periods,
+        )
+
     def _data(self, config: EnvironmentConfig, database: rds.IDatabaseInstance, cache_node_ids: list[str]) -> None:
         t = config.observability.thresholds
-        self.add(
+        self._sustained(
             "rds-cpu",
-            metric=database.metric_cpu_utilization(statistic=cloudwatch.Stats.AVERAGE, period=FIVE_MINUTES),
-            threshold=t.rds_cpu_pct,
-            description="MySQL CPU (%), 15 minutes running",
-            missing=QUIET,
-            evaluation_periods=3,
+            database.metric_cpu_utilization(statistic=cloudwatch.Stats.AVERAGE, period=FIVE_MINUTES),
+            t.rds_cpu_pct,
+            "MySQL CPU (%)",
+            3,
         )
         self.add(
             "rds-free-storage",
@@ -190,13 +200,12 @@ class PlatformAlarms(Construct):
             description=f"MySQL free storage below {t.rds_free_storage_gib} GiB (bytes); autoscaling may be at its cap",
             missing=HOLD,
         )
-        self.add(
+        self._sustained(
             "rds-connections",
-            metric=database.metric_database_connections(statistic=cloudwatch.Stats.MAXIMUM, period=FIVE_MINUTES),
-            threshold=t.rds_connections,
-            description="MySQL connections, 10 minutes running",
-            missing=QUIET,
-            evaluation_periods=2,
+            database.metric_database_connections(statistic=cloudwatch.Stats.MAXIMUM, period=FIVE_MINUTES),
+            t.rds_connections,
+            "MySQL connections",
+            2,
         )
         utilisation = {"node_ids": cache_node_ids, "combine": "MAX", "statistic": cloudwatch.Stats.AVERAGE}
         # name, ElastiCache metric, threshold, what it says, five-minute periods running
@@ -217,14 +226,7 @@ class PlatformAlarms(Construct):
                 2,
             ),
         ):
-            self.add(
-                name,
-                metric=cache_metric(metric, **utilisation),
-                threshold=threshold,
-                description=f"{what}, {periods * 5} minutes running",
-                missing=QUIET,
-                evaluation_periods=periods,
-            )
+            self._sustained(name, cache_metric(metric, **utilisation), threshold, what, periods)
         self.add(
             "cache-evictions",
             metric=cache_metric("Evictions", node_ids=cache_node_ids, combine="SUM", statistic=cloudwatch.Stats.SUM),

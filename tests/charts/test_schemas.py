@@ -60,29 +60,45 @@ def _one(kind: str, name: str | None = None) -> dict:
     return copy.deepcopy(find(build("prod").everything, kind, name)[0])
 
 
-def test_unknown_field_in_a_builtin_kind_is_rejected():
-    deployment = _one("Deployment")
-    deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
-    assert any("imagePullPolicyy" in v for v in schema_violations(deployment, "1.35"))
+def _rename(mapping: dict, old: str, new: str) -> None:
+    mapping[new] = mapping.pop(old)
 
 
-def test_wrong_type_in_a_builtin_kind_is_rejected():
-    statefulset = _one("StatefulSet")
-    statefulset["spec"]["replicas"] = "three"
-    assert schema_violations(statefulset, "1.35") != []
+def _set(mapping: dict, key: str, value) -> None:
+    mapping[key] = value
 
 
-def test_typo_in_a_custom_resource_is_rejected():
+# kind, how one of its manifests is broken, a word some violation must name (None: any violation will do)
+BROKEN = [
+    pytest.param(
+        "Deployment",
+        lambda m: _set(m["spec"]["template"]["spec"]["containers"][0], "imagePullPolicyy", "Always"),
+        "imagePullPolicyy",
+        id="unknown-field-in-a-builtin-kind",
+    ),
+    pytest.param(
+        "StatefulSet", lambda m: _set(m["spec"], "replicas", "three"), None, id="wrong-type-in-a-builtin-kind"
+    ),
     # The API server would prune the unknown field silently and bind nothing.
-    binding = _one("TargetGroupBinding")
-    binding["spec"]["targetGroupArn"] = binding["spec"].pop("targetGroupARN")
-    assert any("targetGroupArn" in v for v in schema_violations(binding, "1.35"))
+    pytest.param(
+        "TargetGroupBinding",
+        lambda m: _rename(m["spec"], "targetGroupARN", "targetGroupArn"),
+        "targetGroupArn",
+        id="typo-in-a-custom-resource",
+    ),
+    pytest.param(
+        "TargetGroupBinding", lambda m: _set(m["spec"], "targetType", "pod"), None, id="bad-enum-in-a-custom-resource"
+    ),
+]
 
 
-def test_bad_enum_in_a_custom_resource_is_rejected():
-    binding = _one("TargetGroupBinding")
-    binding["spec"]["targetType"] = "pod"
-    assert schema_violations(binding, "1.35") != []
+@pytest.mark.parametrize(("kind", "break_it", "named"), BROKEN)
+def test_a_broken_manifest_is_rejected(kind, break_it, named):
+    manifest = _one(kind)
+    break_it(manifest)
+    violations = schema_violations(manifest, "1.35")
+    assert violations != []
+    assert named is None or any(named in v for v in violations)
 
 
 def test_custom_resource_version_the_crd_does_not_serve_is_rejected():

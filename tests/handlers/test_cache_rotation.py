@@ -119,12 +119,18 @@ def step(module, sm, ec, name, token="v2"):
     module.handler({"SecretId": ARN, "ClientRequestToken": token, "Step": name}, None, clients=(sm, ec))
 
 
-def test_full_rotation_keeps_the_old_token_valid_until_the_next_one(env):
-    module, sm, ec = env
+def start_and_set(module, sm, ec) -> str:
+    """Start rotation v2 and run createSecret + setSecret; returns the token current before it."""
     old = sm.current_token()
     sm.start_rotation("v2")
     step(module, sm, ec, "createSecret")
     step(module, sm, ec, "setSecret")
+    return old
+
+
+def test_full_rotation_keeps_the_old_token_valid_until_the_next_one(env):
+    module, sm, ec = env
+    old = start_and_set(module, sm, ec)
     new = json.loads(sm.values["v2"])["authToken"]
     assert ec.accepts(old) and ec.accepts(new)  # pods on the old token keep working
     assert sm.current_token() == old
@@ -139,10 +145,7 @@ def test_full_rotation_keeps_the_old_token_valid_until_the_next_one(env):
 def test_a_retried_set_step_does_not_rotate_twice(env):
     """A second ROTATE would push out the token the running pods still use."""
     module, sm, ec = env
-    old = sm.current_token()
-    sm.start_rotation("v2")
-    step(module, sm, ec, "createSecret")
-    step(module, sm, ec, "setSecret")
+    old = start_and_set(module, sm, ec)
     ec.finish_modifying()
     step(module, sm, ec, "setSecret")
     assert len(ec.calls) == 1 and ec.accepts(old)

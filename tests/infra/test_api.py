@@ -16,7 +16,7 @@ from config.sections import ApiConfig
 from constructs_lib.api.http_api import ErpHttpApi
 from constructs_lib.api.routes import EMPLOYEE_FUNCTION, route_plan
 from constructs_lib.common.python_function import VPC_NETWORK_INTERFACE_ACTIONS
-from tests.conftest import resources_of
+from tests.conftest import properties_of, resources_of
 
 ENVS = ["dev", "prod"]
 HEALTH = "GET /health"
@@ -50,6 +50,11 @@ def integration_of(template_json: dict, route: dict) -> dict:
     return template_json["Resources"][target[1]["Ref"]]["Properties"]
 
 
+def nlb_properties(template_json: dict) -> dict:
+    """The Properties of the API stack's one load balancer (the internal NLB)."""
+    return one(template_json, "AWS::ElasticLoadBalancingV2::LoadBalancer")[1]["Properties"]
+
+
 def employee_function(template_json: dict) -> tuple[str, dict]:
     functions = resources_of(template_json, "AWS::Lambda::Function")
     found = [
@@ -66,9 +71,7 @@ def employee_function(template_json: dict) -> tuple[str, dict]:
 
 @pytest.mark.parametrize("env", ENVS)
 def test_internal_nlb_in_private_subnets_with_a_security_group(stack_templates, env):
-    api = api_template(stack_templates, env)
-    (_, nlb) = one(api, "AWS::ElasticLoadBalancingV2::LoadBalancer")
-    props = nlb["Properties"]
+    props = nlb_properties(api_template(stack_templates, env))
     assert props["Type"] == "network"
     assert props["Scheme"] == "internal"
     assert "Subnets" not in props
@@ -107,27 +110,18 @@ def test_one_ip_target_group_and_one_tcp_listener_per_service(stack_templates, c
 @pytest.mark.parametrize("env", ENVS)
 def test_nlb_admits_only_the_vpc_link_on_service_ports(stack_templates, configs, env):
     api = api_template(stack_templates, env)
-    (_, nlb) = one(api, "AWS::ElasticLoadBalancingV2::LoadBalancer")
-    nlb_sg = nlb["Properties"]["SecurityGroups"][0]
+    nlb_sg = nlb_properties(api)["SecurityGroups"][0]
     assert "SecurityGroupIngress" not in api["Resources"][nlb_sg["Fn::GetAtt"][0]]["Properties"]
     (_, link) = one(api, "AWS::ApiGatewayV2::VpcLink")
     link_sg = link["Properties"]["SecurityGroupIds"][0]
-    ingress = [
-        rule["Properties"]
-        for rule in resources_of(api, "AWS::EC2::SecurityGroupIngress").values()
-        if rule["Properties"]["GroupId"] == nlb_sg
-    ]
+    ingress = properties_of(api, "AWS::EC2::SecurityGroupIngress", GroupId=nlb_sg)
     assert sorted(rule["FromPort"] for rule in ingress) == sorted(s.port for s in configs[env].services)
     for rule in ingress:
         assert rule["SourceSecurityGroupId"] == link_sg
         assert rule["FromPort"] == rule["ToPort"] and rule["IpProtocol"] == "tcp"
     # ...and the VPC Link may send to nothing but the NLB.
     assert "SecurityGroupEgress" not in api["Resources"][link_sg["Fn::GetAtt"][0]]["Properties"]
-    egress = [
-        rule["Properties"]
-        for rule in resources_of(api, "AWS::EC2::SecurityGroupEgress").values()
-        if rule["Properties"]["GroupId"] == link_sg
-    ]
+    egress = properties_of(api, "AWS::EC2::SecurityGroupEgress", GroupId=link_sg)
     assert len(egress) == len(configs[env].services)
     assert all(rule["DestinationSecurityGroupId"] == nlb_sg for rule in egress)
 
@@ -137,8 +131,8 @@ def test_nlb_has_fixed_private_ips_and_sends_only_to_the_private_subnets(stack_t
     """Issue 12: the pods' NetworkPolicies admit these /32s; they must be the NLB's real addresses."""
     api = api_template(stack_templates, env)
     network = configs[env].network
-    (_, nlb) = one(api, "AWS::ElasticLoadBalancingV2::LoadBalancer")
-    mappings = nlb["Properties"]["SubnetMappings"]
+    nlb = nlb_properties(api)
+    mappings = nlb["SubnetMappings"]
     assert [m["PrivateIPv4Address"] for m in mappings] == nlb_private_ips(network)
     # Each address lies in the subnet it is mapped to: the private subnets' CIDRs as the network stack creates them.
     vpc = stack_templates[f"erp-{env}-network"]["Resources"]
@@ -149,7 +143,7 @@ def test_nlb_has_fixed_private_ips_and_sends_only_to_the_private_subnets(stack_t
     for mapping, block in zip(mappings, private_subnet_cidrs(network), strict=True):
         assert ipaddress.ip_address(mapping["PrivateIPv4Address"]) in ipaddress.ip_network(block)
         assert f"privateSubnet{private_subnet_cidrs(network).index(block) + 1}" in json.dumps(mapping["SubnetId"])
-    nlb_sg = nlb["Properties"]["SecurityGroups"][0]["Fn::GetAtt"][0]
+    nlb_sg = nlb["SecurityGroups"][0]["Fn::GetAtt"][0]
     egress = api["Resources"][nlb_sg]["Properties"]["SecurityGroupEgress"]
     assert {e["CidrIp"] for e in egress} == set(private_subnet_cidrs(network))
     assert {e["FromPort"] for e in egress} == {s.port for s in configs[env].services}
@@ -351,11 +345,7 @@ def test_database_admits_the_lambda_through_a_rule_in_the_api_stack(stack_templa
     api = api_template(stack_templates, env)
     _, function = employee_function(api)
     lambda_sg = function["Properties"]["VpcConfig"]["SecurityGroupIds"][0]
-    db_rules = [
-        r["Properties"]
-        for r in resources_of(api, "AWS::EC2::SecurityGroupIngress").values()
-        if r["Properties"]["FromPort"] == 3306
-    ]
+    db_rules = properties_of(api, "AWS::EC2::SecurityGroupIngress", FromPort=3306)
     assert len(db_rules) == 1
     assert db_rules[0]["SourceSecurityGroupId"] == lambda_sg
     assert "DatabaseSecurityGroup" in json.dumps(db_rules[0]["GroupId"]) and f"erp-{env}-data" in json.dumps(

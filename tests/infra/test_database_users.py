@@ -13,7 +13,7 @@ from aws_cdk import aws_ec2 as ec2
 from config.sections import DatabaseConfig
 from constructs_lib.data.database import ErpDatabase
 from constructs_lib.data.database_users import DatabaseUsers
-from tests.conftest import resources_of
+from tests.conftest import properties_of, resources_of
 
 ENVS = ["dev", "prod"]
 
@@ -98,11 +98,7 @@ def test_migrator_reaches_mysql_through_the_database_security_group(stack_templa
     template = data(stack_templates, env)
     _, function = migrator(template)
     sg_ref = function["Properties"]["VpcConfig"]["SecurityGroupIds"][0]
-    ingress = [
-        r["Properties"]
-        for r in resources_of(template, "AWS::EC2::SecurityGroupIngress").values()
-        if r["Properties"].get("SourceSecurityGroupId") == sg_ref
-    ]
+    ingress = properties_of(template, "AWS::EC2::SecurityGroupIngress", SourceSecurityGroupId=sg_ref)
     assert [(r["FromPort"], r["ToPort"]) for r in ingress] == [(3306, 3306)]
 
 

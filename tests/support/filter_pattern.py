@@ -138,20 +138,21 @@ def _json_matches(pattern: str, message: str) -> bool:
     return isinstance(event, dict) and tree(event)
 
 
-def _parse_or(tokens):
-    left, tokens = _parse_and(tokens)
-    while tokens and tokens[0].kind == "or":
-        right, tokens = _parse_and(tokens[1:])
-        left = _either(left, right)
+def _parse_chain(tokens, operator, parse_operand, combine):
+    """Left-associative `operand (operator operand)*`: || over &&, && over units."""
+    left, tokens = parse_operand(tokens)
+    while tokens and tokens[0].kind == operator:
+        right, tokens = parse_operand(tokens[1:])
+        left = combine(left, right)
     return left, tokens
+
+
+def _parse_or(tokens):
+    return _parse_chain(tokens, "or", _parse_and, _either)
 
 
 def _parse_and(tokens):
-    left, tokens = _parse_unit(tokens)
-    while tokens and tokens[0].kind == "and":
-        right, tokens = _parse_unit(tokens[1:])
-        left = _both(left, right)
-    return left, tokens
+    return _parse_chain(tokens, "and", _parse_unit, _both)
 
 
 def _either(a, b):

@@ -193,6 +193,11 @@ class EnvironmentConfig(Strict):
         return any(("arm64" if g.arm64 else "amd64") == arch for g in (labelled or self.cluster.node_groups))
 
     @property
+    def uses_employee_api(self) -> bool:
+        """Some service calls the employee API from inside the cluster (it then gets the SigV4 proxy)."""
+        return any("employee-api" in s.uses for s in self.services)
+
+    @property
     def all_routes(self) -> list[RouteConfig]:
         return [r for s in self.services for r in s.routes] + list(self.employee_function.routes)
 

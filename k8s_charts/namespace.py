@@ -183,7 +183,7 @@ class ErpNamespace(Construct):
             if egress:
                 service_policy("Egress", service, f"allow-{service.name}-egress", egress=egress)
 
-        if any("employee-api" in s.uses for s in env.services):
+        if env.uses_employee_api:
             network_policy(
                 self,
                 "EmployeeProxy",

@@ -18,10 +18,6 @@ from k8s_charts.tracing import XRayDaemon
 from k8s_charts.values import PlatformValues
 
 
-def uses_employee_api(env: EnvironmentConfig) -> bool:
-    return any("employee-api" in s.uses for s in env.services)
-
-
 def _require_per_service(env: EnvironmentConfig, values: PlatformValues) -> None:
     """A service without an image or a target group must fail synth, not deploy half-wired."""
     services = {s.name for s in env.services}
@@ -41,7 +37,7 @@ def build_charts(env: EnvironmentConfig, values: PlatformValues) -> dict[str, Ch
     KafkaTopics(charts["kafka"], "Topics", env=env, registry_host=values.registry_host)
     for service in env.services:
         Microservice(charts["services"], service.name, env=env, service=service, values=values)
-    if uses_employee_api(env):
+    if env.uses_employee_api:
         EmployeeProxy(charts["services"], "EmployeeProxy", env=env, values=values)
     # Reloader rolls a Deployment when a Secret it reads changes (rotated credentials reach running pods).
     annotate_reloads(charts["services"])

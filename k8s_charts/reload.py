@@ -1,6 +1,6 @@
 """Roll a workload when a Secret it reads changes (rotation without outage, issue 12 item 2).
 
-External Secrets refreshes the synced Secrets (`db-credentials`, `cache-auth`, ...) from Secrets
+External Secrets refreshes each service's synced Secret (`<service>-secrets`, names.service_secret) from Secrets
 Manager; environment variables are read once at start, so running pods would keep the old value.
 Stakater Reloader (constructs_lib/cluster/reloader.py) watches Secrets and, for a workload annotated with
 `secret.reloader.stakater.com/reload: <names>`, patches its pod template when one of them changes:

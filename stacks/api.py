@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from aws_cdk import CfnOutput, Fn, Stack
+from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_ec2 as ec2
@@ -19,7 +19,7 @@ from constructs import Construct
 from config.models import EnvironmentConfig
 from constructs_lib.api.employee_service import EmployeeService
 from constructs_lib.api.http_api import ErpHttpApi
-from constructs_lib.api.routes import EMPLOYEE_FUNCTION, route_plan
+from constructs_lib.api.routes import route_plan
 from constructs_lib.data.database import ErpDatabase
 from constructs_lib.network.nlb import ServiceNlb
 
@@ -101,27 +101,14 @@ class ApiStack(Stack):
             )
 
     def _add_routes(self, config: EnvironmentConfig) -> None:
-        """The route table (constructs_lib.api.routes): one integration per backend and path rewrite."""
-        lambda_integration = integrations.HttpLambdaIntegration("Employees", self.employee_function)
-        nlb_integrations: dict[tuple[str, str | None], integrations.HttpNlbIntegration] = {}
-        for planned in route_plan(config):
-            if planned.target == EMPLOYEE_FUNCTION:
-                integration = lambda_integration
-            else:
-                key = (planned.target, planned.backend_path)
-                if key not in nlb_integrations:
-                    nlb_integrations[key] = self.api.nlb_integration(
-                        f"{planned.target}-{len(nlb_integrations)}",
-                        self.nlb.listeners[planned.target],
-                        planned.backend_path,
-                    )
-                integration = nlb_integrations[key]
-            self.api.add_route(planned.path, planned.method, integration, planned.scopes)
-        # The function URL's host, for the in-cluster SigV4 proxy (https://<host>/ -> <host>). Computed here and
-        # exported by name: split in the consuming stack, cfn-lint rejects Fn::Split over Fn::GetStackOutput.
+        self.api.add_planned_routes(
+            route_plan(config),
+            lambda_integration=integrations.HttpLambdaIntegration("Employees", self.employee_function),
+            listeners=self.nlb.listeners,
+        )
+        # Exported by name: split in the consuming stack, cfn-lint rejects Fn::Split over Fn::GetStackOutput.
         self.employee_function_url_host = self.export_value(
-            Fn.select(2, Fn.split("/", self.employees.internal_url.url)),
-            name=f"{config.resource_prefix}-employee-function-url-host",
+            self.employees.internal_url_host, name=f"{config.resource_prefix}-employee-function-url-host"
         )
         self.endpoints = ApiEndpoints(
             nlb_private_ips=self.nlb.private_ips,

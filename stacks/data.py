@@ -14,7 +14,7 @@ from config.models import EnvironmentConfig
 from constructs_lib.common.parameters import EnvParameters
 from constructs_lib.data.cache import CACHE_PORT, ErpCache
 from constructs_lib.data.database import MYSQL_PORT, ErpDatabase
-from constructs_lib.data.database_users import DatabaseUsers
+from constructs_lib.data.database_users import DatabaseUsers, db_user_name
 from constructs_lib.data.mongodb import MongoDbUriSecret
 from k8s_charts import names
 
@@ -34,11 +34,17 @@ class DataEndpoints:
     cache_secret: secretsmanager.ISecret
     cache_security_group: ec2.ISecurityGroup
     mongodb_secret: secretsmanager.ISecret
+    # EKS service name -> its own MySQL user's secret (services that declare `mysql`).
+    service_db_secrets: dict[str, secretsmanager.ISecret]
 
 
 class DataStack(Stack):
     def __init__(self, scope: Construct, id: str, *, config: EnvironmentConfig, vpc: ec2.IVpc, **kwargs) -> None:
         super().__init__(scope, id, termination_protection=config.production, **kwargs)
+        # One MySQL user per EKS service that declares `mysql` (its name with _ for -, MySQL's user-name rules).
+        service_users = {s.name: db_user_name(s.name) for s in config.services if "mysql" in s.uses}
+        if len(set(service_users.values())) != len(service_users):
+            raise ValueError(f"services: {sorted(service_users)} map to the same MySQL user name")
         self.database = ErpDatabase(
             self,
             "Database",
@@ -55,7 +61,7 @@ class DataStack(Stack):
             vpc=vpc,
             database_name=config.database.database_name,
             secret_prefix=config.secret_name("mysql"),
-            consumers={EMPLOYEE_DB_USER: "DML"},
+            consumers={EMPLOYEE_DB_USER: "DML", **{user: "DML" for user in service_users.values()}},
             rotation_days=config.database.rotation_days,
             log_retention_days=config.observability.log_retention_days,
             production=config.production,
@@ -82,6 +88,7 @@ class DataStack(Stack):
             cache_secret=self.cache.secret,
             cache_security_group=self.cache.security_group,
             mongodb_secret=self.mongodb.secret,
+            service_db_secrets={name: self.database_users.secret(user) for name, user in service_users.items()},
         )
         EnvParameters(
             self,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from aws_cdk import Stack, pipelines
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_codepipeline as codepipeline
-from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from config.models import EnvironmentConfig, ToolchainConfig
@@ -18,7 +17,7 @@ from constructs_lib.delivery.steps import (
     BUILD_IMAGE,
     CDK_CLI_VERSION,
     awake_check_step,
-    connection_use_action,
+    grant_connection_use,
     protected_routes,
     python_runtime,
     scan_gate_step,
@@ -140,18 +139,7 @@ class PipelineStack(Stack):
 
         self.pipeline.build_pipeline()
         built = self.pipeline.pipeline
-        # The Source action's role (created when the action is bound) needs the action of the ARN's prefix.
-        source_roles = [
-            role
-            for role in built.node.find_child("Source").node.find_all()
-            if isinstance(role, iam.Role) and role.node.id == "CodePipelineActionRole"
-        ]
-        for role in source_roles:
-            role.add_to_principal_policy(
-                iam.PolicyStatement(
-                    actions=[connection_use_action(toolchain.connection_arn)], resources=[toolchain.connection_arn]
-                )
-            )
+        grant_connection_use(built, toolchain.connection_arn)
         built.add_trigger(
             provider_type=codepipeline.ProviderType.CODE_STAR_SOURCE_CONNECTION,
             git_configuration=codepipeline.GitConfiguration(

@@ -22,7 +22,6 @@ from constructs_lib.data.cache import CACHE_PORT
 from constructs_lib.data.database import MYSQL_PORT
 from constructs_lib.delivery.registry import image_uri
 from k8s_charts import build_charts
-from k8s_charts.platform import uses_employee_api
 from k8s_charts.values import PlatformValues
 from stacks.api import ApiEndpoints
 from stacks.data import DataEndpoints
@@ -50,10 +49,8 @@ class WorkloadsStack(Stack):
             db_host=data.database_host,
             db_port=str(MYSQL_PORT),
             db_name=config.database.database_name,
-            # Hook: per-consumer MySQL users (erp/{env}/mysql/<service>) come from the database side; no EKS
-            # service of the committed config uses MySQL, and a service declaring `mysql` fails synth until its
-            # secret's ARN is passed here.
-            mysql_secret_arns={},
+            # Each service that declares `mysql` logs in as its own user (erp/{env}/mysql/<user>).
+            mysql_secret_arns={name: secret.secret_arn for name, secret in data.service_db_secrets.items()},
             cache_host=data.cache_host,
             cache_port=str(CACHE_PORT),
             cache_secret_arn=data.cache_secret.secret_arn,
@@ -72,7 +69,7 @@ class WorkloadsStack(Stack):
             cluster=cluster,
             database_security_group=data.database_security_group,
             cache_security_group=data.cache_security_group,
-            employees=api.employees if uses_employee_api(config) else None,
+            employees=api.employees if config.uses_employee_api else None,
         )
         # Every producer whose value the manifests read: when one is replaced, the manifests re-apply.
         producers = [

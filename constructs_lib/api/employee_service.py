@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Fn
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -103,6 +103,11 @@ class EmployeeService(Construct):
             log_retention_days=log_retention_days,
             production=production,
         )
+
+    @property
+    def internal_url_host(self) -> str:
+        """The function URL's host (https://<host>/ -> <host>): what the in-cluster SigV4 proxy signs for."""
+        return Fn.select(2, Fn.split("/", self.internal_url.url))
 
     def grant_internal_caller(self, grantee: iam.IGrantable) -> None:
         """Let one principal (the in-cluster proxy's role) call the function URL; nobody else may."""

@@ -10,7 +10,7 @@ it for lack of a token).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import jsii
 from aws_cdk import Duration, Stack
@@ -26,6 +26,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from config.sections import ApiConfig
+from constructs_lib.api.routes import EMPLOYEE_FUNCTION, PlannedRoute
 from constructs_lib.common.nag import acknowledge
 from constructs_lib.common.policies import log_removal, retention
 from constructs_lib.common.python_function import PythonFunction
@@ -202,6 +203,27 @@ class ErpHttpApi(Construct):
                 "AwsSolutions-APIG4",
                 "CORS preflight: browsers send OPTIONS without credentials; answered 204, no backend reached.",
             )
+
+    def add_planned_routes(
+        self,
+        plan: Sequence[PlannedRoute],
+        *,
+        lambda_integration: apigw.HttpRouteIntegration,
+        listeners: Mapping[str, elbv2.INetworkListener],
+    ) -> None:
+        """The route table (constructs_lib.api.routes): one NLB integration per service and path rewrite."""
+        nlb_integrations: dict[tuple[str, str | None], integrations.HttpNlbIntegration] = {}
+        for planned in plan:
+            if planned.target == EMPLOYEE_FUNCTION:
+                integration = lambda_integration
+            else:
+                key = (planned.target, planned.backend_path)
+                if key not in nlb_integrations:
+                    nlb_integrations[key] = self.nlb_integration(
+                        f"{planned.target}-{len(nlb_integrations)}", listeners[planned.target], planned.backend_path
+                    )
+                integration = nlb_integrations[key]
+            self.add_route(planned.path, planned.method, integration, planned.scopes)
 
     def nlb_integration(
         self, id: str, listener: elbv2.INetworkListener, backend_path: str | None

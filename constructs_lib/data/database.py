@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_rds as rds
 from constructs import Construct
 
 from config.sections import DatabaseConfig
 from constructs_lib.common.nag import acknowledge, acknowledge_log_retention
-from constructs_lib.common.policies import data_removal, retention
+from constructs_lib.common.policies import data_removal, retain_fixed_name, retention
 from constructs_lib.common.security_groups import closed_security_group
 from k8s_charts import names
 
@@ -76,9 +76,8 @@ class ErpDatabase(Construct):
         # instance.secret is the target attachment; policies belong on the secret itself.
         self.secret = self.instance.secret
         generated_secret = self.instance.node.find_child("Secret")
-        if production:
-            # Losing the credentials of a retained/snapshotted DB locks everyone out of it.
-            generated_secret.apply_removal_policy(RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE)  # fixed name: see policies
+        # Losing the credentials of a retained/snapshotted DB locks everyone out of it (prod).
+        generated_secret.apply_removal_policy(retain_fixed_name(production))
         if config.rotation_days:
             self.instance.add_rotation_single_user(automatically_after=Duration.days(config.rotation_days))
         else:

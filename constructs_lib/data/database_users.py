@@ -37,6 +37,14 @@ PRIVILEGE_LEVELS = ("DML", "DDL")
 CONSUMER_NAME = re.compile(r"[a-z][a-z0-9_]{0,25}")  # + "_clone" fits MySQL's 32-character user names
 
 
+def db_user_name(service_name: str) -> str:
+    """A service's MySQL user: its name with `_` for `-`, short enough for `<user>_clone` (multi-user rotation)."""
+    name = service_name.replace("-", "_")[:26]
+    if not CONSUMER_NAME.fullmatch(name):
+        raise ValueError(f"services[{service_name}]: no valid MySQL user name can be derived from it")
+    return name
+
+
 class DatabaseUsers(Construct):
     """Migrations + per-consumer users/secrets for one database. ``add_consumer`` adds more."""
 
@@ -120,8 +128,7 @@ class DatabaseUsers(Construct):
             master_secret=self._database.secret,  # the multi-user rotation logs in as master to alternate users
             dbname=self._database_name,
         )
-        if self._production:
-            secret.apply_removal_policy(retain_fixed_name(True))
+        secret.apply_removal_policy(retain_fixed_name(self._production))
         attached = secret.attach(self._database.instance)  # adds host, port, engine to the secret
         if self._rotation_days:
             self._database.instance.add_rotation_multi_user(

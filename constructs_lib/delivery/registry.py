@@ -15,7 +15,7 @@ from config.base import CI_TAG_PREFIX
 from config.models import EnvironmentConfig
 from config.sections import ServiceConfig
 from constructs_lib.common.policies import retain_fixed_name
-from k8s_charts.images import third_party_images
+from k8s_charts.images import registry_host, third_party_images
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # CI-only tags (prefix CI_TAG_PREFIX, which config refuses to pin): the newest this many are kept.
@@ -138,7 +138,7 @@ def deployed_images(stage: Stage, config: EnvironmentConfig) -> list[str]:
     Pinned images come from config; built ones are the stage's DockerImageAssets, which CDK publishes
     to the stage account's bootstrap container-asset repository tagged with their content hash.
     """
-    host = f"{config.account}.dkr.ecr.{config.region}.amazonaws.com"
+    host = registry_host(config)
     images = []
     for service in config.services:
         image = service.image

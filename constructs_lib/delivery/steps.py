@@ -9,6 +9,7 @@ from pathlib import Path
 
 from aws_cdk import Aws, CfnOutput, DefaultStackSynthesizer, Duration, pipelines
 from aws_cdk import aws_codebuild as codebuild
+from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_iam as iam
 
 from config.models import EnvironmentConfig, ToolchainConfig
@@ -32,6 +33,15 @@ GATE_REQUIREMENTS = ("boto3", "PyYAML", "pydantic")
 
 def python_runtime() -> codebuild.BuildSpec:
     return codebuild.BuildSpec.from_object({"phases": {"install": {"runtime-versions": {"python": PYTHON}}}})
+
+
+def grant_connection_use(pipeline: codepipeline.Pipeline, connection_arn: str) -> None:
+    """The Source action's role (created when the action is bound) gets the action of the ARN's prefix."""
+    for role in pipeline.node.find_child("Source").node.find_all():
+        if isinstance(role, iam.Role) and role.node.id == "CodePipelineActionRole":
+            role.add_to_principal_policy(
+                iam.PolicyStatement(actions=[connection_use_action(connection_arn)], resources=[connection_arn])
+            )
 
 
 def connection_use_action(connection_arn: str) -> str:

@@ -137,9 +137,11 @@ def test_host_access_is_flagged_in_the_restricted_namespace(deployment):
 
 def test_a_pdb_must_really_select_the_pods():
     services = copy.deepcopy(build("prod").chart("services"))
-    for pdb in find(services, "PodDisruptionBudget"):
+    pdbs = find(services, "PodDisruptionBudget")
+    assert pdbs
+    for pdb in pdbs:
         pdb["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] += "-typo"
-    assert len(pdb_violations(services)) == len(find(services, "PodDisruptionBudget"))
+    assert len(pdb_violations(services)) == len(pdbs)
 
 
 def test_an_hpa_maximum_above_one_needs_a_pdb():

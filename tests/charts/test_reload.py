@@ -6,20 +6,13 @@ from __future__ import annotations
 import pytest
 
 from config import load_environment
-from k8s_charts import build_charts, names
-from k8s_charts.reload import RELOAD_ANNOTATION, annotate_reloads, secrets_read_by
+from k8s_charts import names
+from k8s_charts.reload import RELOAD_ANNOTATION, secrets_read_by
 from k8s_charts.secrets import REFRESH_INTERVAL
 from tests.support.charts import find
 
-from .conftest import ENVIRONMENTS, fake_values
-
 # Kubernetes' default progressDeadlineSeconds: a rollout step that takes longer fails, it does not hang.
 PROGRESS_DEADLINE_S = 600
-
-
-def fresh_services_chart(env_name: str):
-    env = load_environment(env_name)
-    return env, build_charts(env, fake_values(env))["services"]
 
 
 def _seconds(interval: str) -> int:
@@ -42,30 +35,24 @@ def test_secret_references_are_found_everywhere_a_pod_can_read_one():
     assert secrets_read_by(pod) == {"one", "two", "three", "four", "five"}
 
 
-@pytest.mark.parametrize("env_name", ENVIRONMENTS)
-def test_every_service_deployment_reloads_on_its_secrets(env_name):
-    env, chart = fresh_services_chart(env_name)
-    annotated = annotate_reloads(chart)
-    deployments = find(chart.to_json(), "Deployment")
+def test_every_service_deployment_reloads_on_its_secrets(built):
+    """On the shipped manifests (build_charts annotates): each Deployment names exactly the Secrets it reads."""
+    env = built.env
+    deployments = find(built.chart("services"), "Deployment")
     assert len(deployments) >= len(env.services)
     for deployment in deployments:
         pod = deployment["spec"]["template"]["spec"]
         read = secrets_read_by(pod)
-        if not read:
-            continue
-        annotation = deployment["metadata"]["annotations"][RELOAD_ANNOTATION]
-        assert annotation.split(",") == sorted(read) == annotated[deployment["metadata"]["name"]]
+        annotation = deployment["metadata"].get("annotations", {}).get(RELOAD_ANNOTATION)
+        assert (annotation.split(",") if annotation else []) == sorted(read), deployment["metadata"]["name"]
     every_secret = {s for d in deployments for s in secrets_read_by(d["spec"]["template"]["spec"])}
     # Each service reads only its own ExternalSecret-made Secret (hosting: one per service).
     assert every_secret and every_secret <= {names.service_secret(s.name) for s in env.services}
 
 
-@pytest.mark.parametrize("env_name", ENVIRONMENTS)
-def test_reload_rollouts_keep_full_capacity(env_name):
+def test_reload_rollouts_keep_full_capacity(built):
     """Reloader's change is an ordinary rolling update: no pod goes before its replacement is ready."""
-    _, chart = fresh_services_chart(env_name)
-    annotate_reloads(chart)
-    for deployment in find(chart.to_json(), "Deployment"):
+    for deployment in find(built.chart("services"), "Deployment"):
         if RELOAD_ANNOTATION not in deployment["metadata"].get("annotations", {}):
             continue
         strategy = deployment["spec"]["strategy"]
@@ -84,12 +71,3 @@ def test_two_token_window_outlasts_sync_and_rollout(env_name):
     max_replicas = max(s.max_replicas for s in env.services)
     worst_case_s = _seconds(REFRESH_INTERVAL) + max_replicas * PROGRESS_DEADLINE_S
     assert worst_case_s * 10 < window_s
-
-
-def test_build_charts_wires_the_reload_annotation():
-    env = load_environment("prod")
-    chart = build_charts(env, fake_values(env))["services"]
-    annotated = [
-        d for d in find(chart.to_json(), "Deployment") if RELOAD_ANNOTATION in d["metadata"].get("annotations", {})
-    ]
-    assert annotated

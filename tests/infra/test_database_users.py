@@ -9,10 +9,14 @@ from pathlib import Path
 import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk.assertions import Template
 
+from config import load_environment
 from config.sections import DatabaseConfig
 from constructs_lib.data.database import ErpDatabase
-from constructs_lib.data.database_users import DatabaseUsers
+from constructs_lib.data.database_users import DatabaseUsers, db_user_name
+from stacks.data import DataStack
+from stacks.network import NetworkStack
 from tests.conftest import properties_of, resources_of
 
 ENVS = ["dev", "prod"]
@@ -185,3 +189,36 @@ def test_migrator_bundle_holds_migrations_ca_bundle_and_yoyo(stack_templates, cd
     shipped = (bundle / "rds-ca-bundle.pem").read_bytes()
     source = Path(__file__).resolve().parents[2] / "lambda_handlers" / "employee" / "rds-ca-bundle.pem"
     assert not (bundle / "rds-ca-bundle.pem").is_symlink() and shipped == source.read_bytes()
+
+
+def test_an_eks_service_that_declares_mysql_gets_its_own_user():
+    """Issue 12 item 3 / issue 10 item 2: the ERP's services use no MySQL, but one that declares it logs in as
+    its own DML user (erp/{env}/mysql/<user>), handed to the charts through DataEndpoints."""
+    dev = load_environment("dev")
+    service = dev.services[1]
+    config = dev.model_copy(
+        update={
+            "services": [s.model_copy(update={"uses": [*s.uses, "mysql"]}) if s is service else s for s in dev.services]
+        }
+    )
+    app = cdk.App()
+    network = NetworkStack(
+        app, "Network", config=config, env=cdk.Environment(account=config.account, region=config.region)
+    )
+    data = DataStack(
+        app, "Data", config=config, vpc=network.vpc, env=cdk.Environment(account=config.account, region=config.region)
+    )
+    user = db_user_name(service.name)
+    assert set(data.endpoints.service_db_secrets) == {service.name}
+    names = [
+        r["Properties"].get("Name")
+        for r in Template.from_stack(data).to_json()["Resources"].values()
+        if r["Type"] == "AWS::SecretsManager::Secret"
+    ]
+    assert f"erp/dev/mysql/{user}" in names
+
+
+def test_service_mysql_user_names_fit_mysql_and_rotation():
+    assert len(db_user_name("x" * 40) + "_clone") <= 32  # multi-user rotation adds _clone
+    with pytest.raises(ValueError, match="no valid MySQL user name"):
+        db_user_name("9-starts-with-a-digit")

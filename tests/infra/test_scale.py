@@ -22,6 +22,8 @@ from tests.conftest import REPO, cdk_context, resources_of
 from tools.cost import stack_artifacts
 from tools.scale_config import write_config_dir
 
+pytestmark = pytest.mark.heavy
+
 SERVICES = 12
 # CloudFormation: resources, outputs, parameters per stack; template body (from S3) in bytes.
 MAX_RESOURCES, MAX_OUTPUTS, MAX_PARAMETERS, MAX_TEMPLATE_BYTES = 500, 200, 200, 1_000_000

@@ -142,7 +142,7 @@ def _assumptions(ctx: Context, include_pipeline: bool) -> list[str]:
         "X-Ray traces, EBS snapshots"
         + (", Container Insights metrics" if env.observability.container_insights else ""),
     ]
-    if any("employee-api" in s.uses for s in env.services):
+    if env.uses_employee_api:
         items.append(
             "employee-service proxy (in-cluster SigV4 proxy to the employee Lambda's function URL): $0 added: "
             f"{env.employee_proxy.replicas} pod(s) of 25m CPU / 32Mi on the existing nodes, Pod Identity and "

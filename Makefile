@@ -25,7 +25,7 @@ STAGE_STACKS := 'ErpPipeline/$(STAGE_ID)/*'
 
 OUT ?= cdk.out
 
-.PHONY: help setup system-deps synth test diff deploy cost bench bench-handler lint clean release
+.PHONY: help setup system-deps synth test diff deploy cost bench bench-handler lint clean release user
 
 help:
 	@echo "make synth            synthesize every environment (+ pipeline) into $(OUT)/"
@@ -36,6 +36,7 @@ help:
 	@echo "make cost ENV=dev     monthly cost estimate from the synthesized templates"
 	@echo "  COMPARE=graviton    ...as a delta against the same nodes on Graviton (COMPARE=<cdk.out dir>: against that)"
 	@echo "make release SERVICE=x TAG=1.2.0 ENV=dev   set a service's image tag in config/<env>.yaml (comments kept)"
+	@echo "make user ENV=dev EMAIL=x ROLE=manager   role manager|admin|none in the user pool (LINK=<employee id>, CREATE=1 NAME=..)"
 	@echo "make bench            wall time / peak memory / assembly sizes of synth (3 and 12 services) and test"
 	@echo "make bench-handler    employee Lambda: p50/p95 per route at a few concurrency levels, cold import time"
 
@@ -90,6 +91,11 @@ cost: synth
 release: setup
 	@test -n "$(SERVICE)" -a -n "$(TAG)" -a -n "$(ENV)" || { echo "usage: make release SERVICE=<name> TAG=<version> ENV=<env>" >&2; exit 2; }
 	$(PY) -m tools.release --service $(SERVICE) --tag $(TAG) --env $(ENV)
+
+user: setup
+	@test -n "$(ENV)" -a -n "$(EMAIL)" -a -n "$(ROLE)" || { echo "usage: make user ENV=<env> EMAIL=<address> ROLE=manager|admin|none [LINK=<employee id>] [CREATE=1 NAME=<name> POSITION=<position> DEPARTMENT=<department>]" >&2; exit 2; }
+	$(PY) -m tools.user_admin --env "$(ENV)" --email "$(EMAIL)" --role "$(ROLE)" $(if $(LINK),--link "$(LINK)") \
+	  $(if $(CREATE),--create $(if $(NAME),--name "$(NAME)") $(if $(POSITION),--position "$(POSITION)") $(if $(DEPARTMENT),--department "$(DEPARTMENT)"))
 
 bench: setup system-deps
 	$(PY) -m tools.bench

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import (
     AfterValidator,
@@ -62,6 +63,19 @@ IamRoleArn = Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z-]*:iam::\d{
 K8sName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=40)]
 Quantity = Annotated[str, StringConstraints(pattern=r"^\d+(\.\d+)?(m|Mi|Gi|Ki)?$")]
 HHMM = Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+
+
+def _time_zone(name: str) -> str:
+    if name not in available_timezones():
+        raise ValueError(f"{name!r} is not an IANA time zone name (e.g. Asia/Seoul)")
+    try:
+        ZoneInfo(name)
+    except ZoneInfoNotFoundError:
+        raise ValueError(f"{name!r} is not an IANA time zone name (e.g. Asia/Seoul)") from None
+    return name
+
+
+TimeZone = Annotated[str, AfterValidator(_time_zone)]
 
 
 def _retention(days: int) -> int:

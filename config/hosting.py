@@ -26,6 +26,7 @@ PLATFORM_DEPENDENCIES = ("mongodb", "kafka", "cache", "mysql", "xray", "employee
 RoutePath = Annotated[str, StringConstraints(pattern=r"^/api(/[a-z0-9-]+)+$")]
 HttpPath = Annotated[str, StringConstraints(pattern=r"^(/[A-Za-z0-9._-]+)+$")]
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "ANY"]
+GroupName = Annotated[str, StringConstraints(pattern=r"^[\w+=,.@-]{1,128}$")]
 
 
 class _Strict(BaseModel):
@@ -33,15 +34,30 @@ class _Strict(BaseModel):
 
 
 class RouteConfig(_Strict):
-    """``ANY path`` and ``ANY path/{proxy+}`` at the gateway; the service receives ``rewrite[/proxy]``.
+    """``METHOD path`` and ``METHOD path/{proxy+}`` at the gateway; the service receives ``rewrite[/proxy]``.
 
     ``rewrite`` None = path unchanged (the employee Lambda keeps /api); ``bare: false`` = only the
-    ``{proxy+}`` route (the processing service has nothing at /process itself).
+    ``{proxy+}`` route (the processing service has nothing at /process itself). ``methods`` allow-lists
+    what reaches the backend at all: anything else finds no route (404) at the gateway, so a method the
+    backend serves but the outside must not call (notification-service's POST /notifications/send) is
+    simply not routed. ``groups``: every route of this path needs one of these groups' scopes; without
+    them a token needs the verified-identity scope (constructs_lib/api/routes.py).
     """
 
     path: RoutePath
     rewrite: HttpPath | None = None
     bare: bool = True
+    methods: list[Method] = Field(default=["ANY"], min_length=1)
+    groups: list[GroupName] = []
+
+    @field_validator("methods")
+    @classmethod
+    def _methods(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("methods: each method once")
+        if "ANY" in value and len(value) > 1:
+            raise ValueError("methods: ANY already covers every method; list either ANY or the methods")
+        return value
 
     def target(self, proxy: str | None = None) -> str:
         """Path the backend receives for a request to ``path[/proxy]``."""
@@ -55,7 +71,7 @@ class RestrictedRoute(_Strict):
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
     # A route path of this API: a configured route, its {proxy+} form, or a more specific path under it.
     path: Annotated[str, StringConstraints(pattern=r"^/api(/([a-z0-9-]+|\{[a-zA-Z]+\+?\}))+$")]
-    groups: list[Annotated[str, StringConstraints(pattern=r"^[\w+=,.@-]{1,128}$")]] = Field(min_length=1)
+    groups: list[GroupName] = Field(min_length=1)
 
 
 class HealthCheckConfig(_Strict):

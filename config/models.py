@@ -130,6 +130,11 @@ class EnvironmentConfig(Strict):
                 )
         if self.auth.signin_rate_limit is None:
             raise ValueError("auth.signin_rate_limit: production rate-limits sign-up/sign-in (WAF on the user pool)")
+        if self.auth.email is None:
+            raise ValueError(
+                "auth.email: production sends sign-up links through SES (Cognito's default sender stops at about "
+                "50 mails a day)"
+            )
         if self.cache.auth_token_rotation_days is None:
             raise ValueError("cache.auth_token_rotation_days: production rotates the cache AUTH token")
         return self
@@ -175,6 +180,12 @@ class EnvironmentConfig(Strict):
                 )
         privileged = set(self.auth.admin_groups) | set(self.auth.manager_groups)
         prefixes = [r.path for r in self.all_routes]
+        for route in self.all_routes:
+            unknown = sorted(set(route.groups) - privileged)
+            if unknown:
+                raise ValueError(
+                    f"routes: {route.path}: groups {', '.join(unknown)} not in auth.admin_groups or auth.manager_groups"
+                )
         for route in self.api.restricted_routes:
             unknown = sorted(set(route.groups) - privileged)
             if unknown:

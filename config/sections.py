@@ -26,8 +26,10 @@ from config.base import (
     Quantity,
     RetentionDays,
     Strict,
+    TimeZone,
 )
 from config.hosting import (
+    GroupName,
     HealthCheckConfig,
     RestrictedRoute,
     RouteConfig,
@@ -363,11 +365,17 @@ class ApiConfig(Strict):
     access_log_retention_days: RetentionDays = 30
     # Routes only members of a privileged group may call; each group must be in auth.admin_groups or
     # auth.manager_groups. DELETE /api/approvals deletes every approval in the real service.
+    # The Spring approval services trust the ids in their request bodies, so the gateway decides who may
+    # decide an approval; the approvals route itself only routes GET and POST (config/<env>.yaml).
     restricted_routes: list[RestrictedRoute] = [
         RestrictedRoute(method="DELETE", path="/api/approvals", groups=["admin"]),
-        # The employee Lambda checks these too (managers may delete employees and adjust balances).
+        RestrictedRoute(method="PUT", path="/api/approvals/{id}/approve", groups=["admin", "manager"]),
+        RestrictedRoute(method="PUT", path="/api/approvals/{id}/reject", groups=["admin", "manager"]),
+        # The employee Lambda checks these too (managers may delete employees and adjust balances, never
+        # their own; deduct-leave is the in-cluster caller's, or an admin's).
         RestrictedRoute(method="DELETE", path=f"{EMPLOYEES_PATH}/{{proxy+}}", groups=["admin", "manager"]),
         RestrictedRoute(method="PUT", path=f"{EMPLOYEES_PATH}/{{id}}/leave-balance", groups=["admin", "manager"]),
+        RestrictedRoute(method="POST", path=f"{EMPLOYEES_PATH}/{{id}}/deduct-leave", groups=["admin"]),
     ]
 
     @model_validator(mode="after")
@@ -377,7 +385,31 @@ class ApiConfig(Strict):
         return self
 
 
-GroupName = Annotated[str, StringConstraints(pattern=r"^[\w+=,.@-]{1,128}$")]
+# A mail domain as people type it after the "@" (lower case, at least one dot, no wildcard).
+MailDomain = Annotated[
+    str, StringConstraints(pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", max_length=253)
+]
+# The scope the pre-token trigger grants for a verified address (f"{project}/verified"): a group of that name
+# would grant it without the proof.
+VERIFIED_SCOPE = "verified"
+
+
+class AuthEmailConfig(Strict):
+    """Sign-up and invitation mail through SES instead of Cognito's default sender (about 50 mails a day per
+    account). The identity (the domain, else the address) must be verified in SES and out of the SES sandbox
+    before the first deploy (README: First deploy into fresh accounts)."""
+
+    from_address: Email
+    from_name: str | None = Field(default=None, max_length=64)
+    verified_domain: MailDomain | None = None
+    # SES regions Cognito may send from; None: this environment's region.
+    ses_region: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+
+    @model_validator(mode="after")
+    def _domain(self) -> AuthEmailConfig:
+        if self.verified_domain and not self.from_address.lower().endswith("@" + self.verified_domain):
+            raise ValueError(f"from_address must be an address at verified_domain {self.verified_domain}")
+        return self
 
 
 class AuthConfig(Strict):
@@ -387,17 +419,36 @@ class AuthConfig(Strict):
     aliases, username case sensitivity and required standard attributes are fixed there too, because
     changing any of them REPLACES the pool (every account lost)."""
 
+    # "optional": TOTP for whoever sets it up; the ERP frontend as built has no MFA screens, so "required"
+    # needs its app-side change (docs/app-changes/03-frontend-mfa-required.diff).
     mfa: Literal["optional", "required"] = "optional"
-    allowed_signup_domains: list[str] = []
+    # Self sign-up is open to these mail domains only (pre-sign-up refuses the rest); an empty list turns
+    # self sign-up off: an administrator creates every account (`make user ... CREATE=1`).
+    allowed_signup_domains: list[MailDomain] = []
+    # None: Cognito's default sender (about 50 mails a day per account; dev only).
+    email: AuthEmailConfig | None = None
+    # Cognito threat protection (Plus tier, billed per active user, no free tier): "enforced" blocks sign-in
+    # and sign-up with leaked credentials and high-risk sign-ins; "audit" only records risk.
+    threat_protection: Literal["off", "audit", "enforced"] = "off"
     # Logout URLs are their origins. Production allows only https (and no localhost).
     callback_urls: list[str] = ["http://localhost:3000/callback"]
     # WAF rate-based rule on the pool: sign-up/sign-in calls per client IP per 5 minutes (None: no WAF).
     signin_rate_limit: int | None = Field(default=None, ge=10, le=2_000_000_000)
-    # Cognito groups (assigned by an administrator, never at sign-up) that carry privileges. Their members'
-    # access tokens get the scope f"{project}/{group}" (pre-token-generation trigger); the gateway's
-    # group-restricted routes and the employee Lambda's checks read groups from the token.
+    # Cognito groups (assigned by an administrator with `make user`, never at sign-up) that carry privileges.
+    # Their verified members' access tokens get the scope f"{project}/{group}" (pre-token-generation trigger);
+    # the gateway's group routes and the employee Lambda's checks read groups from the token.
     admin_groups: list[GroupName] = Field(default=["admin"], min_length=1)
     manager_groups: list[GroupName] = Field(default=["manager"], min_length=1)
+
+    @model_validator(mode="after")
+    def _groups(self) -> AuthConfig:
+        if VERIFIED_SCOPE in {*self.admin_groups, *self.manager_groups}:
+            raise ValueError(f"a group named {VERIFIED_SCOPE!r} would collide with the verified-identity scope")
+        return self
+
+    @property
+    def self_sign_up(self) -> bool:
+        return bool(self.allowed_signup_domains)
 
 
 class EmployeeFunctionConfig(Strict):
@@ -426,6 +477,12 @@ class EmployeeFunctionConfig(Strict):
 
     memory_mb: int = Field(default=256, ge=128, le=10240)
     timeout_seconds: int = Field(default=10, ge=1, le=29)
+    # The calendar day of "one check-in per day" (the migration backfills existing rows in it too).
+    business_timezone: TimeZone = "Asia/Seoul"
+    # Largest deduction the in-cluster caller may make in one call: approval-request-service trusts the
+    # requesterId of its request body, so this caps what one approval can take. 25 = the most annual leave
+    # the Korean Labor Standards Act grants in a year.
+    max_leave_deduction_days: int = Field(default=25, ge=1, le=366)
     # The gateway routes to the Lambda; it keeps the /api prefix (the real employee service's context path).
     routes: list[RouteConfig] = [
         RouteConfig(path=EMPLOYEES_PATH),
@@ -438,7 +495,7 @@ class EmployeeFunctionConfig(Strict):
 class ScheduleConfig(Strict):
     """Office hours in which a non-prod environment runs; it sleeps outside them."""
 
-    timezone: str = "Asia/Seoul"
+    timezone: TimeZone = "Asia/Seoul"
     weekdays: Literal["MON-FRI", "MON-SAT", "MON-SUN"] = "MON-FRI"
     start: HHMM = "08:00"
     stop: HHMM = "20:00"
@@ -468,5 +525,9 @@ class UsageAssumptions(Strict):
     log_stored_gb: float = Field(default=10.0, ge=0)
     # Requests the user pool's WAF web ACL inspects (every call to the pool is counted, not only sign-ins).
     auth_requests_per_month: int = Field(default=200_000, ge=0)
+    # People who sign in at least once a month (Cognito bills Plus per active user, Essentials past 10k).
+    monthly_active_users: int = Field(default=100, ge=0)
+    # Sign-up links, invitations and password resets sent through SES.
+    auth_emails_per_month: int = Field(default=200, ge=0)
     nat_processed_gb_per_month: float = Field(default=20.0, ge=0)
     rds_backup_gb: float = Field(default=0.0, ge=0)

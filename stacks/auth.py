@@ -7,6 +7,7 @@ from constructs import Construct
 
 from config.models import EnvironmentConfig
 from constructs_lib.auth.user_pool import ErpUserPool
+from constructs_lib.common.parameters import EnvParameters
 
 
 class AuthStack(Stack):
@@ -28,3 +29,14 @@ class AuthStack(Stack):
         CfnOutput(self, "UserPoolId", value=self.user_pool.user_pool_id)
         CfnOutput(self, "UserPoolClientId", value=self.user_pool_client.user_pool_client_id)
         CfnOutput(self, "SignInDomain", value=self.pool.domain.base_url())
+        # Where `make user` (tools/user_admin.py) finds the pool, and the hosted page for setting a password.
+        EnvParameters(
+            self,
+            "Parameters",
+            prefix=f"{config.ssm_prefix}/auth",
+            values={
+                "user-pool-id": self.user_pool.user_pool_id,
+                "user-pool-client-id": self.user_pool_client.user_pool_client_id,
+                "sign-in-url": self.pool.domain.base_url(),
+            },
+        )

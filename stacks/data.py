@@ -63,6 +63,7 @@ class DataStack(Stack):
             secret_prefix=config.secret_name("mysql"),
             consumers={EMPLOYEE_DB_USER: "DML", **{user: "DML" for user in service_users.values()}},
             rotation_days=config.database.rotation_days,
+            business_timezone=config.employee_function.business_timezone,
             log_retention_days=config.observability.log_retention_days,
             production=config.production,
         )

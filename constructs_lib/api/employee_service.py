@@ -67,6 +67,10 @@ class EmployeeService(Construct):
                 "AUTH_MANAGER_GROUPS": ",".join(auth.manager_groups),
                 "AUTH_SCOPE_PREFIX": scope_prefix,
                 "MAX_BODY_BYTES": str(MAX_BODY_BYTES),
+                # One check-in per employee and calendar day there (the migration backfills in the same zone).
+                "BUSINESS_TIMEZONE": config.business_timezone,
+                # The most one in-cluster deduct-leave call may take (approval-request trusts its body's ids).
+                "MAX_LEAVE_DEDUCTION_DAYS": str(config.max_leave_deduction_days),
                 "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
                 "POWERTOOLS_METRICS_NAMESPACE": metrics_namespace,
                 "POWERTOOLS_LOG_LEVEL": "INFO",

@@ -1,8 +1,13 @@
-"""The Cognito user pool people sign in to, its SPA client, and the pre-sign-up rule.
+"""The Cognito user pool people sign in to, its SPA client, and the sign-up rules.
 
-Essentials tier: its first 10k monthly active users are free, while Plus (the tier
-with threat protection) bills every active user (~$0.02 each, no free tier). An ERP
-with a few hundred staff gets MFA and a strong password policy instead.
+Fits the ERP frontend as built (../shared/erp-services.md section 7): it signs up with the
+email as username, then says "check your email" and has no code, MFA or new-password
+screen. So an address is proved by the LINK in the sign-up mail (Cognito confirms the
+account and verifies the address when it is opened), nothing is auto-confirmed, and
+admin-created accounts set their password on Cognito's hosted page.
+
+Essentials tier unless threat protection is on: its first 10k monthly active users are
+free, while Plus bills every active user (~$0.02 each, no free tier).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_cognito as cognito
 from constructs import Construct
 
-from config.sections import AuthConfig
+from config.sections import AuthConfig, AuthEmailConfig
 from constructs_lib.auth.waf import UserPoolRateLimit
 from constructs_lib.common.nag import acknowledge
 from constructs_lib.common.python_function import PythonFunction
@@ -31,9 +36,28 @@ PRESIGNUP_DIR = Path(__file__).resolve().parents[2] / "lambda_handlers" / "presi
 PRETOKEN_DIR = Path(__file__).resolve().parents[2] / "lambda_handlers" / "pretoken"
 
 
+# The sign-up mail: opening the link confirms the account AND verifies the address, so whoever signs up with a
+# colleague's address gets nothing without the colleague's mailbox.
+VERIFICATION_SUBJECT = "Confirm your ERP account"
+VERIFICATION_BODY = (
+    "Someone (hopefully you) signed up for the ERP with this address. {##Confirm your account##} to start using it."
+    " If it was not you, ignore this mail: nobody can sign in to the account until this link is opened."
+)
+INVITATION_SUBJECT = "Your ERP account"
+INVITATION_BODY = (
+    "An administrator created your ERP account {username} with the temporary password {####}."
+    " Set your own password on the sign-in page your administrator sent you, then sign in to the ERP."
+)
+THREAT_PROTECTION = {
+    "audit": cognito.StandardThreatProtectionMode.AUDIT_ONLY,
+    "enforced": cognito.StandardThreatProtectionMode.FULL_FUNCTION,
+}
+
+
 class ErpUserPool(Construct):
-    """Email is the username; MFA (TOTP) per environment; self sign-up, auto-confirmed (never auto-verified)
-    only for own domains; access tokens carry group scopes and a verified-only email (pre-token trigger)."""
+    """Email is the username; self sign-up only for own mail domains, confirmed by the mail's link; TOTP per
+    environment; access tokens carry a verified-identity scope, group scopes and a verified-only email
+    (pre-token trigger)."""
 
     def __init__(
         self,
@@ -50,7 +74,7 @@ class ErpUserPool(Construct):
         self.presignup = PythonFunction(
             self,
             "PreSignUp",
-            description="Cognito pre-sign-up: auto-confirms (never verifies) addresses on the allowed domains",
+            description="Cognito pre-sign-up: refuses addresses outside the allowed mail domains; confirms nobody",
             entry=PRESIGNUP_DIR,
             handler="app.handler",
             environment={"ALLOWED_SIGNUP_DOMAINS": ",".join(d.lower() for d in config.allowed_signup_domains)},
@@ -60,14 +84,25 @@ class ErpUserPool(Construct):
             production=production,
         )
         required = config.mfa == "required"
+        plus = config.threat_protection != "off"
         self.user_pool = cognito.UserPool(
             self,
             "UserPool",
-            feature_plan=cognito.FeaturePlan.ESSENTIALS,
-            self_sign_up_enabled=True,
+            feature_plan=cognito.FeaturePlan.PLUS if plus else cognito.FeaturePlan.ESSENTIALS,
+            standard_threat_protection_mode=THREAT_PROTECTION.get(config.threat_protection),
+            # No allowed domain: nobody signs up; administrators create accounts (tools/user_admin.py).
+            self_sign_up_enabled=config.self_sign_up,
             sign_in_aliases=cognito.SignInAliases(email=True),
             sign_in_case_sensitive=False,
+            # Cognito mails the verification on sign-up; the link both confirms and verifies.
             auto_verify=cognito.AutoVerifiedAttrs(email=True),
+            user_verification=cognito.UserVerificationConfig(
+                email_style=cognito.VerificationEmailStyle.LINK,
+                email_subject=VERIFICATION_SUBJECT,
+                email_body=VERIFICATION_BODY,
+            ),
+            user_invitation=cognito.UserInvitationConfig(email_subject=INVITATION_SUBJECT, email_body=INVITATION_BODY),
+            email=_sender(config.email),
             keep_original=cognito.KeepOriginalAttrs(email=True),
             standard_attributes=cognito.StandardAttributes(
                 email=cognito.StandardAttribute(required=True, mutable=True),
@@ -133,16 +168,21 @@ class ErpUserPool(Construct):
                 name=f"{domain_prefix}-auth-rate-limit",
                 limit=config.signin_rate_limit,
             )
-        acknowledge(
-            self.user_pool,
-            "AwsSolutions-COG8",
-            "Plus tier (threat protection) bills every active user with no free tier; Essentials + MFA for now.",
-        )
+        if plus:
+            self.risk = self._risk_actions(enforced=config.threat_protection == "enforced")
+        else:
+            acknowledge(
+                self.user_pool,
+                "AwsSolutions-COG8",
+                "Plus tier (threat protection) bills every active user with no free tier; auth.threat_protection "
+                "turns it on (prod).",
+            )
         if not required:
             acknowledge(
                 self.user_pool,
                 "AwsSolutions-COG2",
-                "MFA is optional outside production only; config/prod.yaml sets auth.mfa: required.",
+                "Optional TOTP: the ERP frontend as built has no MFA screens (app-side change 03); sign-in is "
+                "rate-limited by WAF and screened by threat protection in production instead.",
             )
         # The hosted sign-in pages: the authorization-code grant needs /oauth2/authorize somewhere.
         self.domain = self.user_pool.add_domain(
@@ -176,6 +216,42 @@ class ErpUserPool(Construct):
             # One working day: people sign in (with MFA) each morning, not once a month.
             refresh_token_validity=Duration.hours(12),
         )
+
+    def _risk_actions(self, *, enforced: bool) -> cognito.CfnUserPoolRiskConfigurationAttachment:
+        """Only answers the frontend can show (it prints err.message): BLOCK, never an MFA challenge it
+        cannot answer. Leaked passwords are refused at sign-up, sign-in and password change; high-risk
+        sign-ins are blocked. No risk mails (they would need their own SES notify setup)."""
+        action = "BLOCK" if enforced else "NO_ACTION"
+        quiet = {"eventAction": "NO_ACTION", "notify": False}
+        return cognito.CfnUserPoolRiskConfigurationAttachment(
+            self,
+            "RiskActions",
+            user_pool_id=self.user_pool.user_pool_id,
+            client_id="ALL",
+            compromised_credentials_risk_configuration={
+                "actions": {"eventAction": action},
+                "eventFilter": ["SIGN_IN", "SIGN_UP", "PASSWORD_CHANGE"],
+            },
+            account_takeover_risk_configuration={
+                "actions": {
+                    "highAction": {"eventAction": action, "notify": False},
+                    "mediumAction": quiet,
+                    "lowAction": quiet,
+                }
+            },
+        )
+
+
+def _sender(email: AuthEmailConfig | None) -> cognito.UserPoolEmail:
+    """SES when configured (production); otherwise Cognito's own sender, about 50 mails a day per account."""
+    if email is None:
+        return cognito.UserPoolEmail.with_cognito()
+    return cognito.UserPoolEmail.with_ses(
+        from_email=email.from_address,
+        from_name=email.from_name,
+        ses_region=email.ses_region,
+        ses_verified_domain=email.verified_domain,
+    )
 
 
 def _origin(url: str) -> str:

@@ -59,6 +59,7 @@ class DatabaseUsers(Construct):
         secret_prefix: str,
         consumers: dict[str, str],
         rotation_days: int | None,
+        business_timezone: str,
         log_retention_days: int,
         production: bool,
     ) -> None:
@@ -87,6 +88,8 @@ class DatabaseUsers(Construct):
                 "DB_NAME": database_name,
                 "DB_TLS": "true",
                 "CONSUMERS": "{}",  # rewritten by add_consumer
+                # The calendar day of existing check-ins (one per employee and day) when the migration backfills it.
+                "BUSINESS_TIMEZONE": business_timezone,
             },
             memory_mb=256,
             timeout=Duration.minutes(5),

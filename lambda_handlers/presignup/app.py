@@ -1,17 +1,15 @@
-"""Cognito pre-sign-up trigger: colleagues on the company's own mail domains may sign in right away.
+"""Cognito pre-sign-up trigger: only the company's own mail domains may sign up, and nobody is confirmed here.
 
 Only an exact, case-insensitive match of the part after the last "@" counts, so
-`evil-example.com`, `example.com.evil.io` and `sub.example.com` all go through the
-normal confirmation flow. Anything unexpected (no email, another trigger source)
-leaves the event untouched: the fallback is Cognito's own confirmation, never a
-rejection and never an automatic confirmation.
+`evil-example.com`, `example.com.evil.io` and `sub.example.com` are all refused. A refusal
+raises: Cognito answers the client with "PreSignUp failed with error <message>." and the ERP
+frontend shows that text. With no allowed domain at all, self sign-up is off in the pool too;
+this refuses it anyway, so the rule holds even if that switch is flipped by hand.
 
-An allowed-domain sign-up is CONFIRMED (the SPA has no code-entry screen, so the
-person can sign in at once) but its email is NEVER marked verified here: that needs
-proof that the person reads the mailbox (Cognito's verification code). Until then
-the pre-token-generation trigger leaves the `email` claim out of the access token,
-and no group is ever granted at sign-up, so an unverified account can reach nothing
-tied to an address or a privilege.
+Nothing is auto-confirmed and no address is auto-verified: the account is confirmed, and the
+address verified, only when the person opens the link Cognito mails (a squatter who signs up with a
+colleague's address never gets in without that mailbox). Accounts an administrator creates
+(`PreSignUp_AdminCreateUser`) pass: creating them is already an IAM-guarded act.
 """
 
 import os
@@ -19,6 +17,10 @@ import os
 ALLOWED_DOMAINS = frozenset(
     domain.strip().lower() for domain in os.environ.get("ALLOWED_SIGNUP_DOMAINS", "").split(",") if domain.strip()
 )
+
+
+class SignUpRefused(Exception):
+    """Its message is what the person reads."""
 
 
 def allowed_domain(email: object, allowed: frozenset[str] = ALLOWED_DOMAINS) -> bool:
@@ -29,13 +31,19 @@ def allowed_domain(email: object, allowed: frozenset[str] = ALLOWED_DOMAINS) -> 
     return bool(at and local and domain) and domain.lower() in allowed
 
 
+def refusal(allowed: frozenset[str] = ALLOWED_DOMAINS) -> str:
+    if not allowed:
+        return "Self sign-up is off: ask an administrator to create your account"
+    return f"Sign up with your company address ({', '.join('@' + d for d in sorted(allowed))})"
+
+
 def handler(event: dict, _context) -> dict:
-    if event.get("triggerSource") != "PreSignUp_SignUp":
-        return event  # admin-created and federated users have their own flows
+    response = event.setdefault("response", {})
+    response["autoConfirmUser"] = False
+    response["autoVerifyEmail"] = False
+    if event.get("triggerSource") == "PreSignUp_AdminCreateUser":
+        return event
     email = (event.get("request") or {}).get("userAttributes", {}).get("email")
-    if allowed_domain(email):
-        response = event.setdefault("response", {})
-        response["autoConfirmUser"] = True
-        # Never autoVerifyEmail: an address counts as the user's only after Cognito's code proves it.
-        response["autoVerifyEmail"] = False
+    if not allowed_domain(email):
+        raise SignUpRefused(refusal())
     return event

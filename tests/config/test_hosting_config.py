@@ -7,7 +7,7 @@ import pytest
 from config import load_environment
 from config.hosting import nlb_private_ips, private_subnet_cidrs, topic_variable, url_variable
 
-from .test_config import assert_refused
+from .test_config import assert_refused, edit, error_of
 
 
 @pytest.mark.parametrize(
@@ -102,3 +102,38 @@ def test_nlb_addresses_are_the_last_usable_of_each_private_subnet():
     dev = load_environment("dev").network
     assert private_subnet_cidrs(dev) == ["10.10.16.0/20", "10.10.32.0/20"]
     assert nlb_private_ips(dev) == ["10.10.31.254", "10.10.47.254"]
+
+
+# Issue 17: the auth and route settings that decide who reaches what; each refused with one line.
+AUTH_AND_ROUTE_REFUSALS = [
+    ("auth.allowed_signup_domains", ["*.example.com"], "auth.allowed_signup_domains.0: String should match pattern"),
+    ("auth.allowed_signup_domains", ["Example.COM"], "auth.allowed_signup_domains.0: String should match pattern"),
+    ("auth.allowed_signup_domains", ["@example.com"], "auth.allowed_signup_domains.0: String should match pattern"),
+    ("auth.manager_groups", ["verified"], "auth: a group named 'verified' would collide"),
+    ("auth.threat_protection", "on", "auth.threat_protection: Input should be 'off', 'audit' or 'enforced'"),
+    (
+        "auth.email",
+        {"from_address": "no-reply@other.example", "verified_domain": "erp.example.com"},
+        "auth.email: from_address must be an address at verified_domain erp.example.com",
+    ),
+    ("auth.email", {"from_address": "not-an-address"}, "auth.email.from_address: String should match pattern"),
+    ("employee_function.business_timezone", "Asia/Busan", "'Asia/Busan' is not an IANA time zone name"),
+    ("employee_function.max_leave_deduction_days", 0, "employee_function.max_leave_deduction_days: Input should be"),
+    ("services.0.routes.0.methods", ["ANY", "GET"], "methods: ANY already covers every method"),
+    ("services.0.routes.0.methods", ["GET", "GET"], "methods: each method once"),
+    ("services.0.routes.0.methods", [], "List should have at least 1 item"),
+    ("services.0.routes.0.groups", ["auditors"], "routes: /api/approvals: groups auditors not in auth.admin_groups"),
+]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"), AUTH_AND_ROUTE_REFUSALS, ids=[r[0] for r in AUTH_AND_ROUTE_REFUSALS]
+)
+def test_auth_and_route_settings_are_refused_with_one_line(config_dir, field, value, expected):
+    edit(config_dir, "dev", field, value)
+    assert expected in error_of(config_dir, "dev")
+
+
+def test_an_empty_domain_list_turns_self_sign_up_off(config_dir):
+    edit(config_dir, "dev", "auth.allowed_signup_domains", [])
+    assert load_environment("dev", config_dir).auth.self_sign_up is False

@@ -58,6 +58,7 @@ PROD_RULES = [
     ),
     ("auth.signin_rate_limit", None, "auth.signin_rate_limit: production rate-limits sign-up/sign-in"),
     ("cache.auth_token_rotation_days", None, "cache.auth_token_rotation_days: production rotates the cache AUTH"),
+    ("auth.email", None, "auth.email: production sends sign-up links through SES"),
 ]
 
 
@@ -87,6 +88,7 @@ def test_committed_prod_passes_every_rule():
         ("auth.signin_rate_limit", None),
         ("cache.auth_token_rotation_days", None),
         ("database.deletion_protection", False),
+        ("auth.email", None),
     ],
 )
 def test_the_same_settings_are_allowed_outside_production(config_dir, field, value):

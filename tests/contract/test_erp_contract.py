@@ -51,7 +51,6 @@ OTHER_ROUTES = [
     ("GET", "/api/process/17", "approval-processing-service", "/process/17"),
     ("POST", "/api/process/17/42", "approval-processing-service", "/process/17/42"),
     ("POST", "/api/processing/17/42", "approval-processing-service", "/process/17/42"),  # the seed's alias
-    ("POST", "/api/notifications/send", "notification-service", "/notifications/send"),
     ("GET", "/api/notifications/health", "notification-service", "/notifications/health"),
     ("GET", "/api/leaves/balance/17", LAMBDA, "/api/leaves/balance/17"),
     ("POST", "/api/leaves", LAMBDA, "/api/leaves"),
@@ -176,14 +175,19 @@ def test_row_routes(stack_templates, env):
     assert gateway(api, "GET", "/api/approvals/a/b")[:2] == ("approval-request-service", "/approvals/a/b")
     assert gateway(api, "GET", "/api/process/a/b")[:2] == ("approval-processing-service", "/process/a/b")
     assert gateway(api, "GET", "/api/notifications")[:2] == ("notification-service", "/notifications")
-    assert gateway(api, "POST", "/api/notifications/send/7")[:2] == ("notification-service", "/notifications/send/7")
+    # Deliberate difference (issue 17): sending broadcasts to everyone; only approval-request-service sends,
+    # from inside the cluster. From outside no route matches, so the gateway answers 404.
+    for path in ("/api/notifications/send", "/api/notifications/send/7"):
+        with pytest.raises(AssertionError, match="no route"):
+            gateway(api, "POST", path)
 
 
 @pytest.mark.parametrize("env", ENVS)
 def test_row_cors_and_auth(stack_templates, env):
-    """Deliberate difference: a Cognito JWT on every route but /health and preflight (README: Hosting a service
-    here, "app-side changes"); the admin-only DELETE /api/approvals needs the admin scope. CORS: the frontend's
-    origin, the five methods, and the headers it sends (Content-Type, and Authorization for the token)."""
+    """Deliberate difference: a Cognito access token on every route but /health and preflight (README: Hosting a
+    service here, "app-side changes") carrying the verified-identity scope or a group scope; deciding an
+    approval and driving processing need the manager or admin scope, DELETE /api/approvals the admin scope.
+    CORS: the frontend's origin, the five methods, and the headers it sends (Content-Type, Authorization)."""
     api = api_of(stack_templates, env)
     config = load_environment(env)
     (http_api,) = resources_of(api, "AWS::ApiGatewayV2::Api").values()
@@ -195,11 +199,18 @@ def test_row_cors_and_auth(stack_templates, env):
         key = route["Properties"]["RouteKey"]
         public = key == "GET /health" or key.startswith("OPTIONS ")
         assert route["Properties"]["AuthorizationType"] == ("NONE" if public else "JWT"), key
+        if not public:
+            assert route["Properties"]["AuthorizationScopes"], f"{key}: a token without a scope would pass"
     _, _, delete_all = gateway(api, "DELETE", "/api/approvals")
     assert delete_all["RouteKey"] == "DELETE /api/approvals"
     assert delete_all["AuthorizationScopes"] == [f"{config.project}/{g}" for g in config.auth.admin_groups[:1]]
-    _, _, list_all = gateway(api, "GET", "/api/approvals")
-    assert "AuthorizationScopes" not in list_all
+    deciders = {f"{config.project}/{g}" for g in (*config.auth.admin_groups[:1], *config.auth.manager_groups[:1])}
+    for method, path in (("PUT", "/api/approvals/42/approve"), ("PUT", "/api/approvals/42/reject")) + tuple(
+        (m, "/api/process/17/42") for m in ("GET", "POST", "PUT", "DELETE")
+    ):
+        assert set(gateway(api, method, path)[2]["AuthorizationScopes"]) == deciders, f"{method} {path}"
+    for method, path in (("GET", "/api/approvals"), ("POST", "/api/approvals"), ("GET", "/api/employees")):
+        assert gateway(api, method, path)[2]["AuthorizationScopes"] == [f"{config.project}/verified"]
 
 
 @pytest.mark.parametrize("env", ENVS)

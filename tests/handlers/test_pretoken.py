@@ -1,7 +1,8 @@
-"""The pre-token-generation (V2) trigger: group scopes and a verified-only email claim in ACCESS tokens.
+"""The pre-token-generation (V2) trigger: for a verified address only, the verified-identity scope, group
+scopes and the email claim in ACCESS tokens; the admin-set employee link always.
 
-Shared contract (common.md): the gateway's group-restricted routes need f"{project}/{group}" scopes,
-and the employee Lambda trusts `email` only because this trigger adds it for verified addresses.
+Shared contract: every gateway route needs f"{project}/verified" or a f"{project}/{group}" scope, and the
+employee Lambda trusts `email` only because this trigger adds it for verified addresses.
 """
 
 import copy
@@ -55,26 +56,45 @@ def access(module, event) -> dict:
     ]
 
 
-def test_every_group_becomes_a_project_scope(pretoken):
+def test_every_group_of_a_verified_user_becomes_a_project_scope(pretoken):
     result = access(pretoken, token_event(groups=["manager", "admin", "auditors"]))
-    assert result["scopesToAdd"] == ["erp/admin", "erp/auditors", "erp/manager"]
+    assert result["scopesToAdd"] == ["erp/verified", "erp/admin", "erp/auditors", "erp/manager"]
 
 
 def test_project_comes_from_the_environment(monkeypatch):
     module = load(monkeypatch, project="acme", name="pretoken_acme")
-    assert access(module, token_event(groups=["admin"]))["scopesToAdd"] == ["acme/admin"]
+    assert access(module, token_event(groups=["admin"]))["scopesToAdd"] == ["acme/verified", "acme/admin"]
 
 
-@pytest.mark.parametrize("groups", [[], None, "admin", [None, 3, "", "bad group"]])
-def test_no_or_malformed_groups_add_no_scope(pretoken, groups):
+@pytest.mark.parametrize("groups", [[], None, "admin", [None, 3, "", "bad group"], ["verified"]])
+def test_no_or_malformed_groups_add_no_group_scope(pretoken, groups):
     event = token_event()
     event["request"]["groupConfiguration"]["groupsToOverride"] = groups
-    assert access(pretoken, event)["scopesToAdd"] == []
+    assert access(pretoken, event)["scopesToAdd"] == ["erp/verified"]
 
 
 def test_a_self_registered_user_has_no_privilege_scope(pretoken):
-    """Sign-up never puts anyone in a group, so a fresh account's token carries no erp/* scope."""
-    assert access(pretoken, token_event(groups=[]))["scopesToAdd"] == []
+    """Sign-up never puts anyone in a group, so a fresh account's token carries only the identity scope."""
+    assert access(pretoken, token_event(groups=[]))["scopesToAdd"] == ["erp/verified"]
+
+
+@pytest.mark.parametrize("verified", ["false", None, "True", "1"])
+def test_an_unproved_address_gets_no_scope_at_all_not_even_its_groups(pretoken, verified):
+    """Every gateway route needs erp/verified (or a group scope): this token reaches nothing."""
+    assert access(pretoken, token_event(groups=["admin", "manager"], verified=verified))["scopesToAdd"] == []
+
+
+def test_the_admin_set_employee_link_becomes_a_claim(pretoken):
+    event = token_event()
+    event["request"]["userAttributes"]["custom:employeeId"] = "42"
+    assert access(pretoken, event)["claimsToAddOrOverride"] == {"email": "kim@example.com", "custom:employeeId": "42"}
+
+
+@pytest.mark.parametrize("value", ["", "0", "-3", "4.5", "42 ", "٤٢", None])
+def test_a_malformed_employee_link_is_not_claimed(pretoken, value):
+    event = token_event()
+    event["request"]["userAttributes"]["custom:employeeId"] = value
+    assert "custom:employeeId" not in access(pretoken, event)["claimsToAddOrOverride"]
 
 
 def test_verified_email_is_added_as_a_claim(pretoken):
@@ -110,7 +130,7 @@ def test_verified_flag_without_a_usable_email_adds_nothing(pretoken):
 def test_every_token_source_gets_the_same_rules(pretoken, trigger):
     """Refreshing a token must not keep a scope for a group the user has since left (groups are re-read)."""
     result = access(pretoken, token_event(groups=["admin"], trigger=trigger))
-    assert result["scopesToAdd"] == ["erp/admin"]
+    assert result["scopesToAdd"] == ["erp/verified", "erp/admin"]
 
 
 def test_id_token_is_left_alone_and_event_survives_missing_parts(pretoken):

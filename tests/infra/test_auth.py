@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 
 from constructs_lib.common.python_function import build_bundle, has_packages, source_hash
-from tests.conftest import resources_of
+from tests.conftest import properties_of, resources_of
 
 ENVS = ["dev", "prod"]
 # Renaming a construct must never replace the pool (every account and MFA secret is in it).
@@ -28,9 +31,63 @@ def test_email_is_the_case_insensitive_username(stack_templates, env):
     assert props["UsernameAttributes"] == ["email"]
     assert props["UsernameConfiguration"] == {"CaseSensitive": False}
     assert props["AutoVerifiedAttributes"] == ["email"]
-    assert props["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"] is False  # self sign-up on
     assert props["AccountRecoverySetting"] == {"RecoveryMechanisms": [{"Name": "verified_email", "Priority": 1}]}
-    assert props["UserPoolTier"] == "ESSENTIALS"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_sign_up_is_confirmed_only_by_the_link_in_the_mail(stack_templates, configs, env):
+    """The frontend has no code screen and says "check your email" (issue 17): the link confirms the account
+    and verifies the address; self sign-up exists only while some mail domain is allowed."""
+    props = user_pool(stack_templates, env)["Properties"]
+    template = props["VerificationMessageTemplate"]
+    assert template["DefaultEmailOption"] == "CONFIRM_WITH_LINK"
+    assert re.search(r"\{##[^#]+##\}", template["EmailMessageByLink"]), "the link placeholder"
+    assert props["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"] is not configs[env].auth.self_sign_up
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_mail_goes_through_ses_where_configured(stack_templates, configs, env):
+    mail = user_pool(stack_templates, env)["Properties"]["EmailConfiguration"]
+    email = configs[env].auth.email
+    if email is None:
+        assert mail == {"EmailSendingAccount": "COGNITO_DEFAULT"}
+        return
+    assert mail["EmailSendingAccount"] == "DEVELOPER"
+    identity = email.verified_domain or email.from_address
+    assert mail["SourceArn"] == f"arn:aws:ses:{configs[env].region}:{configs[env].account}:identity/{identity}"
+    assert email.from_address in mail["From"]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_threat_protection_blocks_and_never_challenges(stack_templates, configs, env):
+    """Plus tier only where configured; its actions are BLOCK or nothing, never an MFA challenge the frontend
+    cannot answer."""
+    props = user_pool(stack_templates, env)["Properties"]
+    risks = properties_of(auth_template(stack_templates, env), "AWS::Cognito::UserPoolRiskConfigurationAttachment")
+    mode = configs[env].auth.threat_protection
+    assert props["UserPoolTier"] == ("ESSENTIALS" if mode == "off" else "PLUS")
+    if mode == "off":
+        assert "UserPoolAddOns" not in props and not risks
+        return
+    assert props["UserPoolAddOns"] == {"AdvancedSecurityMode": {"audit": "AUDIT", "enforced": "ENFORCED"}[mode]}
+    (risk,) = risks
+    actions = json.dumps(risk)
+    assert "MFA" not in actions
+    expected = "BLOCK" if mode == "enforced" else "NO_ACTION"
+    assert risk["CompromisedCredentialsRiskConfiguration"]["Actions"]["EventAction"] == expected
+    assert set(risk["CompromisedCredentialsRiskConfiguration"]["EventFilter"]) == {
+        "SIGN_IN",
+        "SIGN_UP",
+        "PASSWORD_CHANGE",
+    }
+    assert risk["AccountTakeoverRiskConfiguration"]["Actions"]["HighAction"]["EventAction"] == expected
+
+
+def test_prod_mfa_lets_the_unchanged_frontend_sign_in(configs):
+    """Issue 17: "required" left every prod sign-in hanging (no mfaSetup/totpRequired callbacks in the
+    frontend). Prod keeps the WAF rate limit and threat protection instead; "required" stays a switch."""
+    prod = configs["prod"].auth
+    assert prod.mfa == "optional" and prod.signin_rate_limit and prod.threat_protection == "enforced"
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -46,7 +103,6 @@ def test_mfa_per_environment_totp_only(stack_templates, configs, env):
     # CloudFormation spells "required" as ON.
     assert props["MfaConfiguration"] == {"optional": "OPTIONAL", "required": "ON"}[configs[env].auth.mfa]
     assert props["EnabledMfas"] == ["SOFTWARE_TOKEN_MFA"]
-    assert configs["prod"].auth.mfa == "required"
 
 
 def test_prod_pool_is_protected_and_retained_dev_pool_is_disposable(stack_templates):

@@ -46,7 +46,7 @@ FREE_TYPES = {
     "AWS::SecretsManager::ResourcePolicy", "AWS::KMS::Alias",
     "AWS::Cognito::UserPoolClient", "AWS::Cognito::UserPoolDomain", "AWS::Cognito::UserPoolGroup",
     "AWS::Cognito::UserPoolResourceServer",
-    "AWS::WAFv2::WebACLAssociation",
+    "AWS::WAFv2::WebACLAssociation", "AWS::Cognito::UserPoolRiskConfigurationAttachment",
     "AWS::ECR::PullThroughCacheRule", "AWS::ECR::RegistryScanningConfiguration",
     "AWS::SNS::Subscription", "AWS::SNS::TopicPolicy", "AWS::S3::BucketPolicy",
     "AWS::Events::Rule", "AWS::Scheduler::Schedule", "AWS::Scheduler::ScheduleGroup",
@@ -406,9 +406,23 @@ def _repository(r: Resource, ctx: Context) -> list[Result]:
     return [_line(r, ctx, "image storage (assumed)", ECR_GB_PER_REPOSITORY, ("ecr", "storage"), unit="GB")]
 
 
+ESSENTIALS_FREE_MAU = 10_000
+
+
 @pricer("AWS::Cognito::UserPool")
 def _user_pool(r: Resource, ctx: Context) -> list[Result]:
-    return [_line(r, ctx, "MAU beyond the 10k free (assumed under 10k)", 0, ("cognito", "essentials-mau"), unit="MAU")]
+    """Plus (threat protection) bills every active user; Essentials only those past 10k. Mail through SES
+    (sign-up links, invitations, resets) is billed by SES; Cognito's own sender is free but capped."""
+    usage = ctx.env.usage
+    if _prop(r, "UserPoolTier", default="ESSENTIALS") == "PLUS":
+        lines = [_line(r, ctx, "Plus MAU (usage, no free tier)", usage.monthly_active_users, ("cognito", "plus-mau"))]
+    else:
+        beyond = max(0, usage.monthly_active_users - ESSENTIALS_FREE_MAU)
+        lines = [_line(r, ctx, "MAU beyond the 10k free (usage)", beyond, ("cognito", "essentials-mau"), unit="MAU")]
+    if _prop(r, "EmailConfiguration", "EmailSendingAccount", default="COGNITO_DEFAULT") == "DEVELOPER":
+        emails = usage.auth_emails_per_month / 1000
+        lines.append(_line(r, ctx, "SES mail (usage)", emails, ("ses", "outbound-email"), unit="1000 emails"))
+    return lines
 
 
 @pricer("AWS::WAFv2::WebACL")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from config import load_environment
 from config.base import EMPLOYEES_PATH
+from config.sections import VERIFIED_SCOPE
 from constructs_lib.data import cache, database, mongodb
 from k8s_charts import names
 
@@ -50,3 +51,8 @@ def test_the_employee_lambda_serves_every_path_the_gateway_sends_it():
     assert EMPLOYEES_PATH in served
     for route in load_environment("dev").employee_function.routes:
         assert any(path == route.path or path.startswith(route.path + "/") for path in served), route.path
+
+
+def test_the_pre_token_trigger_grants_the_scope_every_gateway_route_asks_for():
+    """The gateway's default scope is f"{project}/{VERIFIED_SCOPE}"; the trigger has its own copy of the name."""
+    assert constant(REPO / "lambda_handlers" / "pretoken" / "app.py", "VERIFIED") == VERIFIED_SCOPE

@@ -32,7 +32,8 @@ ROUTES = [
     ("GET /api/employees/team", "GET", "/api/employees/team", {"query": {"department": "DEVELOPMENT"}}),
     ("GET /api/quests", "GET", "/api/quests", {}),
     ("GET /api/leaves/balance/{id}", "GET", "/api/leaves/balance/1", {}),
-    ("POST /api/attendance/check-in/{id}", "POST", "/api/attendance/check-in/1", {"role": "owner"}),
+    # One check-in per day: after the warm-up every call is the refused second one (lock, unique key, 409).
+    ("POST /api/attendance/check-in/{id} (409)", "POST", "/api/attendance/check-in/1", {"role": "owner"}),
     ("POST /api/employees/{id}/deduct-leave", "POST", "/api/employees/1/deduct-leave",
      {"role": "internal", "json_body": {"days": 0.001}}),
 ]  # fmt: skip
@@ -104,7 +105,7 @@ def run_route(containers, call, method, path, options, concurrency: int, request
             start = time.perf_counter()
             response = call(app_module, method, path, **options)
             timings.append((time.perf_counter() - start) * 1000)
-            if response.status >= 400:
+            if response.status >= 400 and not (response.status == 409 and "check-in" in path):
                 raise RuntimeError(f"{method} {path}: {response.status} {response.body}")
         return timings
 

@@ -4,6 +4,8 @@ Connects with the RDS master secret (MASTER_SECRET_ARN): the only DDL-capable cr
 1. yoyo-migrations applies what migrations/ holds and the database has not recorded, under
    yoyo's lock. 0001 is the Hibernate schema with CREATE TABLE IF NOT EXISTS, so an existing
    database is adopted in place (rows kept, baseline recorded) and an empty one is built.
+   0003 dates check-ins by the calendar day in BUSINESS_TIMEZONE (default Asia/Seoul): the
+   CDK passes the employee function the same value, as the day the unique key is about.
 2. Every consumer in CONSUMERS ({"name": {"secret_arn": ..., "privileges": "DML"|"DDL"}})
    gets its MySQL user with exactly its privileges on DB_NAME. The user named in the secret
    gets the secret's password; its multi-user-rotation twin "<name>_clone" (created by the

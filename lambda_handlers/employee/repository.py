@@ -1,4 +1,6 @@
-"""SQL over the five tables Hibernate created for the Spring employee service (never DDL here).
+"""SQL over the five tables Hibernate created for the Spring employee service (never DDL here):
+employees and leaves, plus what every domain module shares (errors, clock, transactions).
+Attendance and quests live in attendance.py and quests.py, which build on this module.
 
 Values only ever travel as query parameters. Every change to a leave balance or a quest's
 state runs in a transaction that first locks the rows it reads (SELECT ... FOR UPDATE), so
@@ -22,6 +24,15 @@ class Conflict(ApiError):
         super().__init__(HTTPStatus.BAD_REQUEST, message)
 
 
+class SeparationOfDuties(ApiError):
+    """403: nobody decides their own leave or quest progress, nor takes part in a quest they created.
+
+    Raised inside the transaction that locked the row, so the owner checked is the one decided on."""
+
+    def __init__(self, message: str):
+        super().__init__(HTTPStatus.FORBIDDEN, message)
+
+
 class DuplicateEmail(ApiError):
     def __init__(self):
         super().__init__(HTTPStatus.CONFLICT, "An employee with this email already exists", "email")
@@ -31,14 +42,12 @@ def not_found(what: str, ident) -> ApiError:
     return ApiError(HTTPStatus.NOT_FOUND, f"{what} not found: {ident}")
 
 
-REWARD_EVERY = 30  # every 30th check-in adds a leave day
+def now() -> datetime:
+    """The clock, naive UTC: DATETIME(6) columns hold UTC. One function so tests can move it."""
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)  # DATETIME(6) columns hold UTC
-
-
-def _iso(value) -> str | None:
+def iso(value) -> str | None:
     return value.isoformat() if value is not None else None
 
 
@@ -70,7 +79,7 @@ def _employee(row: dict) -> dict:
         "position": row["position"],
         "annualLeaveBalance": row["annual_leave_balance"],
         "attendanceCount": row["attendance_count"],
-        "createdAt": _iso(row["created_at"]),
+        "createdAt": iso(row["created_at"]),
     }
 
 
@@ -110,13 +119,26 @@ def employee_email(conn, employee_id: int) -> str | None:
     return row["email"].strip().lower() if row["email"] else None
 
 
+def employee_id_by_email(conn, email: str) -> int | None:
+    """The id of the record whose email is `email` (already lower case), if any: a caller's own record.
+
+    The one lookup behind "own employee ids" (app._own_ids). The unique key on email makes it one row;
+    the column's collation (MySQL 8's default utf8mb4_0900_ai_ci, which Hibernate's tables inherit)
+    is case-insensitive, and this service writes emails in lower case anyway.
+    """
+    with conn.cursor() as cur:
+        cur.execute("SELECT id FROM employees WHERE email = %s ORDER BY id LIMIT 1", (email,))
+        row = cur.fetchone()
+    return row["id"] if row else None
+
+
 def create_employee(conn, name: str, department: str, position: str, email: str | None) -> dict:
     try:
         with conn.cursor() as cur:
             cur.execute(
                 "INSERT INTO employees (name, email, department, position, annual_leave_balance, attendance_count,"
                 " created_at) VALUES (%s, %s, %s, %s, 0.0, 0, %s)",
-                (name, email, department, position, _now()),
+                (name, email, department, position, now()),
             )
             employee_id = cur.lastrowid
     except pymysql.err.IntegrityError as exc:
@@ -126,13 +148,16 @@ def create_employee(conn, name: str, department: str, position: str, email: str 
     return get_employee(conn, employee_id)
 
 
-def update_employee(conn, employee_id: int, fields: dict) -> dict:
+def update_employee(conn, employee_id: int, fields: dict, *, only_without_email: bool = False) -> dict:
+    """Set `fields`; with `only_without_email`, only while the record has no email (a linked user claiming
+    their legacy record: the condition sits in the UPDATE, so two claims cannot both win)."""
     columns = [c for c in ("name", "email", "department", "position") if c in fields]
     if columns:
+        condition = " AND email IS NULL" if only_without_email else ""
         try:
             with conn.cursor() as cur:
                 matched = cur.execute(
-                    f"UPDATE employees SET {', '.join(f'{c} = %s' for c in columns)} WHERE id = %s",
+                    f"UPDATE employees SET {', '.join(f'{c} = %s' for c in columns)} WHERE id = %s{condition}",
                     [fields[c] for c in columns] + [employee_id],
                 )
         except pymysql.err.IntegrityError as exc:
@@ -140,7 +165,8 @@ def update_employee(conn, employee_id: int, fields: dict) -> dict:
                 raise DuplicateEmail from None
             raise
         if matched != 1:
-            raise not_found("Employee", employee_id)
+            employee_email(conn, employee_id)  # 404 if it is gone
+            raise ApiError(HTTPStatus.CONFLICT, "The employee record already has an email", "email")
     return get_employee(conn, employee_id)
 
 
@@ -162,7 +188,8 @@ def team(conn, department: str) -> list:
         ]
 
 
-def _locked_employee(cur, employee_id: int) -> dict:
+def locked_employee(cur, employee_id: int) -> dict:
+    """The employee row, locked for the rest of the transaction: balance and count as numbers; 404 if none."""
     cur.execute(
         "SELECT id, department, COALESCE(annual_leave_balance, 0) AS balance,"
         " COALESCE(attendance_count, 0) AS attendance FROM employees WHERE id = %s FOR UPDATE",
@@ -186,7 +213,7 @@ def leave_balance(conn, employee_id: int) -> float:
 def adjust_balance(conn, employee_id: int, adjustment: int) -> float:
     """Add `adjustment` (may be negative, never below zero); the new balance."""
     with transaction(conn) as cur:
-        balance = float(_locked_employee(cur, employee_id)["balance"])
+        balance = float(locked_employee(cur, employee_id)["balance"])
         new_balance = balance + adjustment
         if new_balance < 0:
             raise Conflict(f"Adjustment would make the leave balance negative (balance {balance})")
@@ -197,300 +224,12 @@ def adjust_balance(conn, employee_id: int, adjustment: int) -> float:
 def deduct_leave(conn, employee_id: int, days: float) -> float:
     """Take `days` off the balance, or change nothing and refuse when it is short; the remainder."""
     with transaction(conn) as cur:
-        balance = float(_locked_employee(cur, employee_id)["balance"])
+        balance = float(locked_employee(cur, employee_id)["balance"])
         if balance < days:
             raise Conflict(f"Insufficient leave balance: {balance} < {days}")
         remaining = balance - days
         cur.execute("UPDATE employees SET annual_leave_balance = %s WHERE id = %s", (remaining, employee_id))
     return remaining
-
-
-# --- attendance ---------------------------------------------------------------------------
-
-
-def check_in(conn, employee_id: int) -> dict:
-    with transaction(conn) as cur:
-        row = _locked_employee(cur, employee_id)
-        count = int(row["attendance"]) + 1
-        reward = count % REWARD_EVERY == 0
-        balance = float(row["balance"]) + (1.0 if reward else 0.0)
-        now = _now()
-        cur.execute(
-            "INSERT INTO attendance (employee_id, check_in_time, status, created_at) VALUES (%s, %s, 'COMPLETED', %s)",
-            (employee_id, now, now),
-        )
-        cur.execute(
-            "UPDATE employees SET attendance_count = %s, annual_leave_balance = %s WHERE id = %s",
-            (count, balance, employee_id),
-        )
-    return {
-        "attendanceCount": count,
-        "questProgress": (count % REWARD_EVERY) * 100 // REWARD_EVERY,
-        "rewardEarned": reward,
-        "currentLeaveBalance": balance,
-    }
-
-
-def attendance_progress(conn, employee_id: int) -> dict:
-    with conn.cursor() as cur:
-        cur.execute("SELECT COALESCE(attendance_count, 0) AS n FROM employees WHERE id = %s", (employee_id,))
-        row = cur.fetchone()
-    if row is None:
-        raise not_found("Employee", employee_id)
-    current = int(row["n"]) % REWARD_EVERY
-    return {
-        "attendanceCount": current,
-        "targetCount": REWARD_EVERY,
-        "progress": current * 100 // REWARD_EVERY,
-        "nextRewardAt": REWARD_EVERY - current,
-    }
-
-
-def attendance_history(conn, employee_id: int) -> list:
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT id, employee_id, check_in_time, check_out_time, work_hours, status, created_at FROM attendance"
-            " WHERE employee_id = %s ORDER BY check_in_time DESC, id DESC",
-            (employee_id,),
-        )
-        return [
-            {
-                "id": r["id"],
-                "employeeId": r["employee_id"],
-                "checkInTime": _iso(r["check_in_time"]),
-                "checkOutTime": _iso(r["check_out_time"]),
-                "workHours": r["work_hours"],
-                "status": r["status"],
-                "createdAt": _iso(r["created_at"]),
-            }
-            for r in cur.fetchall()
-        ]
-
-
-# --- quests -------------------------------------------------------------------------------
-
-
-def _names(cur, ids) -> dict:
-    ids = sorted({i for i in ids if i is not None})
-    if not ids:
-        return {}
-    cur.execute(f"SELECT id, name FROM employees WHERE id IN ({', '.join(['%s'] * len(ids))})", ids)
-    return {r["id"]: r["name"] for r in cur.fetchall()}
-
-
-def list_quests(conn) -> list:
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT id, title, description, reward_days, department, created_by, status FROM quests"
-            " WHERE status IS NULL OR status <> 'DELETED' ORDER BY id"
-        )
-        quests = cur.fetchall()
-        progress: dict[int, list] = {q["id"]: [] for q in quests}
-        if quests:
-            cur.execute(
-                "SELECT id, quest_id, employee_id, status FROM quest_progress"
-                f" WHERE quest_id IN ({', '.join(['%s'] * len(quests))}) ORDER BY id",
-                [q["id"] for q in quests],
-            )
-            for p in cur.fetchall():
-                progress[p["quest_id"]].append(p)
-        names = _names(
-            cur, [q["created_by"] for q in quests] + [p["employee_id"] for ps in progress.values() for p in ps]
-        )
-    return [
-        {
-            "id": q["id"],
-            "title": q["title"],
-            "description": q["description"],
-            "rewardDays": q["reward_days"],
-            "department": q["department"],
-            "createdBy": q["created_by"],
-            "createdByName": names.get(q["created_by"], "Unknown"),
-            "status": q["status"],
-            "progressList": [
-                {
-                    "id": p["id"],
-                    "employeeId": p["employee_id"],
-                    "employeeName": names.get(p["employee_id"], "Unknown"),
-                    "status": p["status"],
-                }
-                for p in progress[q["id"]]
-            ],
-        }
-        for q in quests
-    ]
-
-
-def available_quests(conn, employee_id: int) -> list:
-    with conn.cursor() as cur:
-        cur.execute("SELECT department FROM employees WHERE id = %s", (employee_id,))
-        row = cur.fetchone()
-        if row is None:
-            raise not_found("Employee", employee_id)
-        cur.execute(
-            "SELECT id, title, description, reward_days FROM quests WHERE department = %s AND status = 'AVAILABLE'"
-            " ORDER BY id",
-            (row["department"],),
-        )
-        return [
-            {
-                "id": q["id"],
-                "title": q["title"],
-                "description": q["description"],
-                "rewardDays": q["reward_days"],
-                "status": "AVAILABLE",
-            }
-            for q in cur.fetchall()
-        ]
-
-
-def my_quests(conn, employee_id: int) -> list:
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT p.id, p.quest_id, p.status, q.title, q.reward_days FROM quest_progress p"
-            " LEFT JOIN quests q ON q.id = p.quest_id WHERE p.employee_id = %s ORDER BY p.id",
-            (employee_id,),
-        )
-        return [
-            {
-                "id": r["id"],
-                "questId": r["quest_id"],
-                "title": r["title"] if r["title"] is not None else "",
-                "rewardDays": r["reward_days"] if r["reward_days"] is not None else 0,
-                "status": r["status"],
-            }
-            for r in cur.fetchall()
-        ]
-
-
-def my_created(conn, manager_id: int) -> list:
-    with conn.cursor() as cur:
-        cur.execute("SELECT id, title, reward_days FROM quests WHERE created_by = %s ORDER BY id", (manager_id,))
-        quests = cur.fetchall()
-        waiting: dict[int, int] = {}
-        if quests:
-            cur.execute(
-                "SELECT quest_id, employee_id FROM quest_progress WHERE status = 'WAITING_APPROVAL'"
-                f" AND quest_id IN ({', '.join(['%s'] * len(quests))}) ORDER BY id",
-                [q["id"] for q in quests],
-            )
-            for p in cur.fetchall():
-                waiting.setdefault(p["quest_id"], p["employee_id"])
-        names = _names(cur, waiting.values())
-    return [
-        {
-            "id": q["id"],
-            "title": q["title"],
-            "acceptedBy": names.get(waiting[q["id"]], "Unknown") if q["id"] in waiting else "",
-            "status": "WAITING_APPROVAL" if q["id"] in waiting else "AVAILABLE",
-            "rewardDays": q["reward_days"],
-        }
-        for q in quests
-    ]
-
-
-def create_quest(conn, title, description, reward_days, department, created_by) -> int:
-    with conn.cursor() as cur:
-        cur.execute(
-            "INSERT INTO quests (title, description, reward_days, department, created_by, status, created_at)"
-            " VALUES (%s, %s, %s, %s, %s, 'AVAILABLE', %s)",
-            (title, description, reward_days, department, created_by, _now()),
-        )
-        return cur.lastrowid
-
-
-def _locked_quest(cur, quest_id: int) -> dict:
-    cur.execute("SELECT id, reward_days, status FROM quests WHERE id = %s FOR UPDATE", (quest_id,))
-    row = cur.fetchone()
-    if row is None or row["status"] == "DELETED":
-        raise not_found("Quest", quest_id)
-    return row
-
-
-def _locked_progress(cur, quest_id: int, employee_id: int) -> dict:
-    cur.execute(
-        "SELECT id, status FROM quest_progress WHERE quest_id = %s AND employee_id = %s ORDER BY id DESC LIMIT 1"
-        " FOR UPDATE",
-        (quest_id, employee_id),
-    )
-    row = cur.fetchone()
-    if row is None:
-        raise not_found("Quest progress", f"quest {quest_id}, employee {employee_id}")
-    return row
-
-
-def accept_quest(conn, quest_id: int, employee_id: int) -> None:
-    with transaction(conn) as cur:
-        _locked_quest(cur, quest_id)  # the quest row lock serializes two accepts by the same employee
-        cur.execute("SELECT id FROM employees WHERE id = %s", (employee_id,))
-        if cur.fetchone() is None:
-            raise not_found("Employee", employee_id)
-        cur.execute(
-            "SELECT id FROM quest_progress WHERE quest_id = %s AND employee_id = %s AND status <> 'REJECTED'",
-            (quest_id, employee_id),
-        )
-        if cur.fetchone() is not None:
-            raise Conflict("Quest already accepted by this employee")
-        cur.execute(
-            "INSERT INTO quest_progress (quest_id, employee_id, status, accepted_at) VALUES (%s, %s, 'IN_PROGRESS', %s)",
-            (quest_id, employee_id, _now()),
-        )
-
-
-def complete_quest(conn, quest_id: int, employee_id: int) -> None:
-    with transaction(conn) as cur:
-        progress = _locked_progress(cur, quest_id, employee_id)
-        if progress["status"] != "IN_PROGRESS":
-            raise Conflict(f"Quest is {progress['status']}, not IN_PROGRESS")
-        cur.execute(
-            "UPDATE quest_progress SET status = 'WAITING_APPROVAL', completed_at = %s WHERE id = %s",
-            (_now(), progress["id"]),
-        )
-
-
-def claim_quest(conn, quest_id: int, employee_id: int) -> float:
-    """Pay rewardDays once: the progress row lock makes a second, concurrent claim see CLAIMED."""
-    with transaction(conn) as cur:
-        progress = _locked_progress(cur, quest_id, employee_id)
-        if progress["status"] != "APPROVED":
-            raise Conflict("Quest is not approved (or its reward was already claimed)")
-        cur.execute("SELECT reward_days FROM quests WHERE id = %s", (quest_id,))
-        quest = cur.fetchone()
-        if quest is None:
-            raise not_found("Quest", quest_id)
-        employee = _locked_employee(cur, employee_id)
-        new_balance = float(employee["balance"]) + float(quest["reward_days"])
-        cur.execute("UPDATE employees SET annual_leave_balance = %s WHERE id = %s", (new_balance, employee_id))
-        cur.execute(
-            "UPDATE quest_progress SET status = 'CLAIMED', claimed_at = %s WHERE id = %s", (_now(), progress["id"])
-        )
-    return new_balance
-
-
-def decide_quest(conn, quest_id: int, approve: bool) -> None:
-    """The first progress waiting for approval becomes APPROVED or REJECTED."""
-    with transaction(conn) as cur:
-        _locked_quest(cur, quest_id)
-        cur.execute(
-            "SELECT id FROM quest_progress WHERE quest_id = %s AND status = 'WAITING_APPROVAL' ORDER BY id LIMIT 1"
-            " FOR UPDATE",
-            (quest_id,),
-        )
-        row = cur.fetchone()
-        if row is None:
-            raise Conflict("No progress is waiting for approval on this quest")
-        if approve:
-            cur.execute(
-                "UPDATE quest_progress SET status = 'APPROVED', approved_at = %s WHERE id = %s", (_now(), row["id"])
-            )
-        else:
-            cur.execute("UPDATE quest_progress SET status = 'REJECTED' WHERE id = %s", (row["id"],))
-
-
-def delete_quest(conn, quest_id: int) -> None:
-    with conn.cursor() as cur:
-        if cur.execute("UPDATE quests SET status = 'DELETED' WHERE id = %s", (quest_id,)) != 1:
-            raise not_found("Quest", quest_id)
 
 
 # --- leaves -------------------------------------------------------------------------------
@@ -502,12 +241,12 @@ def _leave(r: dict) -> dict:
     return {
         "id": r["id"],
         "employeeId": r["employee_id"],
-        "startDate": _iso(r["start_date"]),
-        "endDate": _iso(r["end_date"]),
+        "startDate": iso(r["start_date"]),
+        "endDate": iso(r["end_date"]),
         "days": r["days"],
         "reason": r["reason"],
         "status": r["status"],
-        "createdAt": _iso(r["created_at"]),
+        "createdAt": iso(r["created_at"]),
     }
 
 
@@ -527,7 +266,7 @@ def create_leave(conn, employee_id: int, start: str, end: str, days: int, reason
         cur.execute(
             "INSERT INTO leaves (employee_id, start_date, end_date, days, reason, status, created_at)"
             " VALUES (%s, %s, %s, %s, %s, 'PENDING', %s)",
-            (employee_id, start, end, days, reason, _now()),
+            (employee_id, start, end, days, reason, now()),
         )
         return _get_leave(cur, cur.lastrowid)
 
@@ -538,12 +277,15 @@ def list_leaves(conn, employee_id: int) -> list:
         return [_leave(r) for r in cur.fetchall()]
 
 
-def decide_leave(conn, leave_id: int, status: str) -> dict:
+def decide_leave(conn, leave_id: int, status: str, not_for: frozenset[int] = frozenset()) -> dict:
+    """PENDING -> `status`; refused (403) when the leave belongs to one of `not_for`, the decider's own ids."""
     with transaction(conn) as cur:
-        cur.execute("SELECT status FROM leaves WHERE id = %s FOR UPDATE", (leave_id,))
+        cur.execute("SELECT employee_id, status FROM leaves WHERE id = %s FOR UPDATE", (leave_id,))
         row = cur.fetchone()
         if row is None:
             raise not_found("Leave", leave_id)
+        if row["employee_id"] in not_for:
+            raise SeparationOfDuties("You may not approve or reject your own leave")
         if row["status"] not in (None, "PENDING"):
             raise Conflict(f"Leave is already {row['status']}")
         cur.execute("UPDATE leaves SET status = %s WHERE id = %s", (status, leave_id))

@@ -78,10 +78,9 @@ def load_function(directory: Path) -> SimpleNamespace:
 
 def load_app_copy(employee: SimpleNamespace, tag: str):
     """A second, independent app module (its own resolver and Database): another Lambda container."""
-    saved = {name: sys.modules.get(name) for name in ("repository", "validation", "authz", "db")}
-    sys.modules.update(
-        repository=employee.repository, validation=employee.validation, authz=employee.authz, db=employee.db
-    )
+    names = [path.stem for path in EMPLOYEE_DIR.glob("*.py") if path.stem != "app"]
+    saved = {name: sys.modules.get(name) for name in names}
+    sys.modules.update({name: getattr(employee, name) for name in names})
     try:
         spec = importlib.util.spec_from_file_location(f"employee_app_{tag}", EMPLOYEE_DIR / "app.py")
         module = importlib.util.module_from_spec(spec)
@@ -262,12 +261,17 @@ def lambda_context() -> SimpleNamespace:
     )
 
 
-ROLES = ("anonymous", "user", "owner", "manager", "admin", "internal")
+ROLES = ("anonymous", "unverified", "user", "owner", "linked", "manager", "admin", "internal")
 SUB = "3f0a2b1c-7d4e-4f5a-9b8c-1d2e3f4a5b6c"
+LEGACY_ID = 3  # the seed's employee without an email, the one the "linked" caller is linked to
 
 
 def authorizer_for(role: str) -> dict | None:
-    """requestContext.authorizer as API Gateway passes it for each kind of caller."""
+    """requestContext.authorizer as API Gateway passes it for each kind of caller.
+
+    unverified: signed up but never opened the sign-up link (the pre-token trigger then adds no email
+    and no scope); linked: only the `custom:employeeId` an administrator set (legacy record 3, no email).
+    """
     if role == "anonymous":
         return None
     if role == "internal":  # function URL with AWS_IAM auth
@@ -281,6 +285,8 @@ def authorizer_for(role: str) -> dict | None:
     scopes = None
     if role == "user":
         claims["email"] = "someone@example.com"
+    elif role == "linked":
+        claims["custom:employeeId"] = str(LEGACY_ID)
     elif role == "owner":
         claims["email"] = OWNER_EMAIL
     elif role == "manager":

@@ -2,6 +2,8 @@
 old (Hibernate) database after migration: shapes the frontend and the approval service read,
 success codes, and the business rules of erp-services.md section 2."""
 
+from datetime import datetime
+
 import pytest
 
 from tests.handlers.conftest import OWNER_EMAIL
@@ -191,7 +193,13 @@ def test_deduct_leave_unknown_employee_is_404(api):
 # --- attendance ---------------------------------------------------------------------------
 
 
-def test_check_in_30th_adds_a_day(api):
+def at(employee, monkeypatch, utc: str) -> None:
+    """Stop the handler's clock at a UTC instant (the repository's clock is naive UTC)."""
+    monkeypatch.setattr(employee.repository, "now", lambda: datetime.fromisoformat(utc))
+
+
+def test_check_in_30th_adds_a_day(api, employee, monkeypatch):
+    at(employee, monkeypatch, "2026-03-02 00:30:00")  # Seoul 03-02 09:30; employee 1 is at 29
     response = api("POST", "/api/attendance/check-in/1", role="owner", body=None)
     assert response.status == 200
     assert response.body == {
@@ -200,8 +208,35 @@ def test_check_in_30th_adds_a_day(api):
         "rewardEarned": True,
         "currentLeaveBalance": 6.0,
     }
+    at(employee, monkeypatch, "2026-03-02 15:00:00")  # Seoul 03-03 00:00: the next day
     again = api("POST", "/api/attendance/check-in/1", role="owner")
     assert again.body == {"attendanceCount": 31, "questProgress": 3, "rewardEarned": False, "currentLeaveBalance": 6.0}
+
+
+def test_one_check_in_per_seoul_day(api, employee, monkeypatch):
+    at(employee, monkeypatch, "2026-03-01 15:30:00")  # Seoul 03-02 00:30
+    assert api("POST", "/api/attendance/check-in/1", role="owner").status == 200
+
+    at(employee, monkeypatch, "2026-03-02 14:59:59")  # another UTC day, still Seoul 03-02 (23:59:59)
+    second = api("POST", "/api/attendance/check-in/1", role="owner")
+    assert second.status == 409
+    assert second.body["error"] == second.body["message"] == "Already checked in today"
+    assert (api("GET", "/api/employees/1").body["attendanceCount"], len(history(api))) == (30, 2)
+    assert api("GET", "/api/employees/1").body["annualLeaveBalance"] == 6.0  # the 30th reward, once
+
+    at(employee, monkeypatch, "2026-03-02 15:00:00")  # the same UTC day, but Seoul 03-03
+    assert api("POST", "/api/attendance/check-in/1", role="owner").body["attendanceCount"] == 31
+    assert [h["checkInTime"] for h in history(api)][:2] == ["2026-03-02T15:00:00", "2026-03-01T15:30:00"]
+
+
+def test_check_ins_of_different_employees_on_one_day(api, employee, monkeypatch):
+    at(employee, monkeypatch, "2026-03-05 01:00:00")
+    assert api("POST", "/api/attendance/check-in/1", role="admin").status == 200
+    assert api("POST", "/api/attendance/check-in/3", role="admin").status == 200
+
+
+def history(api) -> list:
+    return api("GET", "/api/attendance/history/1").body
 
 
 def test_check_in_legacy_nulls_and_unknown(api):
@@ -263,7 +298,7 @@ def test_create_quest_and_lists(api):
         "POST", "/api/quests", role="manager", json_body={"title": "T", "rewardDays": 1, "department": "HR"}
     )
     assert default_creator.status == 200
-    assert api("GET", "/api/quests").body[-1]["createdBy"] == 1
+    assert api("GET", "/api/quests").body[-1]["createdBy"] == 2  # the caller's own id (Java: always 1)
 
 
 def test_quest_lifecycle_pays_once(api):

@@ -1,10 +1,12 @@
 """Authorization matrix: every route x every kind of caller.
 
-Roles (see conftest.authorizer_for): anonymous (no authorizer), user (signed in, verified email
-of no employee), owner (email of employee 1), manager (group "manager"), admin (scope
-"erp/admin"), internal (function URL, IAM). Every JWT carries custom:position MANAGER, which
-must grant nothing. A refused call is 401 (anonymous) or 403, with a JSON error body; an
-allowed one may still be 4xx for its own reasons (404, 409, ...), never 401/403.
+Roles (see conftest.authorizer_for): anonymous (no authorizer), unverified (signed in, never
+opened the sign-up link: no email, no link), user (signed in, verified email of no employee),
+owner (email of employee 1), linked (only custom:employeeId 3, the legacy record without email),
+manager (group "manager", email of employee 2), admin (scope "erp/admin", no employee record),
+internal (function URL, IAM). Every JWT carries custom:position MANAGER, which must grant
+nothing. A refused call is 401 (anonymous) or 403, with a JSON error body; an allowed one may
+still be 4xx for its own reasons (404, 409, ...), never 401/403.
 """
 
 import pytest
@@ -13,9 +15,10 @@ from tests.handlers.conftest import ROLES
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 
-READERS = {"user", "owner", "manager", "admin"}
+READERS = {"user", "owner", "linked", "manager", "admin"}  # a verified identity: not "unverified"
 MANAGERS = {"manager", "admin"}
 SELF = {"owner", "admin"}  # acting as employee 1
+LINKED = {"linked", "admin"}  # acting as employee 3
 
 EMP = {"name": "N", "department": "HR", "position": "STAFF"}
 ONE = {"employeeId": 1}
@@ -27,11 +30,11 @@ MATRIX = [
     ("GET", "/api/employees", None, None, READERS),
     ("GET", "/api/employees/team", {"department": "DEVELOPMENT"}, None, READERS),
     ("GET", "/api/employees/1", None, None, READERS | {"internal"}),
-    ("POST", "/api/employees", None, EMP, READERS),
+    ("POST", "/api/employees", None, EMP, READERS - {"linked"}),  # a record needs the caller's email
     ("PUT", "/api/employees/1", None, {"position": "STAFF"}, SELF),
     ("GET", "/api/employees/1/leave-balance", None, None, READERS),
     ("PUT", "/api/employees/1/leave-balance", None, {"adjustment": 1}, MANAGERS),
-    ("POST", "/api/employees/1/deduct-leave", None, {"days": 1}, MANAGERS | {"internal"}),
+    ("POST", "/api/employees/1/deduct-leave", None, {"days": 1}, {"admin", "internal"}),
     ("POST", "/api/attendance/check-in/1", None, None, SELF),
     ("GET", "/api/attendance/progress/1", None, None, READERS),
     ("GET", "/api/attendance/history/1", None, None, READERS),
@@ -53,6 +56,14 @@ MATRIX = [
     ("DELETE", "/api/quests/1", None, None, MANAGERS),
     ("DELETE", "/api/employees/3", None, None, MANAGERS),
 ]
+# Acting as the legacy record 3 through an administrator's link; run before the deletions above.
+AS_LINKED = [
+    ("PUT", "/api/employees/3", None, {"position": "STAFF"}, LINKED),
+    ("POST", "/api/attendance/check-in/3", None, None, LINKED),
+    ("POST", "/api/quests/1/accept", None, {"employeeId": 3}, LINKED),
+    ("POST", "/api/leaves", None, LEAVE | {"employeeId": 3}, LINKED),
+]
+ROWS = MATRIX[:-2] + AS_LINKED + MATRIX[-2:]
 
 
 def test_matrix_covers_every_route(employee):
@@ -64,7 +75,7 @@ def test_matrix_covers_every_route(employee):
 @pytest.mark.parametrize("role", ROLES)
 def test_authorization_matrix(api, role):
     wrong = []
-    for method, path, query, body, allowed in MATRIX:
+    for method, path, query, body, allowed in ROWS:
         response = api(method, path, role=role, query=query, json_body=body)
         if role in allowed:
             ok = response.status not in (401, 403)
@@ -99,14 +110,26 @@ def test_custom_position_manager_grants_nothing(api):
 
 def test_groups_claim_in_the_authorizers_string_form(api):
     response = claims_event_role(
-        api, {"cognito:groups": "[staff hr-admins]"}, method="PUT", path="/api/leaves/2/approve"
+        api,
+        {"email": "hr@example.com", "cognito:groups": "[staff hr-admins]"},
+        method="PUT",
+        path="/api/leaves/2/approve",
     )
     assert response.status == 200  # hr-admins is an admin group in this test's config
 
 
 def test_manager_scope_without_groups_claim(api):
-    response = claims_event_role(api, {}, scopes=["erp/manager"], method="PUT", path="/api/leaves/2/approve")
+    response = claims_event_role(
+        api, {"email": "lead@example.com"}, scopes=["erp/manager"], method="PUT", path="/api/leaves/2/approve"
+    )
     assert response.status == 200
+
+
+def test_a_group_without_a_verified_identity_grants_nothing(api):
+    """A token of an account that never opened its sign-up link reaches nothing, whatever its groups."""
+    response = claims_event_role(api, {"cognito:groups": "[admin]"}, method="GET", path="/api/employees")
+    assert response.status == 403
+    assert "link in your sign-up mail" in response.body["message"]
 
 
 def test_unverified_email_does_not_make_an_owner(api):

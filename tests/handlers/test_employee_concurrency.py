@@ -1,4 +1,4 @@
-"""Races the old service lost: concurrent deductions, claims and check-ins on the real server.
+"""Races the old service lost: concurrent deductions, claims, check-ins and approvals on the real server.
 
 Each thread is its own "container": an independent copy of the app module (its own resolver,
 Database and MySQL session), released together by a barrier so the requests overlap.
@@ -6,6 +6,7 @@ Database and MySQL session), released together by a barrier so the requests over
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 
 import pytest
 
@@ -60,19 +61,26 @@ def test_concurrent_claims_pay_once(containers, clean_database, mariadb):
     assert balance(mariadb, 1)[0] == 5.0 + 1.5
 
 
-def test_concurrent_check_ins_count_every_one_and_reward_once(containers, clean_database, mariadb):
-    # Employee 1 is at 29 check-ins: exactly one of these is the 30th.
+def test_concurrent_check_ins_of_one_day_count_once(containers, clean_database, mariadb, employee, monkeypatch):
+    # Employee 1 is at 29 check-ins: the one check-in the database lets through is the 30th. The clock is
+    # stopped (every container shares the repository module), so the race cannot straddle midnight in Seoul.
+    monkeypatch.setattr(employee.repository, "now", lambda: datetime(2026, 3, 2, 14, 59, 59, 999000))
     responses = fire(containers, "POST", "/api/attendance/check-in/1", role="owner")
 
-    assert all(r.status == 200 for r in responses)
-    assert sorted(r.body["attendanceCount"] for r in responses) == list(range(30, 30 + WORKERS))
-    assert sum(r.body["rewardEarned"] for r in responses) == 1
-    assert balance(mariadb, 1) == (6.0, 29 + WORKERS)
+    assert sorted(r.status for r in responses) == [200] + [409] * (WORKERS - 1)
+    winner = next(r for r in responses if r.status == 200)
+    assert (winner.body["attendanceCount"], winner.body["rewardEarned"]) == (30, True)
+    assert all(r.body["message"] == "Already checked in today" for r in responses if r.status == 409)
+    assert balance(mariadb, 1) == (6.0, 30)
+    with mariadb.admin_connection(database=mariadb.database) as conn, conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM attendance WHERE employee_id = 1 AND check_in_date IS NOT NULL")
+        assert cur.fetchone() == (1,)
 
 
 def test_concurrent_approvals_approve_one_progress_each(containers, clean_database, mariadb):
+    # Employees 1 and 3 (not the approving manager, employee 2: nobody decides their own progress).
     with mariadb.admin_connection(database=mariadb.database) as conn, conn.cursor() as cur:
-        for employee_id in (1, 2, 3):
+        for employee_id in (1, 3):
             cur.execute(
                 "INSERT INTO quest_progress (quest_id, employee_id, status) VALUES (1, %s, 'WAITING_APPROVAL')",
                 (employee_id,),
@@ -80,7 +88,24 @@ def test_concurrent_approvals_approve_one_progress_each(containers, clean_databa
 
     responses = fire(containers, "PUT", "/api/quests/1/approve", role="manager")
 
-    assert sorted(r.status for r in responses) == [200] * 3 + [400] * (WORKERS - 3)
+    assert sorted(r.status for r in responses) == [200] * 2 + [400] * (WORKERS - 2)
     with mariadb.admin_connection(database=mariadb.database) as conn, conn.cursor() as cur:
         cur.execute("SELECT status, COUNT(*) FROM quest_progress WHERE quest_id = 1 GROUP BY status")
-        assert dict(cur.fetchall()) == {"APPROVED": 3}
+        assert dict(cur.fetchall()) == {"APPROVED": 2}
+
+
+def test_concurrent_approvals_of_one_named_employee_approve_once(containers, clean_database, mariadb):
+    with mariadb.admin_connection(database=mariadb.database) as conn, conn.cursor() as cur:
+        for employee_id in (1, 3):
+            cur.execute(
+                "INSERT INTO quest_progress (quest_id, employee_id, status) VALUES (1, %s, 'WAITING_APPROVAL')",
+                (employee_id,),
+            )
+
+    body = {"managerId": 2, "employeeId": 3}
+    responses = fire(containers, "PUT", "/api/quests/1/approve", role="manager", json_body=body)
+
+    assert sorted(r.status for r in responses) == [200] + [400] * (WORKERS - 1)
+    with mariadb.admin_connection(database=mariadb.database) as conn, conn.cursor() as cur:
+        cur.execute("SELECT employee_id, status FROM quest_progress WHERE quest_id = 1 ORDER BY employee_id")
+        assert cur.fetchall() == ((1, "WAITING_APPROVAL"), (3, "APPROVED"))

@@ -159,6 +159,7 @@ def test_the_construct_takes_a_list_of_consumers_and_refuses_bad_ones():
         secret_prefix="erp/t/mysql",  # pragma: allowlist secret
         consumers={"employee_app": "DML", "approval_request": "DML"},
         rotation_days=None,
+        business_timezone="Asia/Seoul",
         log_retention_days=7,
         production=False,
     )

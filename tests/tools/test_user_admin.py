@@ -16,7 +16,7 @@ from tools.user_admin import REMINDER, main
 REPO = CONFIG_DIR.parent
 REGION = "ap-northeast-2"  # config/dev.yaml's region: the tool builds its clients there
 SIGN_IN = "https://erp-dev-111111111111.auth.ap-northeast-2.amazoncognito.com"
-PASSWORD = "Correct-Horse-9-battery"
+PASSWORD = "Correct-Horse-9-battery"  # pragma: allowlist secret (a throwaway password for moto)
 
 
 @pytest.fixture(autouse=True)

@@ -1,9 +1,9 @@
 """The contract with the real ERP system (../shared/erp-services.md): section 6, one test per row, and every
 frontend call of section 1, checked against what `make synth` produces (templates) and the charts.
 
-The gateway is simulated from the synthesized HTTP API: route selection as API Gateway does it (most
-specific path first, a method route before ANY), then the integration the route targets and the path its
-parameter mapping sends. A test here fails as soon as a row stops being met.
+The gateway is simulated from the synthesized HTTP API by the journeys' model (tests/support/http_api.py):
+route selection as API Gateway does it (most specific path first, a method route before ANY), then the
+integration the route targets and the path its parameter mapping sends. A test here fails as soon as a row stops being met.
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ from k8s_charts import names
 from tests.charts.conftest import build
 from tests.conftest import resources_of
 from tests.support.charts import find, selector_matches
+from tests.support.cloudformation import Stacks
+from tests.support.cognito import Clock, TokenIssuer
+from tests.support.http_api import HttpApi, HttpRequest, Route
 
 ENVS = ["dev", "prod"]
 LAMBDA = "employee Lambda"
@@ -58,76 +61,36 @@ OTHER_ROUTES = [
 ]
 
 
-# --- a small model of HTTP API routing over the synthesized template -------------------------------------
+# --- the gateway: the journeys' model of HTTP API routing over the synthesized template ----------------
 
 
-def _segments(path: str) -> list[str]:
-    return [s for s in path.split("/") if s]
+_APIS: dict[str, HttpApi] = {}
 
 
-def _match(route_path: str, path: str) -> dict[str, str] | None:
-    """Path variables if ``path`` matches ``route_path`` ({name} = one segment, {name+} = the rest, >= 1)."""
-    pattern, actual = _segments(route_path), _segments(path)
-    captured: dict[str, str] = {}
-    for i, part in enumerate(pattern):
-        greedy = re.fullmatch(r"\{(\w+)\+\}", part)
-        if greedy:
-            if i >= len(actual):
-                return None
-            captured[greedy.group(1)] = "/".join(actual[i:])
-            return captured
-        if i >= len(actual):
-            return None
-        single = re.fullmatch(r"\{(\w+)\}", part)
-        if single:
-            captured[single.group(1)] = actual[i]
-        elif part != actual[i]:
-            return None
-    return captured if len(pattern) == len(actual) else None
+def _http_api(stack_templates: dict, env: str) -> HttpApi:
+    """Route selection and integrations of erp-<env>-api (tests/support/http_api.py cites the AWS rules)."""
+    if env not in _APIS:
+        config = load_environment(env)
+        stacks = Stacks(stack_templates, region=config.region, account=config.account)
+        clock = Clock()
+        ports = {s.port: s.name for s in config.services}
+        stack = f"{config.resource_prefix}-api"
+        _APIS[env] = HttpApi(stacks, stack, service_ports=ports, issuer=TokenIssuer(clock), clock=clock)
+    return _APIS[env]
 
 
-def select_route(routes: dict[str, dict], method: str, path: str) -> tuple[str, dict[str, str]]:
-    """API Gateway's choice: the most specific path (more literal segments, greedy last), then the method
-    route over ANY. Returns the route key and the captured path variables."""
-    candidates = []
-    for key in routes:
-        route_method, route_path = key.split(" ", 1)
-        if route_method not in (method, "ANY"):
-            continue
-        captured = _match(route_path, path)
-        if captured is None:
-            continue
-        parts = _segments(route_path)
-        literal = sum(1 for p in parts if not p.startswith("{"))
-        greedy = any(p.endswith("+}") for p in parts)
-        candidates.append(((literal, not greedy, len(parts), route_method != "ANY"), key, captured))
-    assert candidates, f"no route for {method} {path}: the gateway answers 404"
-    _, key, captured = max(candidates)
-    return key, captured
-
-
-def gateway(api: dict, method: str, path: str) -> tuple[str, str, dict]:
+def gateway(stack_templates: dict, env: str, method: str, path: str) -> tuple[str, str, Route]:
     """(backend, path it receives, route) for a request, read from the synthesized Api stack."""
-    routes = {
-        r["Properties"]["RouteKey"]: r["Properties"] for r in resources_of(api, "AWS::ApiGatewayV2::Route").values()
-    }
-    key, captured = select_route(routes, method, path)
-    route = routes[key]
-    integration_id = route["Target"]["Fn::Join"][1][1]["Ref"]
-    integration = api["Resources"][integration_id]["Properties"]
-    if integration["IntegrationType"] == "AWS_PROXY":
-        function_id = integration["IntegrationUri"]["Fn::GetAtt"][0]
-        assert "DB_SECRET_ARN" in api["Resources"][function_id]["Properties"]["Environment"]["Variables"]
-        backend = LAMBDA
-    else:
-        assert integration["ConnectionType"] == "VPC_LINK"
-        listener = api["Resources"][integration["IntegrationUri"]["Ref"]]["Properties"]
-        backend = PORTS[listener["Port"]]
-    mapped = integration.get("RequestParameters", {}).get("overwrite:path")
-    received = path
-    if mapped is not None:
-        received = re.sub(r"\$request\.path\.(\w+)", lambda m: captured[m.group(1)], mapped)
-    return backend, received, {**route, "RouteKey": key}
+    api = _http_api(stack_templates, env)
+    selected = api.select(method, path)
+    assert selected is not None, f"no route for {method} {path}: the gateway answers 404"
+    route, variables = selected
+    integration = api.integrations[route.integration]
+    if integration.kind == "lambda":
+        function = api.stacks.resource(api.stack, integration.target)["Properties"]
+        assert "DB_SECRET_ARN" in function["Environment"]["Variables"]
+        return LAMBDA, path, route
+    return integration.target, api.forwarded(HttpRequest(method, path), integration, variables).path, route
 
 
 def api_of(stack_templates, env: str) -> dict:
@@ -154,10 +117,10 @@ def egress_ports(env: str, service: str) -> set[tuple[int, str]]:
 @pytest.mark.parametrize("env", ENVS)
 @pytest.mark.parametrize(("method", "path", "backend", "received"), FRONTEND_CALLS + OTHER_ROUTES)
 def test_call_reaches_its_backend_on_the_path_it_serves(stack_templates, env, method, path, backend, received):
-    got_backend, got_path, route = gateway(api_of(stack_templates, env), method, path)
-    assert (got_backend, got_path) == (backend, received), route["RouteKey"]
+    got_backend, got_path, route = gateway(stack_templates, env, method, path)
+    assert (got_backend, got_path) == (backend, received), route.key
     # JWT on every call (the deliberate difference from the old gateway; see the CORS / auth row).
-    assert route["AuthorizationType"] == "JWT"
+    assert route.authorization == "JWT"
 
 
 # --- section 6, one test per row -----------------------------------------------------------------------
@@ -167,19 +130,24 @@ def test_call_reaches_its_backend_on_the_path_it_serves(stack_templates, env, me
 def test_row_routes(stack_templates, env):
     """/api/{employees,attendance,quests,leaves}... keep /api; /api/approvals, /api/process, /api/notifications
     reach 8082/8083/8084 with /api stripped, bare paths and sub-paths alike."""
-    api = api_of(stack_templates, env)
     for prefix in ("employees", "attendance", "quests", "leaves"):
         for path in (f"/api/{prefix}", f"/api/{prefix}/1/x"):
-            assert gateway(api, "GET", path)[:2] == (LAMBDA, path)
-    assert gateway(api, "GET", "/api/approvals")[:2] == ("approval-request-service", "/approvals")
-    assert gateway(api, "GET", "/api/approvals/a/b")[:2] == ("approval-request-service", "/approvals/a/b")
-    assert gateway(api, "GET", "/api/process/a/b")[:2] == ("approval-processing-service", "/process/a/b")
-    assert gateway(api, "GET", "/api/notifications")[:2] == ("notification-service", "/notifications")
+            assert gateway(stack_templates, env, "GET", path)[:2] == (LAMBDA, path)
+    assert gateway(stack_templates, env, "GET", "/api/approvals")[:2] == ("approval-request-service", "/approvals")
+    assert gateway(stack_templates, env, "GET", "/api/approvals/a/b")[:2] == (
+        "approval-request-service",
+        "/approvals/a/b",
+    )
+    assert gateway(stack_templates, env, "GET", "/api/process/a/b")[:2] == (
+        "approval-processing-service",
+        "/process/a/b",
+    )
+    assert gateway(stack_templates, env, "GET", "/api/notifications")[:2] == ("notification-service", "/notifications")
     # Deliberate difference (issue 17): sending broadcasts to everyone; only approval-request-service sends,
     # from inside the cluster. From outside no route matches, so the gateway answers 404.
     for path in ("/api/notifications/send", "/api/notifications/send/7"):
         with pytest.raises(AssertionError, match="no route"):
-            gateway(api, "POST", path)
+            gateway(stack_templates, env, "POST", path)
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -201,16 +169,16 @@ def test_row_cors_and_auth(stack_templates, env):
         assert route["Properties"]["AuthorizationType"] == ("NONE" if public else "JWT"), key
         if not public:
             assert route["Properties"]["AuthorizationScopes"], f"{key}: a token without a scope would pass"
-    _, _, delete_all = gateway(api, "DELETE", "/api/approvals")
-    assert delete_all["RouteKey"] == "DELETE /api/approvals"
-    assert delete_all["AuthorizationScopes"] == [f"{config.project}/{g}" for g in config.auth.admin_groups[:1]]
+    _, _, delete_all = gateway(stack_templates, env, "DELETE", "/api/approvals")
+    assert delete_all.key == "DELETE /api/approvals"
+    assert list(delete_all.scopes) == [f"{config.project}/{g}" for g in config.auth.admin_groups[:1]]
     deciders = {f"{config.project}/{g}" for g in (*config.auth.admin_groups[:1], *config.auth.manager_groups[:1])}
     for method, path in (("PUT", "/api/approvals/42/approve"), ("PUT", "/api/approvals/42/reject")) + tuple(
         (m, "/api/process/17/42") for m in ("GET", "POST", "PUT", "DELETE")
     ):
-        assert set(gateway(api, method, path)[2]["AuthorizationScopes"]) == deciders, f"{method} {path}"
+        assert set(gateway(stack_templates, env, method, path)[2].scopes) == deciders, f"{method} {path}"
     for method, path in (("GET", "/api/approvals"), ("POST", "/api/approvals"), ("GET", "/api/employees")):
-        assert gateway(api, method, path)[2]["AuthorizationScopes"] == [f"{config.project}/verified"]
+        assert gateway(stack_templates, env, method, path)[2].scopes == (f"{config.project}/verified",)
 
 
 @pytest.mark.parametrize("env", ENVS)

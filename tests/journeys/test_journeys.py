@@ -1,0 +1,34 @@
+"""The real frontend's journeys and the attacks on them, end to end through the synthesized platform, for
+every environment (tests/journeys/harness.py says how each real piece is modelled)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.journeys.attacks import ATTACKS
+from tests.journeys.conftest import ENVIRONMENTS
+from tests.journeys.journeys import JOURNEYS
+
+JOURNEY_CASES = [(env, name) for env in ENVIRONMENTS for name in JOURNEYS]
+ATTACK_CASES = [(env, name) for env in ENVIRONMENTS for name in ATTACKS]
+
+
+def _ids(cases):
+    return [f"{env}-{name}" for env, name in cases]
+
+
+def _self_sign_up(configs, env: str) -> None:
+    if not configs[env].auth.allowed_signup_domains:
+        pytest.skip(f"{env}: self sign-up is off (auth.allowed_signup_domains is empty); these journeys start there")
+
+
+@pytest.mark.parametrize(("env", "journey"), JOURNEY_CASES, ids=_ids(JOURNEY_CASES))
+def test_journey(world, configs, env, journey):
+    _self_sign_up(configs, env)
+    JOURNEYS[journey](world(env))
+
+
+@pytest.mark.parametrize(("env", "attack"), ATTACK_CASES, ids=_ids(ATTACK_CASES))
+def test_attack(world, configs, env, attack):
+    _self_sign_up(configs, env)
+    ATTACKS[attack](world(env))

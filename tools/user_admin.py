@@ -173,11 +173,10 @@ def main(argv: list[str] | None = None, config_dir: Path = CONFIG_DIR) -> int:
             config = load_environment(args.env, config_dir)
         except ConfigError as exc:
             raise UserAdminError(str(exc)) from None
-        session = boto3.Session(region_name=config.region)
         apply(
             config,
-            session.client("cognito-idp"),
-            session.client("ssm"),
+            boto3.client("cognito-idp", region_name=config.region),
+            boto3.client("ssm", region_name=config.region),
             email=email,
             role=args.role,
             link=link,

@@ -25,7 +25,7 @@ STAGE_STACKS := 'ErpPipeline/$(STAGE_ID)/*'
 
 OUT ?= cdk.out
 
-.PHONY: help setup system-deps synth test diff deploy cost bench bench-handler lint clean release user
+.PHONY: help setup system-deps synth test diff deploy cost bench bench-handler journeys lint clean release user
 
 help:
 	@echo "make synth            synthesize every environment (+ pipeline) into $(OUT)/"
@@ -39,6 +39,7 @@ help:
 	@echo "make user ENV=dev EMAIL=x ROLE=manager   role manager|admin|none in the user pool (LINK=<employee id>, CREATE=1 NAME=..)"
 	@echo "make bench            wall time / peak memory / assembly sizes of synth (3 and 12 services) and test"
 	@echo "make bench-handler    employee Lambda: p50/p95 per route at a few concurrency levels, cold import time"
+	@echo "make journeys         the frontend's journeys and the attacks: steps and result per environment (markdown)"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -99,6 +100,10 @@ user: setup
 
 bench: setup system-deps
 	$(PY) -m tools.bench
+
+# The journey tests (tests/journeys) as a table: journey -> its calls -> result per environment.
+journeys: setup system-deps
+	$(PY) -m tests.journeys.report
 
 # Not a timed test: prints figures against a throwaway local MariaDB (README, employee section).
 bench-handler: setup system-deps

@@ -172,6 +172,7 @@ class World:
         self.config = platform.config
         self.clock = Clock()
         self.issuer = TokenIssuer(self.clock)
+        self.journeys: list[Journey] = []  # every journey run in this world, in order (tests/journeys/report.py)
         self.pool = UserPool(platform.pool, issuer=self.issuer, triggers=platform.triggers)
         self.lambdas = {k: LambdaFunction(f, context) for k, f in platform.functions.items()}
         for function in self.lambdas.values():
@@ -216,7 +217,9 @@ class World:
         return person
 
     def journey(self, name: str, within: str | None = None) -> Journey:
-        return Journey(self.env, name, within)
+        journey = Journey(self.env, name, within)
+        self.journeys.append(journey)
+        return journey
 
     def record(self, **match: Any) -> dict:
         """The sample row whose columns equal `match` (e.g. email=None: the legacy record)."""

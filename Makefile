@@ -24,6 +24,9 @@ STAGE_ID = $(shell echo $(ENV) | sed 's/./\U&/')
 STAGE_STACKS := 'ErpPipeline/$(STAGE_ID)/*'
 
 OUT ?= cdk.out
+# The committed config holds example account ids, ARNs, ranges and domains (config/placeholders.py): a review
+# synth says so and goes on; every synth that deploys (deploy, diff, the pipeline) refuses them.
+PLACEHOLDERS ?= warn
 
 .PHONY: help setup system-deps synth test diff deploy cost bench bench-handler journeys lint clean release user
 
@@ -64,7 +67,7 @@ system-deps:
 # The app runs without the CLI (tools/synth.py passes the context `cdk synth` would); the CLI reads $(OUT) for diff/deploy.
 synth: setup
 	rm -rf $(OUT)
-	$(PY) -m tools.synth --output $(OUT) $(CDK_ENV)
+	$(PY) -m tools.synth --output $(OUT) $(CDK_ENV) -c erp:placeholders=$(PLACEHOLDERS)
 	$(PY) -m tools.nag_report $(OUT)
 	@echo "synthesized to $(abspath $(OUT)) (templates: $(OUT)/assembly-*/*.template.json)"
 
@@ -77,12 +80,12 @@ lint: setup
 
 diff: setup
 	@test -n "$(ENV)" || { echo "usage: make diff ENV=dev" >&2; exit 2; }
-	$(MAKE) synth ENV=$(ENV)
+	$(MAKE) synth ENV=$(ENV) PLACEHOLDERS=refuse
 	cdk diff --app $(OUT) $(STAGE_STACKS)
 
 deploy: setup
 	@test -n "$(ENV)" || { echo "usage: make deploy ENV=dev" >&2; exit 2; }
-	$(MAKE) synth ENV=$(ENV)
+	$(MAKE) synth ENV=$(ENV) PLACEHOLDERS=refuse
 	cdk deploy --app $(OUT) $(STAGE_STACKS) --require-approval broadening
 
 cost: synth

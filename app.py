@@ -11,6 +11,8 @@ from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
 
 from config import CONFIG_DIR, ConfigError, environment_names, load_environment, load_toolchain
+from config.placeholders import CONTEXT_KEY as PLACEHOLDERS_KEY
+from config.placeholders import find_placeholders
 from stacks.pipeline import PIPELINE_ID, PipelineStack
 from stacks.stage import ErpStage
 
@@ -28,11 +30,13 @@ def build(app: cdk.App) -> None:
     selected = app.node.try_get_context("env")
     if selected:
         config = load_environment(selected, config_dir)
+        check_placeholders(app, config_dir, [selected])
         ErpStage(Construct(app, PIPELINE_ID), config.stage_id, config=config)
     else:
         toolchain = load_toolchain(config_dir)
         # Every environment file is validated, also those the pipeline does not deploy.
         configs = {name: load_environment(name, config_dir) for name in environment_names(config_dir)}
+        check_placeholders(app, config_dir, toolchain.stages)
         PipelineStack(
             app,
             PIPELINE_ID,
@@ -42,6 +46,22 @@ def build(app: cdk.App) -> None:
             env=cdk.Environment(account=toolchain.account, region=toolchain.region),
         )
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+
+
+def check_placeholders(app: cdk.App, config_dir: Path, names: list[str]) -> None:
+    """Example values never reach a deploy: refused (one line) unless this synth is for review only."""
+    found = find_placeholders(config_dir, app.node.get_all_context(), names)
+    mode = app.node.try_get_context(PLACEHOLDERS_KEY) or "refuse"
+    if mode not in ("refuse", "warn"):
+        raise ConfigError(f"-c {PLACEHOLDERS_KEY}={mode}: say refuse or warn")
+    if found and mode == "refuse":
+        raise ConfigError(found[0].line())
+    if found:
+        print(
+            f"note: {len(found)} placeholder value(s), e.g. {found[0].file}: {found[0].field}; this synth is for "
+            "review, deploys refuse them (README: First deploy into fresh accounts)",
+            file=sys.stderr,
+        )
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from functools import cache
@@ -18,6 +19,7 @@ if str(REPO) not in sys.path:
 
 from app import build  # noqa: E402
 from config import CONFIG_DIR, environment_names, load_environment  # noqa: E402
+from config.placeholders import CONTEXT_KEY as PLACEHOLDERS_KEY  # noqa: E402
 from tools.synth import project_context  # noqa: E402
 
 
@@ -28,8 +30,10 @@ def cdk_context() -> dict:
 
 
 def synth_app(outdir: Path, **context: str) -> Path:
-    """Build and synthesize the app into `outdir` with the project's context plus `context`."""
-    app = cdk.App(outdir=str(outdir), context={**cdk_context(), **context})
+    """Build and synthesize the app into `outdir` with the project's context plus `context`; the committed
+    placeholders are fine for tests (a review synth), unless `context` says otherwise."""
+    placeholders = os.environ.get("ERP_TEST_PLACEHOLDERS", "warn")  # tests/infra/test_placeholders.py: refuse
+    app = cdk.App(outdir=str(outdir), context={**cdk_context(), PLACEHOLDERS_KEY: placeholders, **context})
     build(app)
     try:
         app.synth()

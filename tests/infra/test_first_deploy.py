@@ -51,16 +51,20 @@ def test_helm_releases_wait_for_the_node_groups(stack_templates, configs, env):
         assert chart["Properties"].get("Wait", False) is (not sleeps), logical_id
 
 
-def test_dev_nat_instance_image_is_pinned_by_the_committed_lookup(stack_templates):
-    """ImageId is create-only: an AMI read from SSM at deploy time would replace the NAT instance on its own."""
-    template = stack_templates["erp-dev-network"]
+def test_dev_nat_instance_image_is_pinned_by_the_committed_lookup(stack_templates, configs):
+    """ImageId is create-only: an AMI read from SSM at deploy time would replace the NAT instance on its own.
+    The lookup is the one of dev's account as configured (not a typed account id: replacing the placeholder
+    account must not break this test; issue 18 item 2)."""
+    dev = configs["dev"]
+    template = stack_templates[f"{dev.resource_prefix}-network"]
     (instance,) = resources_of(template, "AWS::EC2::Instance").values()
     image = instance["Properties"]["ImageId"]
     assert isinstance(image, str) and image.startswith("ami-")
     ssm = [p for p in template.get("Parameters", {}) if p != "BootstrapVersion"]
     assert ssm == [] and "resolve:ssm" not in json.dumps(template["Resources"])
     context = json.loads((REPO / "cdk.context.json").read_text())
-    assert image in [v for k, v in context.items() if k.startswith("ami:account=111111111111:")]
+    lookups = [v for k, v in context.items() if k.startswith(f"ami:account={dev.account}:") and dev.region in k]
+    assert image in lookups
 
 
 def test_admin_roles_are_access_entries_that_need_the_role_to_exist(stack_templates, configs):

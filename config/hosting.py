@@ -125,8 +125,8 @@ def topic_variable(topic: str) -> str:
     return "KAFKA_TOPICS_" + re.sub(r"[^A-Z0-9]", "_", topic.upper())
 
 
-def private_subnet_cidrs(network) -> list[str]:
-    """The private-with-egress subnets CDK's Vpc will create from ``network`` (a NetworkConfig), one per AZ.
+def subnet_cidrs(network) -> dict[str, list[str]]:
+    """The subnets CDK's Vpc will create from ``network`` (a NetworkConfig): kind -> one block per AZ.
 
     Same sequential, size-aligned allocation as NetworkConfig._fits: public subnets first, then private, then
     isolated. tests/infra/test_network.py checks this against the synthesized template.
@@ -144,7 +144,17 @@ def private_subnet_cidrs(network) -> list[str]:
             start = -(-offset // size) * size
             blocks.setdefault(kind, []).append(str(ipaddress.IPv4Network((int(net.network_address) + start, mask))))
             offset = start + size
-    return blocks["private"]
+    return blocks
+
+
+def private_subnet_cidrs(network) -> list[str]:
+    """The private-with-egress subnets (nodes, pods, the NLB, the Lambdas in the VPC), one per AZ."""
+    return subnet_cidrs(network)["private"]
+
+
+def isolated_subnet_cidrs(network) -> list[str]:
+    """The isolated subnets (the database's and the cache's subnet groups), one per AZ."""
+    return subnet_cidrs(network)["isolated"]
 
 
 def nlb_private_ips(network) -> list[str]:

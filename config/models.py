@@ -9,7 +9,6 @@ types and limits.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -23,7 +22,6 @@ from pydantic import (
 
 from config.base import (
     LOOPBACK_HOSTS,
-    MIN_PROD_ENDPOINT_PREFIX,
     AccountId,
     Email,
     K8sName,
@@ -121,13 +119,13 @@ class EnvironmentConfig(Strict):
             parts = urlsplit(url)
             if parts.scheme != "https" or not parts.hostname or parts.hostname in LOOPBACK_HOSTS:
                 raise ValueError(f"auth.callback_urls: production allows only https URLs of a real host, not {url!r}")
-        for cidr in self.cluster.endpoint_public_cidrs:
-            net = ipaddress.ip_network(cidr)
-            if net.prefixlen < MIN_PROD_ENDPOINT_PREFIX[net.version]:
-                raise ValueError(
-                    f"cluster.endpoint_public_cidrs: {cidr} is too broad for production's EKS endpoint "
-                    f"(at most a /{MIN_PROD_ENDPOINT_PREFIX[net.version]}: your office or VPN egress)"
-                )
+        # Issue 18 item 19 (replaces the /16 rule on public CIDRs, which a private endpoint no longer has): the
+        # Kubernetes API of production answers only inside the VPC; the kubectl Lambda runs in the private subnets.
+        if self.cluster.endpoint_mode != "private":
+            raise ValueError(
+                "cluster.endpoint_access: production's EKS endpoint is private (reach it from inside the VPC: README "
+                "Operate); say private and give no endpoint_public_cidrs"
+            )
         if self.auth.signin_rate_limit is None:
             raise ValueError("auth.signin_rate_limit: production rate-limits sign-up/sign-in (WAF on the user pool)")
         if self.auth.email is None:
@@ -141,11 +139,10 @@ class EnvironmentConfig(Strict):
 
     @model_validator(mode="after")
     def _registry(self) -> EnvironmentConfig:
-        arn = self.registry.docker_hub_credential_arn.split(":")
-        if (arn[3], arn[4]) != (self.region, self.account):
-            raise ValueError(
-                "registry.docker_hub_credential_arn: the secret must be in this environment's account and region"
-            )
+        for field in ("docker_hub_credential_arn", "github_credential_arn"):
+            arn = getattr(self.registry, field).split(":")
+            if (arn[3], arn[4]) != (self.region, self.account):
+                raise ValueError(f"registry.{field}: the secret must be in this environment's account and region")
         return self
 
     @model_validator(mode="after")
@@ -277,7 +274,8 @@ class ToolchainConfig(Strict):
     # Pushes touching only these paths do not run the pipeline (a CodePipeline trigger takes at most 8 patterns).
     ignored_paths: list[str] = Field(default=["**/*.md", "docs/**"], max_length=8)
     notification_emails: list[Email] = []
-    scan_fail_on: list[Literal["CRITICAL", "HIGH"]] = ["CRITICAL"]
+    # CRITICAL and HIGH always block (tools/scan_gate.py); MEDIUM or LOW can be added.
+    scan_fail_on: list[Literal["CRITICAL", "HIGH", "MEDIUM", "LOW"]] = ["CRITICAL", "HIGH"]
     scan_max_wait_seconds: int = Field(default=600, ge=30, le=3600)
     # An account holds ONE OIDC provider per URL: if the toolchain account already has GitHub's
     # (token.actions.githubusercontent.com), give its ARN here; None creates it with the pipeline stack.

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import (
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -207,6 +208,11 @@ class HelmVersions(Strict):
 class ClusterConfig(Strict):
     kubernetes_version: str = "1.35"
     endpoint_public_cidrs: list[str] = []
+    # Who reaches the Kubernetes API: "private" (only from inside the VPC: the nodes, the kubectl Lambda, which
+    # runs in the private subnets), "both" (also from endpoint_public_cidrs over the internet), "public" (internet
+    # only: the nodes then come through the NAT addresses, so no CIDR restriction). Unset: "both" when
+    # endpoint_public_cidrs are given, else "private". Production is private (config/models.py).
+    endpoint_access: Literal["public", "private", "both"] | None = None
     admin_role_arns: list[IamRoleArn] = []
     node_groups: list[NodeGroupConfig] = Field(min_length=1)
     # Node group whose taint Kafka tolerates / selects; may equal an apps group in dev.
@@ -229,6 +235,29 @@ class ClusterConfig(Strict):
             except ValueError as exc:
                 raise ValueError(f"{cidr!r} is not a valid CIDR block ({exc})") from None
         return value
+
+    @field_validator("endpoint_access")
+    @classmethod
+    def _access(cls, value: str | None, info: ValidationInfo) -> str | None:
+        cidrs = info.data.get("endpoint_public_cidrs") or []
+        if value == "private" and cidrs:
+            raise ValueError(
+                "private takes no endpoint_public_cidrs (nothing outside the VPC reaches a private endpoint): "
+                "remove them, or say both"
+            )
+        if value == "public" and cidrs:
+            raise ValueError(
+                "public with endpoint_public_cidrs locks the nodes out (they reach a public-only endpoint from the "
+                "NAT addresses): say both"
+            )
+        return value
+
+    @property
+    def endpoint_mode(self) -> Literal["public", "private", "both"]:
+        """endpoint_access, or what it means when unset."""
+        if self.endpoint_access is not None:
+            return self.endpoint_access
+        return "both" if self.endpoint_public_cidrs else "private"
 
     @model_validator(mode="after")
     def _groups(self) -> ClusterConfig:
@@ -343,17 +372,23 @@ class KafkaConfig(Strict):
         return self.initial_storage_gib or self.storage_gib
 
 
-class RegistryConfig(Strict):
-    """ECR pull-through cache. Docker Hub needs credentials: create (once, by hand) a Secrets Manager secret
-    named `ecr-pullthroughcache/<anything>` holding {"username": ..., "accessToken": ...} in the stage
-    account and region, and give its full ARN here (README: Supply chain)."""
+PullThroughCacheSecretArn = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:ecr-pullthroughcache/[\w/+=.@-]+$"
+    ),
+]
 
-    docker_hub_credential_arn: Annotated[
-        str,
-        StringConstraints(
-            pattern=r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:ecr-pullthroughcache/[\w/+=.@-]+$"
-        ),
-    ]
+
+class RegistryConfig(Strict):
+    """ECR pull-through cache. Docker Hub and GitHub's container registry need credentials: create (once, by
+    hand) a Secrets Manager secret per upstream named `ecr-pullthroughcache/<anything>` holding
+    {"username": ..., "accessToken": ...} in the stage account and region (Docker Hub: an access token; GitHub:
+    a classic token with read:packages only), and give its full ARN here (README: Supply chain)."""
+
+    docker_hub_credential_arn: PullThroughCacheSecretArn
+    # External Secrets' controller image is published on ghcr.io only (k8s_charts/images.EXTERNAL_SECRETS).
+    github_credential_arn: PullThroughCacheSecretArn
 
 
 class ApiConfig(Strict):

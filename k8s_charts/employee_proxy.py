@@ -23,7 +23,12 @@ PROXY_COMPONENT = "employee-proxy"
 
 
 def proxy_args(env: EnvironmentConfig, values: PlatformValues) -> list[str]:
-    """Sign as the `lambda` service in the stack's region for the function URL's host; path and query unchanged."""
+    """Sign as the `lambda` service in the stack's region for the function URL's host; path and query unchanged.
+
+    Only flags of aws-sigv4-proxy 1.11 (kingpin, cmd/aws-sigv4-proxy/main.go at tag v1.11; recorded in
+    k8s_charts/contracts/aws-sigv4-proxy.yaml and checked by tests/contracts): kingpin exits on an unknown
+    flag, so one wrong name is a crash-looping pod. With both --name and --region set the proxy signs with
+    them instead of guessing the service from the host."""
     return [
         "--name",
         "lambda",
@@ -33,8 +38,9 @@ def proxy_args(env: EnvironmentConfig, values: PlatformValues) -> list[str]:
         values.employee_function_url_host,
         "--port",
         f":{names.EMPLOYEE_PROXY_PORT}",
-        # Nothing the caller sends may change how the proxy authenticates.
-        "--strip-header",
+        # Nothing the caller sends may change how the proxy authenticates: drop any Authorization header
+        # (`--strip`/`-s`, repeatable; there is no `--strip-header`).
+        "--strip",
         "Authorization",
         "--log-failed-requests",
     ]

@@ -1,15 +1,23 @@
 """Every third-party image the cluster runs, in ONE place, pulled from the stage account's own ECR.
 
-Nothing is pulled from Docker Hub or ECR Public directly: ECR pull-through cache rules
+Nothing is pulled from Docker Hub, ECR Public or GHCR directly: ECR pull-through cache rules
 (constructs_lib/delivery/pull_through_cache.py) mirror them under a prefix of the stage registry, where
 scan-on-push scans them and the prod scan gate checks them like the service images
 (constructs_lib/delivery/registry.deployed_images). Docker Hub's anonymous pull rate limit no longer applies.
+The controllers' images (Load Balancer Controller, External Secrets, Reloader) are pinned here too and
+passed to their Helm charts explicitly: a chart's default tag (its appVersion) would change with a chart
+bump without passing the gate's list.
 
-A digest is used only where a public source gives it for that exact tag AND it is the multi-arch index
-(the nodes are arm64 Graviton; a per-architecture manifest digest would not run there). The source is
-recorded beside it. Where no such digest was found the image stays pinned to a release tag (still through
-the cache, still scanned) and `digest_candidate` notes what was found, to verify with
-`docker buildx imagetools inspect <image>:<tag>` before switching.
+A digest is used only where a public source gives it for that exact tag AND it is the multi-arch index (the
+node groups mix amd64 and arm64, config `cluster.node_groups`; a per-architecture manifest digest would not run
+on the other). The source is recorded beside it. Where no such digest was found the image stays pinned to a
+release tag (still through the cache, still scanned) and `digest_candidate` notes what was found, to verify
+with `docker buildx imagetools inspect <image>:<tag>` before switching.
+
+ECR's pull-through cache is filled by a pull BY TAG only (aws/containers-roadmap#2837): a pod asking for
+`@sha256:...` of an image nobody pulled by tag yet sits in ImagePullBackOff. The stage's Registry stack
+therefore pulls every image here by tag when the list changes and fails its deploy when a pinned digest is
+not what the tag resolves to (constructs_lib/delivery/cache_warmer.py).
 """
 
 from __future__ import annotations
@@ -21,7 +29,9 @@ from config.models import EnvironmentConfig
 # Pull-through cache prefixes in the stage registry (constructs_lib/delivery/pull_through_cache.py creates the rules).
 ECR_PUBLIC_PREFIX = "ecr-public"
 DOCKER_HUB_PREFIX = "docker-hub"
-UPSTREAMS = {ECR_PUBLIC_PREFIX: "public.ecr.aws", DOCKER_HUB_PREFIX: "registry-1.docker.io"}
+GHCR_PREFIX = "ghcr"
+UPSTREAMS = {ECR_PUBLIC_PREFIX: "public.ecr.aws", DOCKER_HUB_PREFIX: "registry-1.docker.io", GHCR_PREFIX: "ghcr.io"}
+CACHE_PREFIXES = tuple(UPSTREAMS)
 
 
 @dataclass(frozen=True)
@@ -43,6 +53,11 @@ class ThirdPartyImage:
 
     def reference(self) -> str:
         return f"@{self.digest}" if self.digest else f":{self.tag}"
+
+    def helm_values(self, env: EnvironmentConfig, host: str | None = None) -> dict[str, str]:
+        """`{repository, tag}` for a chart whose template writes `repository:tag` (digest-pinned: `tag@digest`)."""
+        tag = f"{self.tag}@{self.digest}" if self.digest else self.tag
+        return {"repository": f"{host or registry_host(env)}/{self.repository()}", "tag": tag}
 
 
 def registry_host(env: EnvironmentConfig) -> str:
@@ -104,15 +119,49 @@ RELOADER = ThirdPartyImage(
     "(GHCR, a separate build)",
 )
 
+# AWS Load Balancer Controller (constructs_lib/cluster/load_balancer_controller.py), chart 3.5.0: its values.yaml
+# sets image.repository public.ecr.aws/eks/aws-load-balancer-controller, image.tag v3.5.0 (= appVersion) and the
+# template writes `repository:tag` (kubernetes-sigs/aws-load-balancer-controller v3.5.0, 11eb202c).
+LOAD_BALANCER_CONTROLLER = ThirdPartyImage(
+    cache_prefix=ECR_PUBLIC_PREFIX,
+    path="eks/aws-load-balancer-controller",
+    tag="v3.5.0",
+    digest=None,
+    source="no digest found for public.ecr.aws/eks/aws-load-balancer-controller:v3.5.0 (the tag of chart 3.5.0); "
+    "tag-pinned",
+)
+# External Secrets Operator (constructs_lib/cluster/external_secrets.py), chart 2.9.0: controller, webhook and
+# cert-controller all run ghcr.io/external-secrets/external-secrets:<appVersion v2.9.0>; published on GHCR only
+# (its release workflow pushes nowhere else), so it comes through the `ghcr` cache rule
+# (external-secrets/external-secrets helm-chart-2.9.0, cc5bfbc2).
+EXTERNAL_SECRETS = ThirdPartyImage(
+    cache_prefix=GHCR_PREFIX,
+    path="external-secrets/external-secrets",
+    tag="v2.9.0",
+    digest=None,
+    source="no digest found for ghcr.io/external-secrets/external-secrets:v2.9.0 (appVersion of chart 2.9.0); "
+    "tag-pinned",
+)
+
+# Every third-party image a pod of the platform runs: the prod scan gate checks each, the Registry stack warms
+# each (cache_warmer.py). A new image in a chart or a Helm release must be added here.
 THIRD_PARTY = {
     "kafka": KAFKA,
     "xray-daemon": XRAY_DAEMON,
     "fluent-bit": FLUENT_BIT,
     "sigv4-proxy": SIGV4_PROXY,
     "reloader": RELOADER,
+    "aws-load-balancer-controller": LOAD_BALANCER_CONTROLLER,
+    "external-secrets": EXTERNAL_SECRETS,
 }
 
 
 def third_party_images(env: EnvironmentConfig) -> list[str]:
     """Every third-party image URI of a stage, for the scan gate (same strings the charts use)."""
     return [image_uri(image, env) for image in THIRD_PARTY.values()]
+
+
+def node_platforms(env: EnvironmentConfig) -> list[str]:
+    """`linux/<arch>` of every node group: the per-platform images a multi-arch third-party image must have (and
+    the ones the cache is warmed with and the scan gate checks)."""
+    return sorted({f"linux/{'arm64' if group.arm64 else 'amd64'}" for group in env.cluster.node_groups})

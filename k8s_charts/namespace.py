@@ -1,10 +1,26 @@
-"""The erp namespace: Pod Security `restricted`, default-deny NetworkPolicies, and only the flows the system uses."""
+"""The erp namespace: Pod Security `restricted`, default-deny NetworkPolicies, and only the flows the system uses.
+
+Two charts, deployed by two stacks:
+
+- `build_app_namespace_chart` (the Namespace object itself) is applied by the **Cluster** stack, before any
+  Helm release that renders into it. Reloader runs in scoped mode (constructs_lib/cluster/reloader.py): its
+  chart renders a Role and RoleBinding *inside* this namespace, so the namespace must exist when Helm installs
+  Reloader, long before the Workloads stack runs (issue 18 item 1).
+- `ErpNamespace` (the NetworkPolicies) stays in the Workloads stack's `namespace` chart, which no longer
+  declares the Namespace: two CloudFormation resources owning one object would fight, and deleting or
+  rolling back the Workloads chart would `kubectl delete` the namespace with everything in it (Reloader's
+  Role, Kafka's volume claims). The Cluster stack deploys first, so on an existing environment its apply
+  takes the object over (its last-applied configuration and prune label replace the Workloads chart's),
+  and the Workloads chart's prune no longer selects it.
+"""
 
 from __future__ import annotations
 
+from cdk8s import Chart
 from cdk8s_plus_27 import k8s
 from constructs import Construct
 
+from config.hosting import isolated_subnet_cidrs
 from config.models import EnvironmentConfig
 from config.sections import ServiceConfig
 from k8s_charts import names
@@ -14,6 +30,7 @@ from k8s_charts.common import (
     int_or_string,
     meta,
     namespace,
+    new_chart,
 )
 from k8s_charts.kafka import TOPICS_JOB
 from k8s_charts.values import PlatformValues
@@ -99,7 +116,12 @@ def service_egress(
                 )
             )
         elif dependency == "cache":
-            rules.append(k8s.NetworkPolicyEgressRule(to=[cidr(values.vpc_cidr)], ports=[port(names.REDIS_PORT)]))
+            # The cache's own subnets (its subnet group is the isolated subnets), not the whole VPC (issue 18 item 19).
+            rules.append(
+                k8s.NetworkPolicyEgressRule(
+                    to=[cidr(block) for block in isolated_subnet_cidrs(env.network)], ports=[port(names.REDIS_PORT)]
+                )
+            )
         elif dependency == "mysql":
             rules.append(k8s.NetworkPolicyEgressRule(to=[cidr(values.vpc_cidr)], ports=[port(names.MYSQL_PORT)]))
         elif dependency == "mongodb":
@@ -122,20 +144,42 @@ def service_egress(
     return rules
 
 
+APP_NAMESPACE_CHART = "app-namespace"
+
+
+def app_namespace_labels(env: EnvironmentConfig) -> dict[str, str]:
+    psa_version = f"v{env.cluster.kubernetes_version}"
+    return {
+        f"{PSA}/enforce": "restricted",
+        f"{PSA}/enforce-version": psa_version,
+        f"{PSA}/warn": "restricted",
+        f"{PSA}/warn-version": psa_version,
+        # The LB controller gates rollouts on NLB target health (no 5xx while pods roll).
+        "elbv2.k8s.aws/pod-readiness-gate-inject": "enabled",
+    }
+
+
+class AppNamespace(Construct):
+    """The erp-{env} Namespace object alone: cluster-level, owned by the Cluster stack (module docstring)."""
+
+    def __init__(self, scope: Construct, id: str, *, env: EnvironmentConfig) -> None:
+        super().__init__(scope, id)
+        namespace(self, env.namespace, app_namespace_labels(env))
+
+
+def build_app_namespace_chart(env: EnvironmentConfig) -> Chart:
+    """Deployed by the Cluster stack before the Helm releases that render into the namespace (Reloader)."""
+    chart = new_chart(env, APP_NAMESPACE_CHART)
+    AppNamespace(chart, "AppNamespace", env=env)
+    return chart
+
+
 class ErpNamespace(Construct):
+    """The namespace's NetworkPolicies (Workloads stack); the Namespace itself is `AppNamespace`'s."""
+
     def __init__(self, scope: Construct, id: str, *, env: EnvironmentConfig, values: PlatformValues) -> None:
         super().__init__(scope, id)
         ns = env.namespace
-        psa_version = f"v{env.cluster.kubernetes_version}"
-        labels = {
-            f"{PSA}/enforce": "restricted",
-            f"{PSA}/enforce-version": psa_version,
-            f"{PSA}/warn": "restricted",
-            f"{PSA}/warn-version": psa_version,
-            # The LB controller gates rollouts on NLB target health (no 5xx while pods roll).
-            "elbv2.k8s.aws/pod-readiness-gate-inject": "enabled",
-        }
-        namespace(self, ns, labels)
 
         network_policy(
             self, "DefaultDeny", name="default-deny-all", namespace=ns, pod_selector={}, ingress=[], egress=[]

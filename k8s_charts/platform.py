@@ -5,10 +5,12 @@ from __future__ import annotations
 from cdk8s import Chart
 
 from config.models import EnvironmentConfig
+from k8s_charts.addon_policies import AddonPolicies
 from k8s_charts.common import new_chart
 from k8s_charts.employee_proxy import EmployeeProxy
 from k8s_charts.kafka import KafkaCluster, KafkaTopics
 from k8s_charts.logging import FluentBit
+from k8s_charts.manifests import add_inventory
 from k8s_charts.namespace import ErpNamespace
 from k8s_charts.reload import annotate_reloads
 from k8s_charts.secrets import ExternalSecrets
@@ -16,6 +18,9 @@ from k8s_charts.services import Microservice
 from k8s_charts.storage import Gp3StorageClass
 from k8s_charts.tracing import XRayDaemon
 from k8s_charts.values import PlatformValues
+
+# Deployment order of the Workloads stack's charts; each id is also the construct id of the chart's manifest.
+CHART_IDS = ("addon-policies", "namespace", "secrets", "kafka", "services", "logging", "tracing")
 
 
 def _require_per_service(env: EnvironmentConfig, values: PlatformValues) -> None:
@@ -28,9 +33,11 @@ def _require_per_service(env: EnvironmentConfig, values: PlatformValues) -> None
 
 
 def build_charts(env: EnvironmentConfig, values: PlatformValues) -> dict[str, Chart]:
-    """Ordered for deployment: key = stable id the CDK side uses as the construct id."""
+    """Ordered for deployment: key = stable id the CDK side uses as the construct id (never rename one:
+    k8s_charts/manifests.py). The add-ons' policies come first: the secrets chart goes through their webhooks."""
     _require_per_service(env, values)
-    charts = {key: new_chart(env, key) for key in ("namespace", "secrets", "kafka", "services", "logging", "tracing")}
+    charts = {key: new_chart(env, key) for key in CHART_IDS}
+    AddonPolicies(charts["addon-policies"], "AddonPolicies", values=values)
     ErpNamespace(charts["namespace"], "Namespace", env=env, values=values)
     ExternalSecrets(charts["secrets"], "ExternalSecrets", env=env, values=values)
     KafkaCluster(charts["kafka"], "Kafka", env=env, registry_host=values.registry_host)
@@ -43,6 +50,8 @@ def build_charts(env: EnvironmentConfig, values: PlatformValues) -> dict[str, Ch
     annotate_reloads(charts["services"])
     FluentBit(charts["logging"], "FluentBit", env=env, values=values)
     XRayDaemon(charts["tracing"], "XRayDaemon", env=env, values=values)
+    for chart_id, chart in charts.items():
+        add_inventory(env, chart_id, chart)
     return charts
 
 

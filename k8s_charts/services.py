@@ -178,7 +178,8 @@ class Microservice(Construct):
             api_version=TGB_API_VERSION,
             kind="TargetGroupBinding",
             # Named with the port: a new port replaces the target group, and the controller refuses a new ARN on
-            # an existing binding, so the new group gets a new binding (the old one is pruned with its group).
+            # an existing binding, so the new group gets a new binding. The old binding is deleted with its own
+            # manifest (kubectl does not prune TargetGroupBindings: k8s_charts/manifests.py).
             metadata=self._metadata(f"{self.service.name}-{port}"),
             spec={
                 "serviceRef": {"name": self.service.name, "port": port},
@@ -251,7 +252,9 @@ class Microservice(Construct):
             "Deployment",
             metadata=meta(service.name, env.namespace, labels=self.labels),
             spec=k8s.DeploymentSpec(
-                replicas=service.replicas,
+                # The HPA owns the count of an autoscaled service: a `replicas` here would reset it on every
+                # deploy (kubectl apply). A new Deployment starts at 1 and the HPA raises it to min_replicas.
+                replicas=None if service.autoscaled else service.replicas,
                 selector=k8s.LabelSelector(match_labels=self.selector),
                 strategy=strategy,
                 template=k8s.PodTemplateSpec(

@@ -8,8 +8,12 @@ from dataclasses import dataclass
 @dataclass(frozen=True, kw_only=True)
 class PlatformValues:
     region: str
-    # Where RDS and the cache live (the data-store egress rules).
+    # Where RDS and the cache live (the data-store egress rules), and the control plane's ENIs.
     vpc_cidr: str
+    # ClusterIP of the `default/kubernetes` Service, which in-cluster API clients dial (add-on egress policies).
+    # Read from the cluster at deploy time: EKS picks the service range when none is set, and CloudFormation
+    # has no attribute for it.
+    api_server_service_ip: str
     # The service NLB's fixed private addresses (one per private subnet): the only source the services admit.
     nlb_private_ips: list[str]
     db_host: str

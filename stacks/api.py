@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput, Fn, Stack
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_ec2 as ec2
@@ -23,11 +23,13 @@ from constructs_lib.api.routes import route_plan
 from constructs_lib.data.database import ErpDatabase
 from constructs_lib.network.nlb import ServiceNlb
 
+EMPLOYEE_URL_HOST_OUTPUT = "EmployeeFunctionUrlHost"
+
 
 @dataclass(frozen=True)
 class ApiEndpoints:
     """What the workloads take from the API tier: the NLB's addresses, group and target groups, the employee
-    function's caller grant and URL host."""
+    function's caller grant and URL host (a weak reference: `employees.internal_url` is its producer)."""
 
     nlb_private_ips: list[str]
     nlb_security_group: ec2.ISecurityGroup
@@ -106,10 +108,19 @@ class ApiStack(Stack):
             lambda_integration=integrations.HttpLambdaIntegration("Employees", self.employee_function),
             listeners=self.nlb.listeners,
         )
-        # Exported by name: split in the consuming stack, cfn-lint rejects Fn::Split over Fn::GetStackOutput.
-        self.employee_function_url_host = self.export_value(
-            self.employees.internal_url_host, name=f"{config.resource_prefix}-employee-function-url-host"
+        # A plain output read with Fn::GetStackOutput, like every other value the Workloads stack takes from here:
+        # an export (Fn::ImportValue) would forbid any change of its value, so replacing the function URL would
+        # fail this stack's update (issue 18 item 8). The host is split out here, in the producer: cfn-lint
+        # rejects Fn::Split over Fn::GetStackOutput. The Workloads manifests carry the URL's fingerprint
+        # (reference_fingerprint.follow), so a replaced URL changes them and they re-read this output.
+        host = CfnOutput(
+            self,
+            EMPLOYEE_URL_HOST_OUTPUT,
+            value=self.employees.internal_url_host,
+            description="Host of the employee function's IAM-only URL (the in-cluster SigV4 proxy signs for it)",
         )
+        host.override_logical_id(EMPLOYEE_URL_HOST_OUTPUT)
+        self.employee_function_url_host = Fn.get_stack_output(self.stack_name, EMPLOYEE_URL_HOST_OUTPUT, self.region)
         self.endpoints = ApiEndpoints(
             nlb_private_ips=self.nlb.private_ips,
             nlb_security_group=self.nlb_security_group,

@@ -8,6 +8,7 @@ from aws_cdk import aws_codepipeline as codepipeline
 from constructs import Construct
 
 from config.models import EnvironmentConfig, ToolchainConfig
+from constructs_lib.delivery.cli_pins import pin_security_check_cli
 from constructs_lib.delivery.github_oidc import GitHubDiffRole
 from constructs_lib.delivery.notifications import PipelineNotifications
 from constructs_lib.delivery.pipeline_nag import acknowledge_pipeline_findings, ignore_cfn_lint_role_arn_false_positive
@@ -15,6 +16,7 @@ from constructs_lib.delivery.registry import deployed_images
 from constructs_lib.delivery.replacement_guard_step import replacement_guard_step
 from constructs_lib.delivery.steps import (
     BUILD_IMAGE,
+    CDK_ASSETS_CLI_VERSION,
     CDK_CLI_VERSION,
     awake_check_step,
     grant_connection_use,
@@ -25,6 +27,9 @@ from constructs_lib.delivery.steps import (
     synth_step,
 )
 from constructs_lib.delivery.storage import PipelineArtifactStore
+from constructs_lib.delivery.termination_protection import protected_stacks, termination_protection_step
+from constructs_lib.delivery.workload_inventory import expected_workloads
+from k8s_charts.images import node_platforms
 from stacks.stage import ErpStage
 
 PIPELINE_NAME = "erp-platform"
@@ -58,7 +63,9 @@ class PipelineStack(Stack):
             pipeline_name=PIPELINE_NAME,
             pipeline_type=codepipeline.PipelineType.V2,
             self_mutation=True,
+            # Both CLIs from package.json (issue 18 item 11); the broadening check's is pinned below.
             cli_version=CDK_CLI_VERSION,
+            cdk_assets_cli_version=CDK_ASSETS_CLI_VERSION,
             cross_account_keys=any(stage.account != toolchain.account for stage in stages),
             # Our own bucket (access logs, SSL only), encrypted with a CMK in every case: deploy roles
             # in the stage accounts are granted decrypt on it, which the AWS-managed key cannot allow.
@@ -74,11 +81,10 @@ class PipelineStack(Stack):
                 ),
                 partial_build_spec=python_runtime(),
             ),
-            # Service images are linux/arm64 (Graviton nodes): build them natively rather than under emulation.
+            # Service images are built for their `image.architectures` (the ERP's: linux/amd64, the apps nodes are
+            # x86): the x86 build image builds them natively (constructs_lib/delivery/registry.py).
             asset_publishing_code_build_defaults=pipelines.CodeBuildOptions(
-                build_environment=codebuild.BuildEnvironment(
-                    build_image=codebuild.LinuxArmBuildImage.AMAZON_LINUX_2023_STANDARD_3_0
-                )
+                build_environment=codebuild.BuildEnvironment(build_image=BUILD_IMAGE)
             ),
         )
 
@@ -87,7 +93,7 @@ class PipelineStack(Stack):
             stage = ErpStage(self, config.stage_id, config=config)
             self.stages.append(stage)
             pre: list[pipelines.Step] = []
-            stack_steps: list[pipelines.StackSteps] = []
+            stack_steps: dict[Stack, dict[str, list[pipelines.Step]]] = {}
             if index > 0 or config.production:
                 pre = [
                     replacement_guard_step(
@@ -103,22 +109,26 @@ class PipelineStack(Stack):
                     ),
                 ]
                 pipelines.Step.sequence(pre)
-                # The gate reads the stage's own ECR repositories, which its Registry stack creates: it runs
-                # after that stack is deployed and before the Workloads stack that runs the images.
-                stack_steps = [
-                    pipelines.StackSteps(
-                        stack=stage.workloads,
-                        pre=[
-                            scan_gate_step(
-                                stage_name=config.stage_id,
-                                source=source,
-                                config=config,
-                                toolchain=toolchain,
-                                images=deployed_images(stage, config),
-                            )
-                        ],
+                # The gate reads the stage's own ECR repositories, which its Registry stack creates (and whose
+                # deploy pulls the third-party images into the cache): it runs after that stack and before the
+                # Cluster stack, the first to pull a third-party image (its Helm releases), so nothing in the
+                # stage runs an image the gate has not passed.
+                stack_steps.setdefault(stage.cluster, {"pre": [], "post": []})["pre"].append(
+                    scan_gate_step(
+                        stage_name=config.stage_id,
+                        source=source,
+                        config=config,
+                        toolchain=toolchain,
+                        images=deployed_images(stage, config),
+                        platforms=node_platforms(config),
                     )
-                ]
+                )
+            # CDK Pipelines never applies `termination_protection` (aws/aws-cdk#17871): a step does, right after
+            # each stack that asks for it.
+            for stack in protected_stacks([c for c in stage.node.children if isinstance(c, Stack)]):
+                stack_steps.setdefault(stack, {"pre": [], "post": []})["post"].append(
+                    termination_protection_step(config=config, stack=stack)
+                )
             if config.schedule is not None:
                 # A sleeping stage cannot take a deploy (webhooks without pods): fail before touching it.
                 pre = [awake_check_step(config=config, source=source), *pre]
@@ -126,18 +136,23 @@ class PipelineStack(Stack):
             self.pipeline.add_stage(
                 stage,
                 pre=pre,
-                stack_steps=stack_steps,
+                stack_steps=[
+                    pipelines.StackSteps(stack=stack, pre=steps["pre"], post=steps["post"])
+                    for stack, steps in stack_steps.items()
+                ],
                 post=[
                     smoke_test_step(
                         config=config,
                         source=source,
                         url_output=stage.api.url_output,
                         protected_routes=protected_routes(config),
+                        workloads=[str(workload) for workload in expected_workloads(config)],
                     )
                 ],
             )
 
         self.pipeline.build_pipeline()
+        pin_security_check_cli(self.pipeline)
         built = self.pipeline.pipeline
         grant_connection_use(built, toolchain.connection_arn)
         built.add_trigger(

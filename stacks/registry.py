@@ -1,4 +1,5 @@
-"""Registry tier: the ECR repositories CI pushes service images to, and where tooling finds them."""
+"""Registry tier: the ECR repositories CI pushes service images to, the pull-through cache for third-party images
+(warmed by tag on deploy), and where tooling finds them."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from constructs import Construct
 
 from config.models import EnvironmentConfig
 from constructs_lib.common.parameters import EnvParameters
+from constructs_lib.delivery.cache_warmer import CacheWarmer
 from constructs_lib.delivery.pull_through_cache import PullThroughCache
 from constructs_lib.delivery.registry import ServiceRepositories
 
@@ -20,6 +22,8 @@ class RegistryStack(Stack):
         self.repositories = self.images.repositories
         # Third-party images (k8s_charts/images.py) come through the stage's own registry.
         self.pull_through_cache = PullThroughCache(self, "PullThroughCache", config=config.registry)
+        # Pulled by tag once (a first pull by digest would not fill the cache), pins checked, before any pod pulls.
+        self.cache_warmer = CacheWarmer(self, "CacheWarmer", config=config, after=[self.pull_through_cache])
         EnvParameters(
             self,
             "Parameters",

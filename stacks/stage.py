@@ -75,6 +75,9 @@ class ErpStage(Stage):
         self.workloads.add_stack_dependency(self.observability)
         # Pods pull from the registry's repositories (referenced by name, so no implicit dependency).
         self.workloads.add_stack_dependency(self.registry)
+        # The Helm releases pull through the registry's cache rules, warmed by its deploy (CacheWarmer): the
+        # Cluster stack comes after the Registry stack (by hand too), and the prod gate fits between them.
+        self.cluster.add_stack_dependency(self.registry)
 
         for key, value in config.tags.items():
             Tags.of(self).add(key, value)

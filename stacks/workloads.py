@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Aws, Stack
+from aws_cdk import Aws, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_eks_v2 as eks
 from constructs import Construct
 
 from config.models import EnvironmentConfig
+from constructs_lib.cluster.addon_readiness import WebhooksReady, api_server_service_ip
 from constructs_lib.cluster.kafka_volumes import KafkaVolumeGrowth
 from constructs_lib.cluster.workload_access import WorkloadAccess
 from constructs_lib.common.reference_fingerprint import follow
@@ -22,6 +23,7 @@ from constructs_lib.data.cache import CACHE_PORT
 from constructs_lib.data.database import MYSQL_PORT
 from constructs_lib.delivery.registry import image_uri
 from k8s_charts import build_charts
+from k8s_charts.manifests import deploy_units
 from k8s_charts.values import PlatformValues
 from stacks.api import ApiEndpoints
 from stacks.data import DataEndpoints
@@ -45,6 +47,7 @@ class WorkloadsStack(Stack):
         values = PlatformValues(
             region=self.region,
             vpc_cidr=vpc.vpc_cidr_block,
+            api_server_service_ip=api_server_service_ip(self, "ApiServerServiceIp", cluster=cluster),
             nlb_private_ips=api.nlb_private_ips,
             db_host=data.database_host,
             db_port=str(MYSQL_PORT),
@@ -79,19 +82,40 @@ class WorkloadsStack(Stack):
             data.database_secret,
             data.cache_replication_group,
             data.cache_secret,
+            # The employee function URL's host (Fn::GetStackOutput): a new URL is a new host.
+            api.employees.internal_url,
         ]
-        self.manifests: dict[str, eks.KubernetesManifest] = {}
-        previous = None
-        for chart_id, chart in build_charts(config, values).items():
-            manifest = eks.KubernetesManifest(self, chart_id, cluster=cluster, manifest=chart.to_json(), overwrite=True)
+        # Every manifest waits until the add-ons' webhooks serve (constructs_lib/cluster/addon_readiness.py).
+        self.webhooks = WebhooksReady(self, "Webhooks", cluster=cluster)
+        charts = {chart_id: chart.to_json() for chart_id, chart in build_charts(config, values).items()}
+        # One manifest per chart for what kubectl prunes, one per object for what it does not, so that a removed
+        # object is always deleted (issue 18 item 9: k8s_charts/manifests.py). Applied one after another (~50
+        # kubectl Lambdas; a new account may run 10 at once), in chart order: the add-ons' policies, the
+        # namespace's policies, secrets, Kafka, services, logging, tracing.
+        self.manifests: dict[str, eks.KubernetesManifest] = {}  # chart id -> the chart's own manifest
+        self.object_manifests: dict[str, eks.KubernetesManifest] = {}  # object id -> its own manifest
+        previous = previous_chart = None
+        for unit in deploy_units(charts):
+            manifest = eks.KubernetesManifest(
+                self,
+                unit.id,
+                cluster=cluster,
+                manifest=unit.objects,
+                overwrite=True,
+                **({"removal_policy": RemovalPolicy.RETAIN} if unit.retain else {}),
+            )
             # Pod Identity associations (Fluent Bit, X-Ray daemon) and the pods' SG rules exist before any pod.
-            manifest.node.add_dependency(access)
-            if previous is not None:
-                # Namespace first, then secrets, Kafka, services...: each chart may use the previous one's objects.
-                manifest.node.add_dependency(previous)
+            manifest.node.add_dependency(access, self.webhooks)
+            # Namespace first, then secrets, Kafka, services...: each may use what the ones before it created.
+            manifest.node.add_dependency(*dict.fromkeys(m for m in (previous, previous_chart) if m is not None))
             follow(manifest, producers)
             previous = manifest
-            self.manifests[chart_id] = manifest
+            if unit.single:
+                self.object_manifests[unit.id] = manifest
+            else:
+                self.manifests[unit.chart] = manifest
+                previous_chart = manifest
+        self.webhooks.follow(charts, producers)
         self.kafka_volumes = KafkaVolumeGrowth(
             self, "KafkaVolumes", cluster=cluster, config=config, after=self.manifests["kafka"]
         )

@@ -6,6 +6,11 @@ repositories, ...), plus a change to a StatefulSet's `volumeClaimTemplates` insi
 (Kafka's volumes: immutable, the apply fails and a recreate loses the claims). "may be replaced" counts:
 the guard fails closed. So does output it cannot read (no stack, or the CLI never finished).
 
+Also blocked: a replacement that cannot succeed although nothing stateful is lost (HAZARDS). The service NLB
+holds fixed private addresses; CloudFormation creates a replacement (or a renamed NLB) before it deletes the
+old one, the new one asks for the addresses the old one still holds, its create fails and the stack rolls back
+(issue 18 item 10). The report prints the procedure to follow instead.
+
 An allowance (config/allowed-replacements.yaml) names the stack, the logical id, a reason and an expiry
 date; it is reviewed like any other change in the pull request that needs it, and an expired one no
 longer counts. Exit status: 0 nothing blocked, 1 blocked, 2 unreadable diff or allowance file.
@@ -30,6 +35,22 @@ from tools.diff_report import _CHANGE, _SECTIONS, STATEFUL_TYPES, ResourceChange
 
 DEFAULT_ALLOWANCES = Path("config/allowed-replacements.yaml")
 MANIFEST_TYPES = frozenset({"Custom::AWSCDK-EKS-KubernetesResource"})
+
+NLB_FIXED_ADDRESSES = (
+    "NLB with fixed private IPs (config/hosting.py nlb_private_ips): the new NLB is created while the old one "
+    "still holds those addresses, so its create fails and the stack rolls back"
+)
+NLB_PROCEDURE = (
+    "keep the NLB (undo what replaces it: a renamed construct, or a new Name, Scheme or Type), or move its "
+    "addresses in the same change: make config/hosting.py nlb_private_ips pick another free address in each "
+    "private subnet (e.g. [-3] instead of [-2]) so the new NLB takes free addresses; the pods' NetworkPolicies "
+    "(which admit exactly those /32s) follow in the Workloads stack minutes later, and until then the new NLB is "
+    "refused: deploy in a maintenance window, with an allowance for this logical id"
+)
+# Replacements that fail although they hold no data: type -> (why, what to do instead).
+HAZARDS: dict[str, tuple[str, str]] = {
+    "AWS::ElasticLoadBalancingV2::LoadBalancer": (NLB_FIXED_ADDRESSES, NLB_PROCEDURE),
+}
 _STACK_NAME = re.compile(r"\((?P<name>[^()]+)\)$")
 _OLD = re.compile(r"^[\s│├└─]*\[-\] (?P<text>.*)$")
 _NEW = re.compile(r"^[\s│├└─]*\[\+\] (?P<text>.*)$")
@@ -60,6 +81,7 @@ class Finding:
     change: ResourceChange
     why: str
     allowance: Allowance | None = None
+    procedure: str = ""
 
     @property
     def blocked(self) -> bool:
@@ -147,16 +169,24 @@ def findings(stacks: Sequence[StackDiff], allowances: Sequence[Allowance]) -> li
     for stack in stacks:
         name = stack_name(stack)
         blocks = None
+        removed_types = {c.resource_type for c in stack.resources if c.kind == "removed"}
         for change in stack.resources:
-            why = ""
+            why, procedure = "", ""
             if change.resource_type in STATEFUL_TYPES and change.kind in ("removed", "replaced"):
                 why = {"removed": f"deleted ({change.impact or 'destroy'})"}.get(change.kind, change.impact)
             elif change.resource_type in MANIFEST_TYPES and change.kind == "modified":
                 blocks = _resource_blocks(stack) if blocks is None else blocks
                 if volume_claims_changed(blocks.get(change.logical_id, [])):
                     why = "StatefulSet volumeClaimTemplates changed (immutable: the apply fails)"
+            elif change.resource_type in HAZARDS:
+                hazard, how = HAZARDS[change.resource_type]
+                if change.kind == "replaced":
+                    why, procedure = f"{change.impact}: {hazard}", how
+                elif change.kind == "added" and change.resource_type in removed_types:
+                    # A new logical id beside a removed one of the same type: a rename, created before the delete.
+                    why, procedure = f"replaces a removed one (a rename): {hazard}", how
             if why:
-                found.append(Finding(name, change, why, allowed.get((name, change.logical_id))))
+                found.append(Finding(name, change, why, allowed.get((name, change.logical_id)), procedure))
     return found
 
 
@@ -178,6 +208,8 @@ def report(found: Sequence[Finding]) -> str:
             else f"allowed until {f.allowance.expires}: {f.allowance.reason}"
         )
         lines.append(f"{f.stack} {f.change.logical_id} ({f.change.resource_type}) {f.why}: {verdict}")
+        if f.blocked and f.procedure:
+            lines.append(f"  procedure: {f.procedure}")
     blocked = sum(f.blocked for f in found)
     lines.append(f"replacement guard: {blocked} blocked, {len(found) - blocked} allowed")
     return "\n".join(lines)

@@ -1,14 +1,20 @@
 """Image scan gate: the last check before the pipeline promotes service images to prod.
 
-An image reaches prod only if its ECR scan finished and every finding at a blocking severity is
-either absent or accepted in the allow-list, with a reason and an end date. The gate fails closed:
-an image it cannot prove clean (no scan, a scan still running when the wait budget is spent, a
-failed scan, an AWS error, an unreadable allow-list) stops the deploy just as a finding does.
+An image reaches prod only if its ECR scan finished and every finding at a blocking severity (CRITICAL and
+HIGH always, more if asked) is either absent or accepted in the allow-list, with a reason and an end date.
+The gate fails closed: an image it cannot prove clean (no scan, a scan still running when the wait budget is
+spent, a failed scan, an AWS error, an unreadable allow-list) stops the deploy just as a finding does.
+
+ECR scans images, not image indexes: a multi-arch image (every third-party one) has no scan of its index
+digest. The gate reads the manifest of each reference (BatchGetImage, accepting index media types); an index
+is resolved to the per-platform manifests of the platforms the node groups run (`--platforms`), and those
+are what it judges. An index without one of those platforms fails: a pod on such a node could not run it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 import time
@@ -31,6 +37,11 @@ SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNDEFINED",
 FINISHED = frozenset({"COMPLETE", "ACTIVE"})
 RUNNING = frozenset({"IN_PROGRESS", "PENDING"})
 NO_SCAN = "NO_SCAN"
+# CRITICAL and HIGH block whatever --fail-on says (issue 18 item 18).
+ALWAYS_BLOCKING = frozenset({"CRITICAL", "HIGH"})
+INDEX_TYPES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
+MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json")
+DEFAULT_PLATFORMS = "linux/amd64"
 
 
 class GateError(Exception):
@@ -49,12 +60,17 @@ class ImageRef:
     tag: str | None = None
     digest: str | None = None
     registry_id: str | None = None
+    # Set on the per-platform image an index was resolved to: its platform and the reference it came from.
+    platform: str | None = None
+    of: str | None = None
 
     @property
     def image_id(self) -> dict[str, str]:
         return {"imageDigest": self.digest} if self.digest else {"imageTag": self.tag or ""}
 
     def __str__(self) -> str:
+        if self.of:
+            return f"{self.of} [{self.platform} {self.digest}]"
         return f"{self.repository}@{self.digest}" if self.digest else f"{self.repository}:{self.tag}"
 
 
@@ -228,6 +244,49 @@ def fetch_scan(client: Any, image: ImageRef) -> Scan:
         request["nextToken"] = page["nextToken"]
 
 
+class ImageMissing(Exception):
+    """BatchGetImage reported the image as a failure (it raises only for a missing repository)."""
+
+
+def resolve(client: Any, image: ImageRef, platforms: Sequence[str]) -> tuple[list[ImageRef], list[str]]:
+    """(images to judge, problems) for `image`: itself, or for an image index the per-platform images of
+    `platforms` (ECR scans those, never the index)."""
+    request: dict[str, Any] = {
+        "repositoryName": image.repository,
+        "imageIds": [image.image_id],
+        "acceptedMediaTypes": [*INDEX_TYPES, *MANIFEST_TYPES],
+    }
+    if image.registry_id:
+        request["registryId"] = image.registry_id
+    response = client.batch_get_image(**request)
+    if not response.get("images"):
+        failure = (response.get("failures") or [{}])[0]
+        raise ImageMissing(f"{failure.get('failureCode', 'no image')}: {failure.get('failureReason', '')}".strip())
+    found = response["images"][0]
+    try:
+        document = json.loads(found.get("imageManifest") or "{}")
+    except ValueError as error:
+        return [], [f"unreadable manifest: {error}"]
+    media_type = found.get("imageManifestMediaType") or document.get("mediaType", "")
+    if media_type not in INDEX_TYPES:
+        return [image], []
+    children: dict[str, str] = {}
+    for entry in document.get("manifests", []):
+        platform = entry.get("platform", {})
+        children.setdefault(f"{platform.get('os')}/{platform.get('architecture')}", entry.get("digest", ""))
+    problems = [
+        f"the image index has no {platform} image, but the node groups run {platform}"
+        for platform in platforms
+        if platform not in children
+    ]
+    resolved = [
+        ImageRef(image.repository, digest=children[p], registry_id=image.registry_id, platform=p, of=str(image))
+        for p in platforms
+        if p in children
+    ]
+    return resolved, problems
+
+
 def wait_for_scan(
     client: Any, image: ImageRef, deadline: float, poll: float, now: Callable[[], float], sleep: Callable[[float], None]
 ) -> Scan:
@@ -295,7 +354,8 @@ def judge(
 
 
 # Preconditions of a first deploy, spelled out: the stage's Registry stack creates the repositories (the
-# pipeline deploys it before the gate); the images must be pushed by whoever builds them.
+# pipeline deploys it before the gate); the images must be pushed by whoever builds them. Third-party images
+# (repositories under a pull-through cache prefix) are pulled into the cache by that stack's cache warmer.
 PRECONDITIONS = {
     "RepositoryNotFoundException": (
         "repository {repository} does not exist: the stage's registry stack (erp-<env>-registry) creates it "
@@ -307,13 +367,32 @@ PRECONDITIONS = {
         "(README: First deploy into fresh accounts)"
     ),
 }
+CACHED_PRECONDITION = (
+    "{image} is not in the pull-through cache: the stage's registry stack (erp-<env>-registry) pulls every "
+    "third-party image by tag when it deploys (its CacheWarmer trigger; its log says why a pull failed, e.g. "
+    "a missing ecr-pullthroughcache/ secret); redeploy that stack and retry the stage"
+)
+DEFAULT_CACHE_PREFIXES = ("ecr-public", "docker-hub", "ghcr")
 
 
-def _explain_client_error(image: ImageRef, error: ClientError) -> str:
+def _cached(image: ImageRef, cache_prefixes: Sequence[str]) -> bool:
+    return any(image.repository.startswith(f"{prefix}/") for prefix in cache_prefixes)
+
+
+def _explain_client_error(image: ImageRef, error: ClientError, cache_prefixes: Sequence[str] = ()) -> str:
     code = error.response.get("Error", {}).get("Code", "")
     if code in PRECONDITIONS:
+        if _cached(image, cache_prefixes):
+            return f"precondition: {CACHED_PRECONDITION.format(image=image)}"
         return f"precondition: {PRECONDITIONS[code].format(repository=image.repository, image=image)}"
     return f"AWS error: {error}"
+
+
+def _explain_missing(image: ImageRef, missing: ImageMissing, cache_prefixes: Sequence[str]) -> str:
+    if _cached(image, cache_prefixes):
+        return f"precondition: {CACHED_PRECONDITION.format(image=image)} ({missing})"
+    text = PRECONDITIONS["ImageNotFoundException"].format(repository=image.repository, image=image)
+    return f"precondition: {text} ({missing})"
 
 
 def run_gate(
@@ -326,20 +405,37 @@ def run_gate(
     poll: float,
     now: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    platforms: Sequence[str] = (DEFAULT_PLATFORMS,),
+    cache_prefixes: Sequence[str] = DEFAULT_CACHE_PREFIXES,
 ) -> list[ImageVerdict]:
-    """One wait budget for the whole run: the prod deploy waits at most `max_wait`, however many images."""
+    """One wait budget for the whole run: the prod deploy waits at most `max_wait`, however many images.
+    An image index yields one verdict per platform image (its problems, e.g. a missing platform, one more)."""
     deadline = now() + max_wait
     verdicts = []
     for image in images:
         try:
-            scan = wait_for_scan(client, image, deadline, poll, now, sleep)
+            targets, problems = resolve(client, image, platforms)
+        except ImageMissing as missing:
+            verdicts.append(ImageVerdict(image, problems=[_explain_missing(image, missing, cache_prefixes)]))
+            continue
         except ClientError as error:
-            verdicts.append(ImageVerdict(image, problems=[_explain_client_error(image, error)]))
+            verdicts.append(ImageVerdict(image, problems=[_explain_client_error(image, error, cache_prefixes)]))
             continue
         except BotoCoreError as error:
             verdicts.append(ImageVerdict(image, problems=[f"AWS error: {error}"]))
             continue
-        verdicts.append(judge(image, scan, entries, fail_on, today, max_wait))
+        if problems:
+            verdicts.append(ImageVerdict(image, problems=problems))
+        for target in targets:
+            try:
+                scan = wait_for_scan(client, target, deadline, poll, now, sleep)
+            except ClientError as error:
+                verdicts.append(ImageVerdict(target, problems=[_explain_client_error(target, error, cache_prefixes)]))
+                continue
+            except BotoCoreError as error:
+                verdicts.append(ImageVerdict(target, problems=[f"AWS error: {error}"]))
+                continue
+            verdicts.append(judge(target, scan, entries, fail_on, today, max_wait))
     return verdicts
 
 
@@ -364,6 +460,7 @@ def render(verdicts: Sequence[ImageVerdict], fail_on: frozenset[str]) -> list[st
         rows: list[tuple[str, Sequence[str]]] = [
             ("image", [str(image)]),
             ("repository", [image.repository]),
+            *([("platform", [image.platform])] if image.platform else []),
             ("digest" if image.digest else "tag", [image.digest or image.tag or ""]),
             ("scan status", [scan.status if scan else "not read"]),
             (
@@ -398,7 +495,7 @@ def parse_fail_on(text: str) -> frozenset[str]:
     unknown = severities - set(SEVERITIES)
     if unknown:
         raise GateError(f"--fail-on: unknown severity {', '.join(sorted(unknown))} (known: {', '.join(SEVERITIES)})")
-    return frozenset(severities | {"CRITICAL"})
+    return frozenset(severities | ALWAYS_BLOCKING)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -416,9 +513,22 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--poll", type=float, default=15, metavar="SECONDS", help="poll interval (default 15)")
     parser.add_argument(
         "--fail-on",
-        default="CRITICAL",
+        default="CRITICAL,HIGH",
         metavar="SEVERITIES",
-        help="comma-separated blocking severities, e.g. CRITICAL,HIGH (CRITICAL always blocks)",
+        help="comma-separated blocking severities, e.g. CRITICAL,HIGH,MEDIUM (CRITICAL and HIGH always block)",
+    )
+    parser.add_argument(
+        "--platforms",
+        default=DEFAULT_PLATFORMS,
+        metavar="PLATFORMS",
+        help="comma-separated os/arch the node groups run, e.g. linux/amd64,linux/arm64: an image index is "
+        f"judged by these platforms' images (default {DEFAULT_PLATFORMS})",
+    )
+    parser.add_argument(
+        "--pull-through-prefixes",
+        default=",".join(DEFAULT_CACHE_PREFIXES),
+        metavar="PREFIXES",
+        help="repository prefixes of the pull-through cache (their images are pulled in, not pushed)",
     )
     parser.add_argument(
         "--allow-list",
@@ -453,6 +563,9 @@ def main(
         images = collect_images(args.images, args.images_file)
         if not images:
             raise GateError("no images given")
+        platforms = [p.strip() for p in args.platforms.split(",") if p.strip()]
+        if not platforms or not all(re.fullmatch(r"[a-z0-9]+/[a-z0-9]+", p) for p in platforms):
+            raise GateError(f"--platforms: expected os/arch[,os/arch...], got {args.platforms!r}")
         client = client or boto3.client("ecr", region_name=args.region)
     except (GateError, BotoCoreError) as error:
         print(error)
@@ -460,14 +573,17 @@ def main(
         return 1
 
     print(
-        f"scan gate: {len(images)} image(s), blocking severities {_ordered(fail_on)}, "
+        f"scan gate: {len(images)} image(s), blocking severities {_ordered(fail_on)}, platforms {args.platforms}, "
         f"allow-list {args.allow_list} ({len(entries)} entries), today {today}"
     )
     for entry in entries:
         if entry.expired(today):
             print(f"allow-list entry {entry.id} expired on {entry.expires} and no longer counts ({entry.reason})")
     print()
-    verdicts = run_gate(images, client, entries, fail_on, today, args.max_wait, args.poll, now, sleep)
+    prefixes = [p.strip() for p in args.pull_through_prefixes.split(",") if p.strip()]
+    verdicts = run_gate(
+        images, client, entries, fail_on, today, args.max_wait, args.poll, now, sleep, platforms, prefixes
+    )
     print("\n".join(render(verdicts, fail_on)))
     failed = [f"{verdict.image}: {'; '.join(verdict.reasons)}" for verdict in verdicts if not verdict.passed]
     print(f"scan gate: FAIL ({' | '.join(failed)})" if failed else "scan gate: PASS")

@@ -167,6 +167,8 @@ class ErpUserPool(Construct):
                 user_pool_arn=self.user_pool.user_pool_arn,
                 name=f"{domain_prefix}-auth-rate-limit",
                 limit=config.signin_rate_limit,
+                log_retention_days=log_retention_days,
+                production=production,
             )
         if plus:
             self.risk = self._risk_actions(enforced=config.threat_protection == "enforced")

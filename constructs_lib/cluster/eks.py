@@ -36,6 +36,42 @@ def node_subnets(vpc: ec2.IVpc, single_az: bool) -> ec2.SubnetSelection:
     return ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
 
 
+# The node root volume (AL2023 EKS AMIs boot from /dev/xvda).
+NODE_ROOT_DEVICE = "/dev/xvda"
+
+
+def endpoint_access(cluster_config) -> eks.EndpointAccess:
+    """cluster.endpoint_access (config/sections.py ClusterConfig): private, both (public from the CIDRs), public."""
+    mode = cluster_config.endpoint_mode
+    if mode == "private":
+        return eks.EndpointAccess.PRIVATE
+    if mode == "public":
+        return eks.EndpointAccess.PUBLIC
+    cidrs = cluster_config.endpoint_public_cidrs
+    return eks.EndpointAccess.PUBLIC_AND_PRIVATE.only_from(*cidrs) if cidrs else eks.EndpointAccess.PUBLIC_AND_PRIVATE
+
+
+def node_launch_template(scope: Construct, id: str, *, disk_gib: int) -> ec2.LaunchTemplate:
+    """IMDSv2 only, hop limit 1: a pod (one network hop further than the node) cannot get a token, so it cannot
+    read the node role's credentials from instance metadata; pods get AWS access only through Pod Identity
+    (the add-ons that need the region or VPC are given them: load_balancer_controller.py, the charts' values).
+    No image, instance type, user data or security group here: EKS keeps choosing those (ami_type, the cluster
+    security group) and merges its own bootstrap."""
+    return ec2.LaunchTemplate(
+        scope,
+        id,
+        http_tokens=ec2.LaunchTemplateHttpTokens.REQUIRED,
+        http_put_response_hop_limit=1,
+        http_endpoint=True,
+        block_devices=[
+            ec2.BlockDevice(
+                device_name=NODE_ROOT_DEVICE,
+                volume=ec2.BlockDeviceVolume.ebs(disk_gib, volume_type=ec2.EbsDeviceVolumeType.GP3, encrypted=True),
+            )
+        ],
+    )
+
+
 class ErpCluster(Construct):
     """EKS with managed node groups (not Auto Mode), billed at standard support only."""
 
@@ -47,11 +83,8 @@ class ErpCluster(Construct):
         self.secrets_key = kms.Key(
             self, "SecretsKey", enable_key_rotation=True, description=f"EKS secrets envelope key {config.cluster_name}"
         )
-        endpoint = (
-            eks.EndpointAccess.PUBLIC_AND_PRIVATE.only_from(*cluster_config.endpoint_public_cidrs)
-            if cluster_config.endpoint_public_cidrs
-            else eks.EndpointAccess.PRIVATE
-        )
+        endpoint = endpoint_access(cluster_config)
+        self._endpoint_mode = cluster_config.endpoint_mode
         # EKS would create this group itself, with no retention; owning it first bounds the cost.
         control_plane_logs = owned_log_group(
             self, "ControlPlaneLogs", log_group_name=f"/aws/eks/{config.cluster_name}/cluster", config=config
@@ -77,6 +110,8 @@ class ErpCluster(Construct):
             bootstrap_self_managed_addons=False,
             kubectl_provider_options=eks.KubectlProviderOptions(
                 kubectl_layer=kubectl_layer(self, version),
+                # The kubectl Lambda (every KubernetesManifest and Helm release) runs in the private subnets with the
+                # cluster security group: it reaches a private endpoint (prod) as the nodes do.
                 private_subnets=private_subnets,
             ),
         )
@@ -91,13 +126,16 @@ class ErpCluster(Construct):
             managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name(p) for p in NODE_MANAGED_POLICIES],
         )
         self.nodegroups: dict[str, eks.Nodegroup] = {}
-        # No physical names: instance types, disk, AMI type, capacity type and subnets are create-only, and a
-        # replacement must not collide with the group it replaces. The night scheduler gets the generated names
+        # No physical names: instance types, AMI type, capacity type and subnets are create-only, and a
+        # replacement must not collide with the group it replaces (the disk is in the launch template: a new
+        # version rolls the nodes in place). The night scheduler gets the generated names
         # as CloudFormation values; operators find a group by its tag / node label `erp/node-group`.
         for group in cluster_config.node_groups:
+            template = node_launch_template(self, f"NodeTemplate-{group.name}", disk_gib=group.disk_gib)
             self.nodegroups[group.name] = self.cluster.add_nodegroup_capacity(
                 group.name,
                 instance_types=[ec2.InstanceType(t) for t in group.instance_types],
+                # No image in the launch template: EKS still picks the AL2023 AMI of this type and version.
                 ami_type=eks.NodegroupAmiType.AL2023_ARM_64_STANDARD
                 if group.arm64
                 else eks.NodegroupAmiType.AL2023_X86_64_STANDARD,
@@ -105,7 +143,10 @@ class ErpCluster(Construct):
                 min_size=group.min_size,
                 desired_size=group.desired_size,
                 max_size=group.max_size,
-                disk_size=group.disk_gib,
+                # The disk is the launch template's (EKS refuses DiskSize beside a launch template).
+                launch_template_spec=eks.LaunchTemplateSpec(
+                    id=template.launch_template_id, version=template.latest_version_number
+                ),
                 labels={**group.labels, NODE_GROUP_KEY: group.name},
                 taints=[eks.TaintSpec(key=t.key, value=t.value, effect=_TAINT_EFFECTS[t.effect]) for t in group.taints],
                 subnets=node_subnets(vpc, group.single_az),
@@ -169,11 +210,12 @@ class ErpCluster(Construct):
             "AwsSolutions-L1",
             "Runtime of CDK's kubectl provider is pinned by aws-cdk-lib; it moves with library upgrades.",
         )
-        acknowledge(
-            self.cluster,
-            "AwsSolutions-EKS1",
-            "Public endpoint is restricted to the CIDRs in config (cluster.endpoint_public_cidrs); empty means private.",
-        )
+        if self._endpoint_mode != "private":
+            acknowledge(
+                self.cluster,
+                "AwsSolutions-EKS1",
+                "Public endpoint outside production only (a prod rule), open to cluster.endpoint_public_cidrs.",
+            )
 
 
 _TAINT_EFFECTS = {

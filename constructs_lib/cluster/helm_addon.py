@@ -44,9 +44,15 @@ def install(
     helm_chart: type = eks.HelmChart,
 ):
     """Release `addon` at its pinned version after `after` (its Pod Identity role, the node groups: Helm waits for the
-    pods, and without nodes it only times out). A sleeping stage (night schedule, nodes at 0) cannot run
-    the pods: Helm's --wait would time out, roll back and leave the stack in UPDATE_ROLLBACK_FAILED, so
-    there the release is applied without waiting; the pods start with the nodes in the morning."""
+    pods, and without nodes it only times out).
+
+    Always with --wait (issue 18 item 15): a release that returns before its pods are ready lets the Workloads
+    stack apply through webhooks with no endpoints. A stage with a night schedule cannot run pods at night, where
+    --wait would time out and the rollback's --wait again (UPDATE_ROLLBACK_FAILED); the pipeline's awake check
+    (tools/awake_check.py) refuses to start a deploy there while the nodes sleep or when the deploy could run into
+    the night stop; before a hand deploy, run it yourself (README: By hand). The Workloads stack
+    also waits for the webhooks itself (constructs_lib/cluster/addon_readiness.py), for deploys that do not
+    change a release."""
     chart = helm_chart(
         scope,
         id,
@@ -57,7 +63,7 @@ def install(
         release=addon.release_name,
         namespace=addon.namespace,
         create_namespace=addon.create_namespace,
-        wait=config.schedule is None,
+        wait=True,
         timeout=HELM_TIMEOUT,
         values=values,
     )

@@ -15,7 +15,7 @@ from config.models import EnvironmentConfig
 from constructs_lib.cluster.helm_addon import HelmAddon, install
 from constructs_lib.common.nag import acknowledge
 from constructs_lib.common.pod_identity import PodIdentityRole
-from k8s_charts.images import ECR_PUBLIC_PREFIX, registry_host
+from k8s_charts.images import LOAD_BALANCER_CONTROLLER
 
 ALB_NAMESPACE = "kube-system"
 ALB_SERVICE_ACCOUNT = "aws-load-balancer-controller"
@@ -88,8 +88,9 @@ def load_balancer_controller(
         "replicaCount": 2 if config.production else 1,
         "serviceAccount": {"create": True, "name": ALB_SERVICE_ACCOUNT},
         "enableServiceMutatorWebhook": False,
-        # public.ecr.aws/eks/aws-load-balancer-controller through the stage's pull-through cache.
-        "image": {"repository": f"{registry_host(config)}/{ECR_PUBLIC_PREFIX}/eks/aws-load-balancer-controller"},
+        # public.ecr.aws/eks/aws-load-balancer-controller through the stage's pull-through cache, at the tag pinned
+        # (and scan-gated) in k8s_charts/images.py rather than the chart's appVersion.
+        "image": LOAD_BALANCER_CONTROLLER.helm_values(config),
     }
     after = [alb_identity, *nodegroups]
     return install(scope, "LoadBalancerController", ADDON, cluster=cluster, config=config, values=values, after=after)

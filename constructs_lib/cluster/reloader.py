@@ -3,6 +3,20 @@
 Together with External Secrets' refresh this is how a rotated credential reaches running pods without
 an outage (k8s_charts/reload.py annotates the workloads; README: Rotation without outage). Its image
 comes from Docker Hub through the stage's ECR pull-through cache (k8s_charts/images.py).
+
+Scoped, not global, and why its install needs the erp namespace first (issue 18 item 1). Read from the
+chart's templates at chart-v2.2.16 (k8s_charts/contracts/reloader.yaml):
+
+- `watchGlobally: false` with `namespaces: [erp-{env}]` renders, for each of erp-{env} and the release
+  namespace `reloader`, a Role (read Secrets; get/list/update/patch Deployments, DaemonSets, StatefulSets;
+  Jobs, CronJobs, Events) and its RoleBinding *in that namespace*, plus a metadata Role in `reloader`;
+  the Deployment gets `--namespaces=erp-{env},reloader`. No ClusterRole.
+- `watchGlobally: true` would render a ClusterRole reading every Secret of the cluster (kube-system's,
+  External Secrets' own) and patching every workload: a compromised Reloader pod would own the cluster.
+
+Scoped mode is kept, so Helm must find erp-{env} when it installs: the Cluster stack creates that namespace
+(k8s_charts/namespace.build_app_namespace_chart) and this release depends on it. `reloader` itself comes
+from `create_namespace`. tests/contracts checks that every namespace this chart renders into exists first.
 """
 
 from __future__ import annotations
@@ -28,7 +42,7 @@ def reloader_values(config: EnvironmentConfig) -> dict:
     return {
         "image": image,
         "reloader": {
-            # Scoped mode (chart >= 2.2.16): a Role in erp-{env} only, no ClusterRole reading every Secret.
+            # Scoped mode (chart >= 2.2.16): Roles in erp-{env} and `reloader`, no ClusterRole (module docstring).
             "watchGlobally": False,
             "namespaces": [config.namespace],
             "ignoreConfigMaps": True,  # only Secrets trigger a rollout
@@ -53,6 +67,6 @@ class Reloader(Construct):
         self, scope: Construct, id: str, *, cluster: eks.ICluster, config: EnvironmentConfig, after: list[Construct]
     ) -> None:
         super().__init__(scope, id)
-        # `after`: e.g. the node groups: nothing can start before a node exists.
+        # `after`: the node groups (nothing starts before a node exists) and the erp namespace (its Role goes there).
         values = reloader_values(config)
         self.chart = install(self, "Chart", ADDON, cluster=cluster, config=config, values=values, after=after)

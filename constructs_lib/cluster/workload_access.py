@@ -46,10 +46,13 @@ class WorkloadAccess(Construct):
         employees: EmployeeService | None = None,
     ) -> None:
         super().__init__(scope, id)
-        for name, group, port in (
-            ("Database", database_security_group, MYSQL_PORT),
-            ("Cache", cache_security_group, CACHE_PORT),
+        for name, group, port, dependency in (
+            ("Database", database_security_group, MYSQL_PORT, "mysql"),
+            ("Cache", cache_security_group, CACHE_PORT, "cache"),
         ):
+            # Only for what some service declares in `uses` (issue 18 item 17: every pod could reach MySQL).
+            if not any(dependency in service.uses for service in config.services):
+                continue
             ec2.CfnSecurityGroupIngress(
                 self,
                 f"PodsTo{name}",

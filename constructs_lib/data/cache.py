@@ -8,6 +8,7 @@ from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticache as elasticache
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from config.sections import CacheConfig
@@ -20,6 +21,7 @@ from k8s_charts import names
 CACHE_PORT = names.REDIS_PORT  # one source: k8s_charts/names
 AUTH_TOKEN_KEY = names.CACHE_SECRET_JSON_KEY
 ROTATION_DIR = Path(__file__).resolve().parents[2] / "lambda_handlers" / "cache_rotation"
+ROTATION_SERVICE_PRINCIPAL = "secretsmanager.amazonaws.com"
 
 
 class ErpCache(Construct):
@@ -157,6 +159,16 @@ class ErpCache(Construct):
             rotation_lambda=function.function,
             automatically_after=Duration.days(config.auth_token_rotation_days),
         )
+        # CDK grants secretsmanager.amazonaws.com the invoke with no condition: any account's Secrets Manager could
+        # name this function as a rotation Lambda. SourceAccount keeps it to this account's secrets (issue 18 item 19).
+        permissions = [
+            child
+            for child in function.function.node.children
+            if isinstance(child, lambda_.CfnPermission) and child.principal == ROTATION_SERVICE_PRINCIPAL
+        ]
+        if len(permissions) != 1:
+            raise RuntimeError(f"{self.node.path}: expected one Secrets Manager invoke permission, found {permissions}")
+        permissions[0].source_account = Stack.of(self).account
         return function
 
     @property

@@ -9,8 +9,9 @@ the previous password keeps working until the next rotation and no caller is loc
 
 The migration function (lambda_handlers/db_migrate) connects with the master secret (the only
 DDL-capable credentials), applies the yoyo migrations, then creates/aligns the users. A CDK
-Trigger invokes it during the deploy, after the instance and the secrets exist; an error fails
-the deploy. It runs again whenever its code or its consumer list changes.
+Trigger invokes it during the deploy, after the instance and the secrets exist and before any
+rotation schedule (the master's included) exists; an error fails the deploy. It runs again
+whenever its code or its consumer list changes.
 """
 
 from __future__ import annotations
@@ -103,15 +104,31 @@ class DatabaseUsers(Construct):
         database.secret.grant_read(self.function)
         database.allow_from(self.security_group, "DB migration Lambda")  # also opens the migrator's egress
 
+        instance = database.instance
         self.trigger = deploy_trigger(
             self,
             "Migrate",
             handler=self.function,
-            execute_after=[database.instance],
+            # The instance, its master secret, the secret's attachment (host and port) and the security group
+            # with the migrator's ingress rule: named one by one, not the instance construct, whose subtree also
+            # holds the master secret's rotation schedule (issue 18 item 4, below).
+            execute_after=[
+                instance.node.default_child,
+                instance.node.find_child("Secret").node.default_child,
+                database.secret.node.default_child,
+                database.security_group,
+            ],
             timeout=Duration.minutes(6),
             log_retention_days=log_retention_days,
             production=production,
         )
+        # A new rotation schedule rotates at once (RotateImmediatelyOnUpdate defaults to true). Rotating the master
+        # password while the migration runs breaks its next connection; the failed create then rolls back into a
+        # deletion-protected instance (ROLLBACK_FAILED). So the master's schedule waits for the Trigger, like the
+        # consumers' schedules in add_consumer.
+        for schedule in instance.node.find_all():
+            if isinstance(schedule, secretsmanager.RotationSchedule):
+                schedule.node.add_dependency(self.trigger)
         for name, level in consumers.items():
             self.add_consumer(name, level)
 

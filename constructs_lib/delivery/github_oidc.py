@@ -1,4 +1,17 @@
-"""GitHub Actions' way into AWS for `cdk diff` on pull requests: an OIDC provider and a read-only role."""
+"""GitHub Actions' way into AWS for `cdk diff` on pull requests: an OIDC provider and a read-only role.
+
+Trust (issue 18 item 16): a `pull_request` workflow runs the pull request's own copy of the workflow file, so
+trusting `repo:<repo>:pull_request` let any collaborator's PR take the role with whatever steps it wrote. The
+role trusts only jobs that run in the protected GitHub Environment DIFF_ENVIRONMENT
+(`repo:<repo>:environment:<name>`): a job gets that token only after the environment's required reviewers
+approve the run, i.e. after a maintainer has seen the PR's workflow.
+
+What the lookup roles may do for it: `cdk diff` needs the CloudFormation reads below and the bootstrap
+version parameter, nothing else. The lookup roles are CDK's (ReadOnlyAccess, shared with the pipeline's scan
+gate, awake check and smoke test), so the workflow assumes each one with LOOKUP_SESSION_POLICY as an inline
+session policy, which narrows that session to exactly these reads (.github/workflows/cdk-diff.yml; a test
+checks the two agree).
+"""
 
 from __future__ import annotations
 
@@ -12,10 +25,38 @@ from constructs_lib.common.nag import acknowledge
 
 GITHUB_ISSUER = "token.actions.githubusercontent.com"
 AUDIENCE = "sts.amazonaws.com"
+# The GitHub Environment the diff job runs in (create it with required reviewers: README, Pull requests).
+DIFF_ENVIRONMENT = "cdk-diff"
+# What `cdk diff --method template` reads in each account: the deployed templates (nested ones too), the stack
+# resources, and the bootstrap stack's version.
+DIFF_READ_ACTIONS = (
+    "cloudformation:DescribeStacks",
+    "cloudformation:GetTemplate",
+    "cloudformation:GetTemplateSummary",
+    "cloudformation:ListStackResources",
+    "cloudformation:DescribeStackResources",
+)
+
+
+def lookup_session_policy(qualifier: str = DefaultStackSynthesizer.DEFAULT_QUALIFIER) -> dict:
+    """The inline session policy the diff job passes when it assumes a lookup role (any account: the role's
+    own account bounds it)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "CdkDiffReads", "Effect": "Allow", "Action": list(DIFF_READ_ACTIONS), "Resource": "*"},
+            {
+                "Sid": "BootstrapVersion",
+                "Effect": "Allow",
+                "Action": "ssm:GetParameter",
+                "Resource": f"arn:aws:ssm:*:*:parameter/cdk-bootstrap/{qualifier}/version",
+            },
+        ],
+    }
 
 
 class GitHubDiffRole(Construct):
-    """Only pull-request workflows of one repository may assume it, and it can only read.
+    """Only jobs of one repository running in its protected `cdk-diff` environment may assume it; it can only read.
 
     `cdk diff` reads each stack's deployed template through the CDK bootstrap lookup role of the
     stack's account (those roles must trust this account: `cdk bootstrap --trust`), so the role needs
@@ -41,11 +82,11 @@ class GitHubDiffRole(Construct):
             )
         else:
             self.provider = iam.OidcProviderNative.from_oidc_provider_arn(self, "Provider", provider_arn)
-        self.subject = f"repo:{repository}:pull_request"
+        self.subject = f"repo:{repository}:environment:{DIFF_ENVIRONMENT}"
         self.role = iam.Role(
             self,
             "Role",
-            description=f"cdk diff for pull requests of {repository} (read-only)",
+            description=f"cdk diff for pull requests of {repository}, environment {DIFF_ENVIRONMENT} (read-only)",
             max_session_duration=Duration.hours(1),
             assumed_by=iam.WebIdentityPrincipal(
                 self.provider.oidc_provider_arn,
@@ -74,11 +115,7 @@ class GitHubDiffRole(Construct):
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="ReadStacks",
-                actions=[
-                    "cloudformation:DescribeStacks",
-                    "cloudformation:GetTemplate",
-                    "cloudformation:ListStackResources",
-                ],
+                actions=list(DIFF_READ_ACTIONS),
                 resources=[stacks],
             )
         )

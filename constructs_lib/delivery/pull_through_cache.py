@@ -1,10 +1,14 @@
 """ECR pull-through cache rules: every third-party image comes from the stage's own registry (issue 12 item 6).
 
 `<account>.dkr.ecr.<region>.amazonaws.com/ecr-public/...` mirrors ECR Public, `.../docker-hub/...` mirrors
-Docker Hub (authenticated with the operator-created secret `ecr-pullthroughcache/...`, so Docker Hub's
-anonymous rate limit no longer applies). The registry scans every repository on push - the mirrored
-ones, the service repositories and CDK's asset repository - so the prod scan gate finds a scan for
-each image it checks.
+Docker Hub and `.../ghcr/...` GitHub's container registry (both authenticated with an operator-created secret
+`ecr-pullthroughcache/...`, so Docker Hub's anonymous rate limit no longer applies). The registry scans every
+repository on push - the mirrored ones, the service repositories and CDK's asset repository - so the prod
+scan gate finds a scan for each image it checks.
+
+The repositories the cache creates on a first pull take their settings from a repository creation template
+per prefix (issue 18 item 18): immutable tags (a tag, once cached, keeps meaning the digest that was scanned
+and gated; ECR's daily re-sync cannot move it) and AES-256 encryption, like the service repositories.
 """
 
 from __future__ import annotations
@@ -16,27 +20,50 @@ from constructs import Construct
 
 from config.sections import RegistryConfig
 from constructs_lib.common.nag import acknowledge
-from k8s_charts.images import DOCKER_HUB_PREFIX, ECR_PUBLIC_PREFIX, UPSTREAMS
+from k8s_charts.images import CACHE_PREFIXES, DOCKER_HUB_PREFIX, ECR_PUBLIC_PREFIX, GHCR_PREFIX, UPSTREAMS
+
+# ECR's name of each upstream (PullThroughCacheRule.UpstreamRegistry).
+UPSTREAM_REGISTRY = {
+    ECR_PUBLIC_PREFIX: "ecr-public",
+    DOCKER_HUB_PREFIX: "docker-hub",
+    GHCR_PREFIX: "github-container-registry",
+}
 
 
 class PullThroughCache(Construct):
     def __init__(self, scope: Construct, id: str, *, config: RegistryConfig) -> None:
         super().__init__(scope, id)
-        # construct id, repository prefix, upstream registry, credentials (Docker Hub only)
-        self.ecr_public, self.docker_hub = (
-            ecr.CfnPullThroughCacheRule(
+        credentials = {
+            ECR_PUBLIC_PREFIX: None,
+            DOCKER_HUB_PREFIX: config.docker_hub_credential_arn,
+            GHCR_PREFIX: config.github_credential_arn,
+        }
+        construct_ids = {ECR_PUBLIC_PREFIX: "EcrPublic", DOCKER_HUB_PREFIX: "DockerHub", GHCR_PREFIX: "Ghcr"}
+        self.rules: dict[str, ecr.CfnPullThroughCacheRule] = {}
+        self.templates: dict[str, ecr.CfnRepositoryCreationTemplate] = {}
+        for prefix in CACHE_PREFIXES:
+            self.rules[prefix] = ecr.CfnPullThroughCacheRule(
                 self,
-                rule_id,
+                construct_ids[prefix],
                 ecr_repository_prefix=prefix,
-                upstream_registry=registry,
+                upstream_registry=UPSTREAM_REGISTRY[prefix],
                 upstream_registry_url=UPSTREAMS[prefix],
-                credential_arn=credential_arn,
+                credential_arn=credentials[prefix],
             )
-            for rule_id, prefix, registry, credential_arn in (
-                ("EcrPublic", ECR_PUBLIC_PREFIX, "ecr-public", None),
-                ("DockerHub", DOCKER_HUB_PREFIX, "docker-hub", config.docker_hub_credential_arn),
+            self.templates[prefix] = ecr.CfnRepositoryCreationTemplate(
+                self,
+                f"{construct_ids[prefix]}Repositories",
+                prefix=prefix,
+                applied_for=["PULL_THROUGH_CACHE"],
+                description=f"Repositories the {UPSTREAMS[prefix]} pull-through cache creates: immutable tags",
+                image_tag_mutability="IMMUTABLE",
+                encryption_configuration=ecr.CfnRepositoryCreationTemplate.EncryptionConfigurationProperty(
+                    encryption_type="AES256"
+                ),
             )
-        )
+            # The template must exist before the rule can create a repository.
+            self.rules[prefix].node.add_dependency(self.templates[prefix])
+        self.ecr_public, self.docker_hub, self.ghcr = (self.rules[p] for p in CACHE_PREFIXES)
         # Basic scanning is free; one registry-wide rule also covers repositories created on first pull.
         self.scanning = ecr.CfnRegistryScanningConfiguration(
             self,
@@ -55,6 +82,13 @@ class PullThroughCache(Construct):
         )
 
 
+def cache_repository_arns(stack: Stack) -> list[str]:
+    """Every repository the cache may create in `stack`'s account and region (one wildcard per prefix)."""
+    return [
+        stack.format_arn(service="ecr", resource="repository", resource_name=f"{prefix}/*") for prefix in CACHE_PREFIXES
+    ]
+
+
 def grant_pull_through(role: iam.IRole) -> None:
     """A node's first pull of a mirrored image creates the repository and imports the image."""
     stack = Stack.of(role)
@@ -62,15 +96,17 @@ def grant_pull_through(role: iam.IRole) -> None:
         iam.PolicyStatement(
             sid="PullThroughCache",
             actions=["ecr:CreateRepository", "ecr:BatchImportUpstreamImage"],
-            resources=[
-                stack.format_arn(service="ecr", resource="repository", resource_name=f"{prefix}/*")
-                for prefix in (ECR_PUBLIC_PREFIX, DOCKER_HUB_PREFIX)
-            ],
+            resources=cache_repository_arns(stack),
         )
     )
-    for prefix in (ECR_PUBLIC_PREFIX, DOCKER_HUB_PREFIX):
+    acknowledge_cache_repositories(role)
+
+
+def acknowledge_cache_repositories(construct: Construct) -> None:
+    stack = Stack.of(construct)
+    for prefix in CACHE_PREFIXES:
         acknowledge(
-            role,
+            construct,
             f"AwsSolutions-IAM5[Resource::arn:aws:ecr:{stack.region}:{stack.account}:repository/{prefix}/*]",
             "The cache creates one repository per upstream image on first pull; names are known only then.",
         )

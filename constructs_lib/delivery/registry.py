@@ -23,8 +23,9 @@ KEEP_IMAGES = 50
 # Untagged images (layers of a pushed-over digest) go after this long. Release tags never expire:
 # an environment may pin any of them, and an expired pinned tag breaks the next rollout.
 UNTAGGED_DAYS = 14
-# Nodes are Graviton (t4g/m7g): images built here must run on arm64.
-IMAGE_PLATFORM = ecr_assets.Platform.LINUX_ARM64
+# A built image runs where its service's pods are placed: `image.architectures` (amd64 by default: the apps
+# node groups are x86 because the ERP's own images are amd64-only).
+PLATFORMS = {"amd64": ecr_assets.Platform.LINUX_AMD64, "arm64": ecr_assets.Platform.LINUX_ARM64}
 
 
 def repository_name(project: str, service: ServiceConfig) -> str:
@@ -123,7 +124,10 @@ def image_uri(
     image = service.image
     if image.build_dir is not None:
         asset = ecr_assets.DockerImageAsset(
-            scope, f"{service.name}-image", directory=str(root / image.build_dir), platform=IMAGE_PLATFORM
+            scope,
+            f"{service.name}-image",
+            directory=str(root / image.build_dir),
+            platform=PLATFORMS[image.architectures[0]],
         )
         return asset.image_uri
     repo = repositories[service.name]

@@ -15,9 +15,13 @@ from aws_cdk import aws_iam as iam
 from config.models import EnvironmentConfig, ToolchainConfig
 from constructs_lib.api.routes import smoke_paths
 
-# Self-mutation installs the same CDK CLI that `make synth` uses (package.json pins it).
+# Every CLI the pipeline installs is the one package.json pins (and package-lock.json locks): self-mutation and
+# the permissions-broadening check run this aws-cdk, asset publishing this cdk-assets (CDK Pipelines' defaults,
+# `npm install -g aws-cdk` and `cdk-assets@latest`, would install whatever npm calls latest, e.g. a 3.x CLI that
+# cannot read aws-cdk-lib 2.x assemblies).
 PACKAGE_JSON = Path(__file__).resolve().parents[2] / "package.json"
 CDK_CLI_VERSION = json.loads(PACKAGE_JSON.read_text())["devDependencies"]["aws-cdk"]
+CDK_ASSETS_CLI_VERSION = json.loads(PACKAGE_JSON.read_text())["devDependencies"]["cdk-assets"]
 # Ubuntu 22.04 with python 3.11 and apt (the Makefile installs the rest, MariaDB for the tests included).
 BUILD_IMAGE = codebuild.LinuxBuildImage.STANDARD_7_0
 PYTHON = "3.11"
@@ -57,7 +61,10 @@ def connection_use_action(connection_arn: str) -> str:
 def synth_step(source: pipelines.IFileSetProducer) -> pipelines.ShellStep:
     """The same two commands a person runs: every test first, then the cloud assembly."""
     return pipelines.ShellStep(
-        "Synth", input=source, commands=["make test", "make synth"], primary_output_directory="cdk.out"
+        "Synth",
+        input=source,
+        commands=["make test", "make synth PLACEHOLDERS=refuse"],
+        primary_output_directory="cdk.out",
     )
 
 
@@ -72,6 +79,7 @@ def smoke_test_step(
     source: pipelines.IFileSetProducer,
     url_output: CfnOutput,
     protected_routes: Sequence[str],
+    workloads: Sequence[str] = (),
     max_wait_seconds: int = SMOKE_MAX_WAIT_SECONDS,
 ) -> pipelines.CodeBuildStep:
     """Fails the stage unless the API and every service behind it work.
@@ -81,6 +89,10 @@ def smoke_test_step(
     2. Every NLB target group of the stage's Api stack has a healthy target (tools/smoke_check.py): each
        EKS service has a Ready pod answering its health check. Read through the stage account's CDK lookup
        role (ReadOnlyAccess), like the scan gate.
+    3. Every workload in `workloads` (namespace/Kind/name, from workload_inventory.expected_workloads) is
+       rolled out and available with no crash-looping pod, in a report newer than the step's start that the
+       stage's workload health reporter writes from inside the VPC (constructs_lib/delivery/workload_health.py),
+       read through the same role.
     """
     curl = (
         "curl --silent --show-error --output /dev/null --write-out '%{http_code}' --max-time 10"
@@ -105,6 +117,8 @@ def smoke_test_step(
             config.region,
             "--max-wait",
             str(max_wait_seconds),
+            *(["--health-parameter", f"{config.ssm_prefix}/smoke/workloads"] if workloads else []),
+            *(argument for workload in workloads for argument in ("--workload", workload)),
         ]
     )
     commands += [assume_lookup_role_profile(), f"AWS_PROFILE=stage {check}"]
@@ -179,6 +193,14 @@ def scan_role_arn(config: EnvironmentConfig) -> str:
     )
 
 
+BLOCKING_SEVERITIES = ("CRITICAL", "HIGH")
+
+
+def fail_on(toolchain: ToolchainConfig) -> list[str]:
+    """The gate's blocking severities: CRITICAL and HIGH always, plus what config adds."""
+    return list(dict.fromkeys([*BLOCKING_SEVERITIES, *toolchain.scan_fail_on]))
+
+
 def scan_gate_step(
     *,
     stage_name: str,
@@ -186,10 +208,13 @@ def scan_gate_step(
     config: EnvironmentConfig,
     toolchain: ToolchainConfig,
     images: Sequence[str],
+    platforms: Sequence[str],
 ) -> pipelines.CodeBuildStep:
     """Fails closed unless every image the stage deploys has a finished ECR scan with no blocking finding.
 
-    Runs in the toolchain account and reads the findings in the stage's account through its lookup role.
+    Runs in the toolchain account and reads the findings in the stage's account through its lookup role. CRITICAL
+    and HIGH always block (the gate adds them to whatever config says); an image index is judged by its
+    per-platform images of `platforms` (the node groups'), which is what ECR scans.
     """
     if not images:
         raise ValueError(f"{stage_name}: no images to scan; the gate would pass without checking anything")
@@ -202,7 +227,9 @@ def scan_gate_step(
             "--region",
             config.region,
             "--fail-on",
-            ",".join(toolchain.scan_fail_on),
+            ",".join(fail_on(toolchain)),
+            "--platforms",
+            ",".join(platforms),
             "--max-wait",
             str(toolchain.scan_max_wait_seconds),
             *images,

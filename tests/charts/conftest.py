@@ -12,6 +12,7 @@ from config import load_environment
 from config.hosting import nlb_private_ips
 from config.models import EnvironmentConfig
 from k8s_charts import PlatformValues, build_charts, build_storage_chart
+from k8s_charts.namespace import APP_NAMESPACE_CHART, build_app_namespace_chart
 from tests.support.charts import Manifest
 
 ENVIRONMENTS = ("dev", "prod")
@@ -23,6 +24,7 @@ def fake_values(env: EnvironmentConfig) -> PlatformValues:
     return PlatformValues(
         region=region,
         vpc_cidr=env.network.vpc_cidr,
+        api_server_service_ip="172.20.0.1",
         nlb_private_ips=nlb_private_ips(env.network),
         db_host=f"{env.cluster_name}-db.cxexample0001.{region}.rds.amazonaws.com",
         db_port="3306",
@@ -77,7 +79,7 @@ class Built:
     env: EnvironmentConfig
     values: PlatformValues
     charts: dict[str, Chart]
-    # chart id -> chart.to_json(), plus "storage" (the cluster-level chart)
+    # chart id -> chart.to_json(), plus the cluster-level charts: "storage" and "app-namespace" (the erp Namespace)
     manifests: dict[str, list[Manifest]]
 
     @property
@@ -95,6 +97,7 @@ def build(env_name: str, tokens: bool = False) -> Built:
     charts = build_charts(env, values)
     manifests = {key: chart.to_json() for key, chart in charts.items()}
     manifests["storage"] = build_storage_chart(env).to_json()
+    manifests[APP_NAMESPACE_CHART] = build_app_namespace_chart(env).to_json()
     return Built(env=env, values=values, charts=charts, manifests=manifests)
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from config.hosting import nlb_private_ips
+from config.hosting import isolated_subnet_cidrs, nlb_private_ips
 from k8s_charts import names
-from k8s_charts.namespace import POD_IDENTITY_AGENT
+from k8s_charts.namespace import APP_NAMESPACE_CHART, POD_IDENTITY_AGENT
 from tests.support.charts import find, selector_matches, workloads
 
 
@@ -25,7 +25,8 @@ def selected(built, spec: dict) -> set[str]:
 
 
 def test_namespace_is_restricted(built):
-    (namespace,) = find(built.chart("namespace"), "Namespace")
+    (namespace,) = find(built.chart(APP_NAMESPACE_CHART), "Namespace")  # the Cluster stack's chart
+    assert find(built.chart("namespace"), "Namespace") == []  # the Workloads chart never owns it
     labels = namespace["metadata"]["labels"]
     assert namespace["metadata"]["name"] == built.env.namespace == f"erp-{built.env.name}"
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
@@ -93,7 +94,9 @@ def test_each_service_reaches_only_what_it_uses(built):
     assert peers_selected(built, next(r for r in request if ports([r]) == {(8084, "TCP")})) == {"notification-service"}
     assert peers_selected(built, next(r for r in request if ports([r]) == {(8081, "TCP")})) == {names.EMPLOYEE_PROXY}
     cache = next(r for r in notification if ports([r]) == {(names.REDIS_PORT, "TCP")})
-    assert cache["to"] == [{"ipBlock": {"cidr": built.values.vpc_cidr}}]
+    # Only the cache's subnets (issue 18 item 19: it was the whole VPC on 6379).
+    assert cache["to"] == [{"ipBlock": {"cidr": block}} for block in isolated_subnet_cidrs(built.env.network)]
+    assert built.values.vpc_cidr not in str(cache)
     # Nobody but approval-request-service may reach MongoDB, and no service reaches MySQL (none declares it).
     for spec in policies(built).values():
         for rule in spec.get("egress", []):

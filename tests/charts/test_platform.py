@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 
 from k8s_charts import names
+from k8s_charts.addon_policies import ADDON_PODS
 from k8s_charts.logging import IMAGE as FLUENT_BIT_IMAGE
+from k8s_charts.manifests import INVENTORY_PREFIX
 from k8s_charts.tracing import IMAGE as XRAY_IMAGE
 from tests.support.charts import find
 
@@ -13,7 +15,8 @@ from .conftest import build
 
 
 def test_chart_ids_in_deployment_order(built):
-    assert list(built.charts) == ["namespace", "secrets", "kafka", "services", "logging", "tracing"]
+    # Each id is the construct id of its chart's manifest: never renamed (tests/infra/test_workloads.py pins them).
+    assert list(built.charts) == ["addon-policies", "namespace", "secrets", "kafka", "services", "logging", "tracing"]
 
 
 def test_each_chart_has_its_own_app(built):
@@ -27,6 +30,10 @@ def test_namespaced_objects_land_in_the_erp_or_logging_namespace(built):
             namespace = m["metadata"].get("namespace")
             if m["kind"] in ("Namespace", "ClusterRole", "ClusterRoleBinding", "ClusterSecretStore", "StorageClass"):
                 assert namespace is None, (chart_id, m["kind"])
+            elif m["metadata"]["name"].startswith(INVENTORY_PREFIX):
+                assert namespace == built.env.namespace  # each chart's inventory (k8s_charts/manifests.py)
+            elif chart_id == "addon-policies":
+                assert namespace in {pod.namespace for pod in ADDON_PODS}, m["metadata"]["name"]
             elif chart_id == "logging":
                 assert namespace == names.LOGGING_NAMESPACE
             else:
@@ -73,7 +80,7 @@ def fluent_bit_sections(conf: str) -> list[tuple[str, dict[str, str]]]:
 
 
 def test_fluent_bit_ships_the_erp_namespace_to_the_one_log_group(built):
-    (config_map,) = find(built.chart("logging"), "ConfigMap")
+    (config_map,) = [m for m in find(built.chart("logging"), "ConfigMap") if "fluent-bit.conf" in m["data"]]
     sections = fluent_bit_sections(config_map["data"]["fluent-bit.conf"])
     (tail,) = [s for kind, s in sections if kind == "INPUT"]
     (output,) = [s for kind, s in sections if kind == "OUTPUT"]

@@ -44,7 +44,8 @@ def test_deployment_follows_config(built):
         deployment = find(built.chart("services"), "Deployment", service.name)[0]
         pod = deployment["spec"]["template"]["spec"]
         (container,) = pod["containers"]
-        assert deployment["spec"]["replicas"] == service.replicas
+        # An autoscaled service's count is its HPA's (test_an_hpa_owns_the_replica_count_of_its_deployment).
+        assert deployment["spec"].get("replicas") == (None if service.autoscaled else service.replicas)
         assert container["image"] == built.values.images[service.name]
         assert container["resources"] == {
             "requests": {"cpu": service.cpu_request, "memory": service.memory_request},
@@ -221,6 +222,28 @@ def test_service_and_hpa(built):
             "name": "cpu",
             "target": {"type": "Utilization", "averageUtilization": service.cpu_target_pct},
         }
+
+
+def test_an_hpa_owns_the_replica_count_of_its_deployment(built):
+    """Issue 18 item 14: `kubectl apply` of a Deployment that carries `spec.replicas` resets the count its HPA
+    chose on every deploy. Every HPA-managed Deployment the charts render (any chart, any service) leaves
+    `replicas` out; a Deployment without an HPA (a singleton, min == max) keeps its configured count."""
+    rendered = built.everything
+    managed = {
+        (h["metadata"]["namespace"], h["spec"]["scaleTargetRef"]["name"])
+        for h in find(rendered, "HorizontalPodAutoscaler")
+        if h["spec"]["scaleTargetRef"]["kind"] == "Deployment"
+    }
+    assert {(built.env.namespace, s.name) for s in built.env.services if s.autoscaled} <= managed  # never vacuous
+    for deployment in find(rendered, "Deployment"):
+        key = (deployment["metadata"]["namespace"], deployment["metadata"]["name"])
+        if key in managed:
+            assert "replicas" not in deployment["spec"], key
+        else:
+            assert deployment["spec"]["replicas"] >= 1, key
+    for service in built.env.services:
+        if not service.autoscaled:
+            assert find(rendered, "Deployment", service.name)[0]["spec"]["replicas"] == service.replicas
 
 
 def test_target_group_binding_carries_the_values_passed_in(built):

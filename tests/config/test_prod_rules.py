@@ -38,23 +38,13 @@ PROD_RULES = [
         ["https://localhost:3000/callback"],
         "auth.callback_urls: production allows only https URLs of a real host, not 'https://localhost:3000/callback'",
     ),
+    # Issue 18 item 19: production's EKS endpoint is private (it replaces the "/16 at most" rule on public CIDRs).
+    ("cluster.endpoint_access", "both", "cluster.endpoint_access: production's EKS endpoint is private"),
+    ("cluster.endpoint_access", "public", "cluster.endpoint_access: production's EKS endpoint is private"),
     (
         "cluster.endpoint_public_cidrs",
         ["0.0.0.0/0"],
-        "cluster.endpoint_public_cidrs: 0.0.0.0/0 is too broad for production's EKS endpoint (at most a /16: "
-        "your office or VPN egress)",
-    ),
-    (
-        "cluster.endpoint_public_cidrs",
-        ["203.0.113.0/24", "10.0.0.0/8"],
-        "cluster.endpoint_public_cidrs: 10.0.0.0/8 is too broad for production's EKS endpoint (at most a /16: "
-        "your office or VPN egress)",
-    ),
-    (
-        "cluster.endpoint_public_cidrs",
-        ["::/0"],
-        "cluster.endpoint_public_cidrs: ::/0 is too broad for production's EKS endpoint (at most a /48: "
-        "your office or VPN egress)",
+        "cluster.endpoint_access: private takes no endpoint_public_cidrs",
     ),
     ("auth.signin_rate_limit", None, "auth.signin_rate_limit: production rate-limits sign-up/sign-in"),
     ("cache.auth_token_rotation_days", None, "cache.auth_token_rotation_days: production rotates the cache AUTH"),
@@ -85,6 +75,7 @@ def test_committed_prod_passes_every_rule():
     [
         ("auth.callback_urls", ["http://localhost:3000/callback"]),
         ("cluster.endpoint_public_cidrs", ["0.0.0.0/0"]),
+        ("cluster.endpoint_access", "both"),
         ("auth.signin_rate_limit", None),
         ("cache.auth_token_rotation_days", None),
         ("database.deletion_protection", False),
@@ -94,3 +85,17 @@ def test_committed_prod_passes_every_rule():
 def test_the_same_settings_are_allowed_outside_production(config_dir, field, value):
     edit(config_dir, "dev", field, value)
     load_environment("dev", config_dir)
+
+
+@pytest.mark.parametrize(
+    ("access", "expected"),
+    [
+        ("private", "cluster.endpoint_access: private takes no endpoint_public_cidrs"),
+        ("public", "cluster.endpoint_access: public with endpoint_public_cidrs locks the nodes out"),
+    ],
+)
+def test_endpoint_access_that_contradicts_the_public_cidrs_is_refused_everywhere(config_dir, access, expected):
+    """dev.yaml gives endpoint_public_cidrs: a private endpoint has no public side to restrict, and a public-only one
+    restricted to them would shut out the nodes (they reach it from the NAT addresses)."""
+    edit(config_dir, "dev", "cluster.endpoint_access", access)
+    assert expected in error_of(config_dir, "dev")

@@ -34,9 +34,11 @@ def test_control_plane(stack_templates, configs, env):
         cluster["EncryptionConfig"][0]["Provider"]["KeyArn"]
     )
     vpc = cluster["ResourcesVpcConfig"]
-    assert vpc["EndpointPrivateAccess"] is True
-    assert vpc["EndpointPublicAccess"] is bool(config.cluster.endpoint_public_cidrs)
-    assert vpc["PublicAccessCidrs"] == config.cluster.endpoint_public_cidrs
+    mode = config.cluster.endpoint_mode
+    assert vpc["EndpointPrivateAccess"] is (mode != "public")
+    assert vpc["EndpointPublicAccess"] is (mode != "private")
+    if mode == "both":
+        assert vpc["PublicAccessCidrs"] == (config.cluster.endpoint_public_cidrs or ["0.0.0.0/0"])
     assert "ComputeConfig" not in cluster or not cluster["ComputeConfig"].get("Enabled"), "Auto Mode must be off"
 
 
@@ -62,6 +64,7 @@ def test_managed_node_groups_match_config(stack_templates, configs, env):
             "MaxSize": group.max_size,
         }
         assert props["Labels"] == {**group.labels, "erp/node-group": group.name}
+        assert "DiskSize" not in props  # the launch template's (test_node_groups_launch_with_imdsv2_only...)
         assert [(t["Key"], t["Value"], t["Effect"]) for t in props.get("Taints", [])] == [
             (t.key, t.value, t.effect.upper().replace("NOSCHEDULE", "NO_SCHEDULE")) for t in group.taints
         ]
@@ -152,3 +155,50 @@ def test_dev_sleeps_at_night_and_prod_never_does(stack_templates, configs):
         "Fn::Join": ["", ['{"', {"Fn::GetAtt": [group_id, "NodegroupName"]}, '":{"min":1,"desired":2,"max":3}}']]
     }
     assert resources_of(stack_templates["erp-prod-cluster"], "AWS::Scheduler::Schedule") == {}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_node_groups_launch_with_imdsv2_only_and_hop_limit_1_and_their_configured_disk(stack_templates, configs, env):
+    """Issue 18 item 19: with a hop limit of 1 an IMDSv2 token cannot reach a pod (one hop further than the node),
+    so pods cannot take the node role's credentials; they use Pod Identity. The disk moved into the template."""
+    cluster = stack_templates[f"erp-{env}-cluster"]
+    templates = resources_of(cluster, "AWS::EC2::LaunchTemplate")
+    groups = {
+        g["Properties"]["Tags"]["erp/node-group"]: g for g in resources_of(cluster, "AWS::EKS::Nodegroup").values()
+    }
+    for group in configs[env].cluster.node_groups:
+        spec = groups[group.name]["Properties"]["LaunchTemplate"]
+        template_id = spec["Id"]["Ref"]
+        assert spec["Version"] == {"Fn::GetAtt": [template_id, "LatestVersionNumber"]}  # a new version rolls nodes
+        data = templates[template_id]["Properties"]["LaunchTemplateData"]
+        assert data["MetadataOptions"]["HttpTokens"] == "required"
+        assert data["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
+        assert data["MetadataOptions"].get("HttpEndpoint", "enabled") == "enabled"
+        assert data["BlockDeviceMappings"] == [
+            {"DeviceName": "/dev/xvda", "Ebs": {"Encrypted": True, "VolumeSize": group.disk_gib, "VolumeType": "gp3"}}
+        ]
+        # EKS keeps choosing the AMI (AmiType), the instance types, the bootstrap and the cluster security group.
+        for owned_by_eks in ("ImageId", "InstanceType", "UserData", "SecurityGroupIds", "IamInstanceProfile"):
+            assert owned_by_eks not in data, owned_by_eks
+
+
+def test_prod_kubernetes_api_is_private_and_kubectl_runs_in_the_vpc(stack_templates, configs):
+    """Issue 18 item 19: prod's endpoint was public (from a CIDR). It is private now (a prod rule); every
+    KubernetesManifest / Helm release goes through the kubectl Lambda, which must reach it from the VPC."""
+    assert configs["prod"].cluster.endpoint_mode == "private"
+    for env in ENVS:
+        vpc = cluster_of(stack_templates, env)["ResourcesVpcConfig"]
+        if configs[env].cluster.endpoint_mode == "private":
+            assert vpc["EndpointPublicAccess"] is False and "PublicAccessCidrs" not in vpc
+        cluster = stack_templates[f"erp-{env}-cluster"]
+        (cluster_id,) = resources_of(cluster, "AWS::EKS::Cluster")
+        handlers = {
+            logical_id: f["Properties"]
+            for logical_id, f in resources_of(cluster, "AWS::Lambda::Function").items()
+            if logical_id.startswith("EksClusterKubectlProvider")
+        }
+        assert handlers
+        for handler in handlers.values():
+            assert handler["VpcConfig"]["SecurityGroupIds"] == [{"Fn::GetAtt": [cluster_id, "ClusterSecurityGroupId"]}]
+            assert handler["VpcConfig"]["SubnetIds"] == vpc["SubnetIds"]  # the private subnets, as the control plane
+            assert all("privateSubnet" in json.dumps(s) for s in handler["VpcConfig"]["SubnetIds"])

@@ -197,3 +197,67 @@ def test_prod_database_deletion_protection_is_real_and_rds10_acknowledged_only_i
         directory, props = stack_artifacts[f"erp-{env}-data"]
         metadata = (directory / props["templateFile"].replace(".template.json", ".metadata.json")).read_text()
         assert ("AwsSolutions-RDS10" in metadata) is expected, env
+
+
+def _depends_closure(template: dict, logical_id: str) -> set[str]:
+    """Every resource `logical_id` waits for: DependsOn plus Ref / Fn::GetAtt / Fn::Sub, transitively."""
+    resources = template["Resources"]
+
+    def direct(resource_id: str) -> set[str]:
+        resource = resources[resource_id]
+        depends = resource.get("DependsOn", [])
+        found = set([depends] if isinstance(depends, str) else depends)
+        text = json.dumps(resource.get("Properties", {}))
+        found |= {other for other in resources if f'"Ref": "{other}"' in text or f'["{other}", ' in text}
+        found |= {other for other in resources if "${" + other in text}
+        return found - {resource_id}
+
+    seen: set[str] = set()
+    todo = [logical_id]
+    while todo:
+        for other in direct(todo.pop()) - seen:
+            seen.add(other)
+            todo.append(other)
+    return seen
+
+
+def test_no_rotation_starts_before_the_migration_trigger_finished(stack_templates):
+    """Issue 18 item 4: the migration Trigger depended on the master secret's rotation schedule, which rotates on
+    create: the password changed under the migration, its next connection failed, and the rollback met a
+    deletion-protected instance (ROLLBACK_FAILED). Every DB rotation schedule must now wait for the Trigger, and the
+    Trigger for none of them (nor for the rotation applications)."""
+    prod = stack_templates["erp-prod-data"]
+    (trigger_id,) = resources_of(prod, "Custom::Trigger")
+    before_trigger = _depends_closure(prod, trigger_id)
+    schedules = {
+        logical_id
+        for logical_id, schedule in resources_of(prod, "AWS::SecretsManager::RotationSchedule").items()
+        if "CacheAuthToken" not in json.dumps(schedule["Properties"]["SecretId"])
+    }
+    master = [s for s in schedules if s.startswith("DatabaseInstanceSecretAttachment")]
+    assert len(master) == 1 and len(schedules) >= 2, schedules  # the master's and each consumer's
+    assert not schedules & before_trigger
+    assert not {r for r in before_trigger if prod["Resources"][r]["Type"] == "AWS::Serverless::Application"}
+    for schedule in schedules:
+        assert trigger_id in _depends_closure(prod, schedule), schedule
+    # ...and still after the database it migrates, its master secret and the migrator's way in.
+    instance_id = next(iter(resources_of(prod, "AWS::RDS::DBInstance")))
+    assert instance_id in before_trigger
+    assert {"AWS::SecretsManager::Secret", "AWS::SecretsManager::SecretTargetAttachment"} <= {
+        prod["Resources"][r]["Type"] for r in before_trigger
+    }
+    assert any(
+        "MigratorSecurityGroup" in r and prod["Resources"][r]["Type"] == "AWS::EC2::SecurityGroupIngress"
+        for r in before_trigger
+    )
+
+
+def test_cache_rotation_lambda_may_be_invoked_by_this_accounts_secrets_manager_only(stack_templates, configs):
+    """Issue 18 item 19: the rotation Lambda's resource policy let Secrets Manager of any account invoke it."""
+    prod = stack_templates["erp-prod-data"]
+    permissions = [
+        p["Properties"]
+        for p in resources_of(prod, "AWS::Lambda::Permission").values()
+        if p["Properties"]["Principal"] == "secretsmanager.amazonaws.com"
+    ]
+    assert permissions and all(p.get("SourceAccount") == configs["prod"].account for p in permissions)

@@ -39,16 +39,15 @@ def test_fixed_name_resources_are_not_retained_after_a_failed_first_create(stack
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_helm_releases_wait_for_the_node_groups(stack_templates, configs, env):
+def test_helm_releases_wait_for_the_node_groups(stack_templates, env):
     template = stack_templates[f"erp-{env}-cluster"]
     nodegroups = set(resources_of(template, "AWS::EKS::Nodegroup"))
     charts = resources_of(template, "Custom::AWSCDK-EKS-HelmChart")
     assert len(charts) == 3  # AWS Load Balancer Controller, External Secrets, Reloader
     for logical_id, chart in charts.items():
         assert nodegroups <= set(chart.get("DependsOn", [])), logical_id
-        # A sleeping stage (nodes at 0 at night) must not wait for pods that cannot start: no --wait there.
-        sleeps = configs[env].schedule is not None
-        assert chart["Properties"].get("Wait", False) is (not sleeps), logical_id
+        # --wait everywhere (issue 18 item 15): the awake check keeps night deploys out of a sleeping stage.
+        assert chart["Properties"].get("Wait") is True, logical_id
 
 
 def test_dev_nat_instance_image_is_pinned_by_the_committed_lookup(stack_templates, configs):

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from config import load_environment, load_toolchain
 from config.base import CI_TAG_PREFIX
 from constructs_lib.api.routes import smoke_paths
+from constructs_lib.delivery.github_oidc import DIFF_ENVIRONMENT, DIFF_READ_ACTIONS
+from constructs_lib.delivery.workload_inventory import HELM_WORKLOADS, WORKLOAD_KINDS, expected_workloads
 from tests.conftest import REPO, resources_of
 
 PIPELINE = "erp-pipeline"
@@ -85,7 +91,7 @@ def test_trigger_ignores_pushes_that_touch_only_ignored_paths(pipeline, toolchai
 def test_synth_runs_the_test_suite_then_synth(pipeline, pipeline_json):
     (synth,) = stage(pipeline, "Build")
     spec = buildspec(pipeline_json, synth)
-    assert spec["phases"]["build"]["commands"] == ["make test", "make synth"]
+    assert spec["phases"]["build"]["commands"] == ["make test", "make synth PLACEHOLDERS=refuse"]
     assert spec["artifacts"]["base-directory"] == "cdk.out"
     assert spec["phases"]["install"]["runtime-versions"]["python"] == "3.11"
     assert project(pipeline_json, synth)["Environment"]["Image"] == "aws/codebuild/standard:7.0"
@@ -114,6 +120,62 @@ def assumable_roles(pipeline_json: dict, project_props: dict) -> list[str]:
         for s in policy["Properties"]["PolicyDocument"]["Statement"]
         if s["Action"] == "sts:AssumeRole"
     ]
+
+
+PACKAGE = json.loads((REPO / "package.json").read_text())["devDependencies"]
+CLI_INSTALL = re.compile(r"npm (?:install|i|ci)\b[^\n\"]*")
+
+
+def buildspec_texts(pipeline_json: dict, cdk_out) -> dict[str, str]:
+    """Every CodeBuild project's buildspec text (CDK Pipelines writes a long one to a file of the assembly)."""
+    texts = {}
+    for logical_id, resource in resources_of(pipeline_json, "AWS::CodeBuild::Project").items():
+        spec = resource["Properties"]["Source"].get("BuildSpec", "")
+        if isinstance(spec, str) and spec.endswith(".yaml") and (cdk_out / spec).is_file():
+            texts[logical_id] = (cdk_out / spec).read_text()
+        else:
+            texts[logical_id] = json.dumps(spec)
+    return texts
+
+
+def test_every_codebuild_project_installs_only_the_pinned_clis(pipeline_json, cdk_out):
+    """Issue 18 item 11: CDK Pipelines' defaults install `aws-cdk` and `cdk-assets@latest`; a 3.x CLI cannot read
+    these assemblies. Every install of either names the exact version package.json pins (package-lock locks it)."""
+    lock = json.loads((REPO / "package-lock.json").read_text())["packages"]
+    installs = []
+    for logical_id, text in buildspec_texts(pipeline_json, cdk_out).items():
+        for command in CLI_INSTALL.findall(text):
+            for name in ("aws-cdk", "cdk-assets"):
+                for spec in re.findall(rf"(?<![\w/-]){name}(@[^\s\\\"]+)?(?![\w-])", command):
+                    installs.append((logical_id, name, spec))
+    assert {name for _, name, _ in installs} == {"aws-cdk", "cdk-assets"}, installs
+    for logical_id, name, spec in installs:
+        assert spec == f"@{PACKAGE[name]}", f"{logical_id} installs {name}{spec or ' (unpinned)'}"
+        assert lock[f"node_modules/{name}"]["version"] == PACKAGE[name]
+    # The permissions-broadening check, self-mutation and asset publishing are all among them.
+    projects = {logical_id for logical_id, _, _ in installs}
+    assert any("SecurityCheck" in p for p in projects) and any("SelfMutation" in p for p in projects)
+    assert any("Assets" in p for p in projects)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="cdk-assets 4.7.3, the newest on npm (package.json pins it), reads cloud assembly schema <= 54; "
+    "aws-cdk-lib 2.275 writes 55, so the pipeline's Assets stage fails. Bump cdk-assets in package.json when a "
+    "release reads 55: this test then passes and the marker must go.",
+)
+def test_the_pinned_asset_publisher_reads_this_assembly(cdk_out):
+    manifests = sorted(cdk_out.glob("assembly-*/*.assets.json"))
+    assert manifests
+    node_bin = str(Path(sys.executable).parent)
+    result = subprocess.run(
+        [str(REPO / "node_modules" / ".bin" / "cdk-assets"), "--path", str(manifests[0]), "ls"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PATH": os.pathsep.join([node_bin, os.environ.get("PATH", "")])},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_every_stage_smoke_tests_its_api_after_deploying(pipeline, pipeline_json, toolchain, configs):
@@ -145,15 +207,117 @@ def test_smoke_test_proves_every_service_has_a_healthy_target(pipeline, pipeline
         config = configs[name]
         smoke = next(a for a in stage(pipeline, config.stage_id) if a["Name"] == f"{config.stage_id}SmokeTest")
         commands = buildspec(pipeline_json, smoke)["phases"]["build"]["commands"]
-        assert commands[-1] == (
+        assert commands[-1].startswith(
             f"AWS_PROFILE=stage python3 -m tools.smoke_check --stack erp-{name}-api --region {config.region}"
-            " --max-wait 600"
+            f" --max-wait 600 --health-parameter /erp/{name}/smoke/workloads --workload "
         )
         assert "credential_source = EcsContainer" in commands[-2] and "$LOOKUP_ROLE_ARN" in commands[-2]
         props = project(pipeline_json, smoke)
         role_env = next(v for v in props["Environment"]["EnvironmentVariables"] if v["Name"] == "LOOKUP_ROLE_ARN")
         assert lookup_role(config) in json.dumps(role_env["Value"])
         assert assumable_roles(pipeline_json, props) == [json.dumps(role_env["Value"])]
+
+
+def manifests(template: dict) -> list[dict]:
+    """Every Kubernetes object of the template's manifests, CloudFormation references flattened to text."""
+
+    def flat(value) -> str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, dict) and set(value) == {"Fn::Join"}:
+            return "".join(flat(part) for part in value["Fn::Join"][1])
+        return "<token>"
+
+    return [
+        obj
+        for r in template["Resources"].values()
+        if r["Type"] == "Custom::AWSCDK-EKS-KubernetesResource"
+        for obj in json.loads(flat(r["Properties"]["Manifest"]))
+    ]
+
+
+def smoke_workloads(pipeline, pipeline_json, config) -> list[str]:
+    smoke = next(a for a in stage(pipeline, config.stage_id) if a["Name"] == f"{config.stage_id}SmokeTest")
+    command = buildspec(pipeline_json, smoke)["phases"]["build"]["commands"][-1].split()
+    return [command[i + 1] for i, word in enumerate(command) if word == "--workload"]
+
+
+def test_smoke_test_requires_every_workload_the_platform_ships(pipeline, pipeline_json, toolchain, configs):
+    """Build item 4: the services, the employee-service proxy, Kafka, the collectors and the controllers, read
+    from the charts (never typed), so a crash-looping pod without a target group (the SigV4 proxy) fails."""
+    for name in toolchain.stages:
+        config = configs[name]
+        workloads = smoke_workloads(pipeline, pipeline_json, config)
+        assert workloads == [str(w) for w in expected_workloads(config)]
+        ns = config.namespace
+        for service in config.services:
+            assert f"{ns}/Deployment/{service.name}" in workloads
+        assert f"{ns}/StatefulSet/kafka" in workloads and f"{ns}/DaemonSet/xray-daemon" in workloads
+        assert "logging/DaemonSet/fluent-bit" in workloads
+        assert "kube-system/Deployment/aws-load-balancer-controller" in workloads
+        assert {"external-secrets/Deployment/external-secrets", "reloader/Deployment/reloader-reloader"} <= set(
+            workloads
+        )
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_smoke_workloads_are_exactly_what_the_templates_deploy(pipeline, pipeline_json, configs, stack_templates, env):
+    """Every workload of the Workloads stack's manifests is expected, and every Helm release of the Cluster stack
+    has its workloads listed (a new add-on or chart workload without them fails here)."""
+    config = configs[env]
+    expected = set(smoke_workloads(pipeline, pipeline_json, config))
+    rendered = {
+        f"{m['metadata'].get('namespace', 'default')}/{m['kind']}/{m['metadata']['name']}"
+        for m in manifests(stack_templates[f"erp-{env}-workloads"])
+        if m["kind"] in WORKLOAD_KINDS
+    }
+    assert rendered and rendered <= expected
+    charts = {
+        r["Properties"]["Chart"]
+        for r in stack_templates[f"erp-{env}-cluster"]["Resources"].values()
+        if r["Type"] == "Custom::AWSCDK-EKS-HelmChart"
+    }
+    assert charts == set(HELM_WORKLOADS)
+    assert expected - rendered == {
+        w for w in expected if not w.startswith(f"{config.namespace}/") and not w.startswith("logging/")
+    }
+
+
+def test_the_workload_report_is_written_from_inside_the_vpc_with_view_access(stack_templates, configs):
+    """The smoke test cannot reach the Kubernetes API (prod's endpoint is private): the stage's reporter reads it
+    from the private subnets with an EKS access entry of AmazonEKSViewPolicy (cluster scope, no Secrets), writes
+    only its SSM parameter, and checks the same workloads the pipeline expects."""
+    for env in ("dev", "prod"):
+        config = configs[env]
+        cluster = stack_templates[f"erp-{env}-cluster"]
+        (function_id, function) = next(
+            (k, r) for k, r in resources_of(cluster, "AWS::Lambda::Function").items()
+            if "WORKLOADS" in r["Properties"].get("Environment", {}).get("Variables", {})
+        )  # fmt: skip
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert json.loads(variables["WORKLOADS"]) == [str(w) for w in expected_workloads(config)]
+        assert function["Properties"]["VpcConfig"]["SubnetIds"]
+        role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
+        (entry,) = [
+            r["Properties"] for r in resources_of(cluster, "AWS::EKS::AccessEntry").values()
+            if r["Properties"]["PrincipalArn"] == {"Fn::GetAtt": [role_id, "Arn"]}
+        ]  # fmt: skip
+        (policy,) = entry["AccessPolicies"]
+        assert json.dumps(policy["PolicyArn"]).endswith(':cluster-access-policy/AmazonEKSViewPolicy"]]}')
+        assert policy["AccessScope"] == {"Type": "cluster"}
+        (parameter_id, parameter) = next(
+            (k, r) for k, r in resources_of(cluster, "AWS::SSM::Parameter").items()
+            if r["Properties"].get("Name") == f"/erp/{env}/smoke/workloads"
+        )  # fmt: skip
+        assert variables["PARAMETER"] == {"Ref": parameter_id}
+        writes = [
+            s for p in resources_of(cluster, "AWS::IAM::Policy").values() if {"Ref": role_id} in p["Properties"]["Roles"]
+            for s in p["Properties"]["PolicyDocument"]["Statement"] if "ssm:PutParameter" in json.dumps(s["Action"])
+        ]  # fmt: skip
+        (write,) = writes
+        assert write["Action"] == "ssm:PutParameter" and parameter_id in json.dumps(write["Resource"])
+        rules = [r for r in resources_of(cluster, "AWS::Events::Rule").values() if function_id in json.dumps(r["Properties"]["Targets"])]  # fmt: skip
+        assert [r["Properties"]["ScheduleExpression"] for r in rules] == ["rate(1 minute)"]
 
 
 def test_dev_deploys_without_a_gate(pipeline):
@@ -173,20 +337,35 @@ def test_prod_approval_and_broadening_check_before_any_deploy(pipeline):
 
 
 def test_prod_scan_gate_runs_after_the_registry_exists_and_before_any_image_runs(pipeline):
-    """On a first deploy the prod repositories do not exist until erp-prod-registry is deployed."""
+    """On a first deploy the prod repositories do not exist until erp-prod-registry is deployed (its deploy also
+    pulls the third-party images into the cache). Issue 18 item 18: the gate ran after the Cluster stack had
+    installed Reloader and the controllers; it now runs before any stack that pulls an image."""
     order = {a["Name"]: a["RunOrder"] for a in stage(pipeline, "Prod")}
-    gate = order["erp-prod-workloads.ProdImageScanGate"]
-    assert order["erp-prod-registry.Deploy"] < gate < order["erp-prod-workloads.Prepare"]
-    assert order["erp-prod-workloads.Prepare"] < order["erp-prod-workloads.Deploy"]
+    (gate_name,) = [name for name in order if name.endswith("ProdImageScanGate")]
+    gate = order[gate_name]
+    assert order["erp-prod-registry.Deploy"] < gate
+    for stack in ("cluster", "workloads"):  # the Helm releases and the charts: every pod of the stage
+        assert gate < order[f"erp-prod-{stack}.Prepare"] < order[f"erp-prod-{stack}.Deploy"]
+
+
+def test_the_cluster_stack_comes_after_the_registry_in_every_stage(pipeline, toolchain, configs):
+    """The Helm releases pull through the registry's pull-through cache rules, warmed by its deploy."""
+    for name in toolchain.stages:
+        order = {a["Name"]: a["RunOrder"] for a in stage(pipeline, configs[name].stage_id)}
+        assert order[f"erp-{name}-registry.Deploy"] < order[f"erp-{name}-cluster.Prepare"]
 
 
 def test_scan_gate_checks_every_prod_image_in_the_prod_account(pipeline, pipeline_json, toolchain, configs):
     prod = configs["prod"]
-    gate = next(a for a in stage(pipeline, "Prod") if a["Name"] == "erp-prod-workloads.ProdImageScanGate")
+    gate = next(a for a in stage(pipeline, "Prod") if a["Name"].endswith(".ProdImageScanGate"))
     spec = buildspec(pipeline_json, gate)
     command = spec["phases"]["build"]["commands"][-1]
     assert command.startswith("AWS_PROFILE=gate python3 -m tools.scan_gate ")
-    assert f"--fail-on {','.join(toolchain.scan_fail_on)}" in command
+    # CRITICAL and HIGH block whatever config says (issue 18 item 18); an index is judged by the node platforms.
+    fail_on = command.split("--fail-on ")[1].split()[0].split(",")
+    assert fail_on[:2] == ["CRITICAL", "HIGH"] and set(toolchain.scan_fail_on) <= set(fail_on)
+    platforms = sorted({f"linux/{'arm64' if g.arm64 else 'amd64'}" for g in prod.cluster.node_groups})
+    assert f"--platforms {','.join(platforms)}" in command
     assert f"--max-wait {toolchain.scan_max_wait_seconds}" in command
     host = f"{prod.account}.dkr.ecr.{prod.region}.amazonaws.com"
     for service in prod.services:
@@ -308,10 +487,11 @@ def test_github_oidc_role_is_for_this_repositorys_pull_requests_only(pipeline_js
     (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Principal"] == {"Federated": {"Ref": provider_id}}
     assert trust["Action"] == "sts:AssumeRoleWithWebIdentity"
+    # Issue 18 item 16: a protected GitHub Environment, not any pull request (whose workflow the PR can edit).
     assert trust["Condition"] == {
         "StringEquals": {
             "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
-            "token.actions.githubusercontent.com:sub": f"repo:{toolchain.repository}:pull_request",
+            "token.actions.githubusercontent.com:sub": f"repo:{toolchain.repository}:environment:{DIFF_ENVIRONMENT}",
         }
     }
     assert "ManagedPolicyArns" not in role["Properties"]
@@ -336,13 +516,7 @@ def test_github_oidc_role_is_for_this_repositorys_pull_requests_only(pipeline_js
     }
     assert assumable == {json.dumps(f"arn:aws:iam::{a}:role/cdk-hnb659fds-lookup-role-{a}-{r}") for a, r in accounts}
     # Read-only: assume the CDK lookup roles, read templates, read the bootstrap version.
-    assert actions == {
-        "sts:AssumeRole",
-        "cloudformation:DescribeStacks",
-        "cloudformation:GetTemplate",
-        "cloudformation:ListStackResources",
-        "ssm:GetParameter",
-    }
+    assert actions == {"sts:AssumeRole", *DIFF_READ_ACTIONS, "ssm:GetParameter"}
     outputs = [o for o in pipeline_json["Outputs"].values() if o["Value"] == {"Fn::GetAtt": [role_id, "Arn"]}]
     assert len(outputs) == 1
 

@@ -14,6 +14,7 @@ import aws_cdk as cdk
 import pytest
 
 from app import build
+from config.placeholders import CONTEXT_KEY as PLACEHOLDERS_KEY
 from constructs_lib.common.reference_fingerprint import (
     FINGERPRINT_PROPERTY,
     create_only_properties,
@@ -28,7 +29,8 @@ SERVICE = "notification-service"
 
 
 def dev_stage(outdir) -> tuple[cdk.App, ErpStage]:
-    app = cdk.App(outdir=str(outdir), context={**cdk_context(), "env": "dev"})
+    # A review synth: the committed placeholders are fine here (tests/conftest.py synth_app does the same).
+    app = cdk.App(outdir=str(outdir), context={**cdk_context(), PLACEHOLDERS_KEY: "warn", "env": "dev"})
     build(app)
     return app, next(c for c in app.node.find_all() if isinstance(c, ErpStage))
 
@@ -65,7 +67,7 @@ def replaced_target_group(tmp_path_factory) -> dict:
 def test_replacing_a_producer_changes_every_consumer_that_reads_it(replaced_target_group, stack_templates):
     before, after = stack_templates["erp-dev-workloads"], replaced_target_group["erp-dev-workloads"]
     manifests = {k for k, v in before["Resources"].items() if FINGERPRINT_PROPERTY in v.get("Properties", {})}
-    assert len(manifests) == 6  # namespace, secrets, kafka, services, logging, tracing
+    assert len(manifests) >= 6  # at least one per chart: namespace, secrets, kafka, services, logging, tracing
     changed = {k for k in manifests if before["Resources"][k] != after["Resources"][k]}
     assert changed == manifests
     # ...and nothing else: only the fingerprint differs, so the change is exactly "re-read your references".
@@ -147,3 +149,54 @@ def test_every_consumer_of_a_replaceable_producer_follows_it(stack_templates):
             if FINGERPRINT_PROPERTY not in resource.get("Properties", {}) and "[targets " not in text:
                 lagging.append(f"{stack}/{logical_id} ({resource['Type']})")
     assert lagging == []
+
+
+# --- the employee function URL's host (issue 18 item 8) ----------------------------------------------------------
+
+
+def _imports(value) -> list[str]:
+    if isinstance(value, dict):
+        found = [json.dumps(value["Fn::ImportValue"])] if "Fn::ImportValue" in value else []
+        return found + [name for item in value.values() for name in _imports(item)]
+    if isinstance(value, list):
+        return [name for item in value for name in _imports(item)]
+    return []
+
+
+def test_no_stack_reads_the_employee_function_url_through_an_export(stack_templates):
+    """An export (Fn::ImportValue) cannot change while imported: replacing the function URL failed the Api stack."""
+    for name, template in stack_templates.items():
+        assert not [i for i in _imports(template) if "employee" in i.lower()], name
+        exports = [o["Export"] for o in template.get("Outputs", {}).values() if "Export" in o]
+        assert not [e for e in exports if "employee" in json.dumps(e).lower()], name
+
+
+@pytest.fixture(scope="module")
+def replaced_function_url(tmp_path_factory) -> dict:
+    """The dev stage with the employee function URL's Qualifier (create-only) changed: the URL is replaced and
+    gets a new host, while nothing the Workloads charts render from config changes."""
+    app, stage = dev_stage(tmp_path_factory.mktemp("replaced-url"))
+    stage.api.employees.internal_url.node.default_child.qualifier = "live"
+    synth(app)
+    return {name: json.loads(body) for name, body in templates_by_stack_name(Path(app.outdir)).items()}
+
+
+def test_replacing_the_function_url_changes_the_manifests_that_read_its_host(replaced_function_url, stack_templates):
+    before, after = stack_templates["erp-dev-workloads"], replaced_function_url["erp-dev-workloads"]
+    readers = {
+        logical_id
+        for logical_id, resource in before["Resources"].items()
+        if '"OutputName": "EmployeeFunctionUrlHost"' in json.dumps(resource)
+    }
+    assert readers, "the employee proxy's manifest reads the host from the Api stack's output"
+    for logical_id in readers:
+        a, b = dict(before["Resources"][logical_id]["Properties"]), dict(after["Resources"][logical_id]["Properties"])
+        assert a.pop(FINGERPRINT_PROPERTY) != b.pop(FINGERPRINT_PROPERTY), logical_id
+        assert a == b  # only "re-read your references"
+    urls = [
+        v["Properties"].get("Qualifier")
+        for t in (stack_templates["erp-dev-api"], replaced_function_url["erp-dev-api"])
+        for v in t["Resources"].values()
+        if v["Type"] == "AWS::Lambda::Url"
+    ]
+    assert urls == [None, "live"]

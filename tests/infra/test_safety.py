@@ -39,9 +39,25 @@ def test_every_stateful_prod_resource_is_retained_or_snapshotted(stack_templates
     assert checked >= 4
 
 
-def test_termination_protection_on_stateful_prod_stacks_only(termination_protected):
+def test_termination_protection_on_stateful_prod_stacks_only_and_applied_by_the_pipeline(
+    termination_protected, stack_templates
+):
+    """The manifest flag is what `cdk deploy` applies by hand; CDK Pipelines ignores it (aws/aws-cdk#17871,
+    #30405), so the pipeline enables it itself right after each of these stacks deploys (issue 18 item 13;
+    tests/infra/test_termination_protection.py runs the step)."""
     stateful = {"erp-prod-data", "erp-prod-auth"}
     assert {name for name, on in termination_protected.items() if on} == stateful
+    (pipeline,) = [
+        r["Properties"]
+        for r in stack_templates["erp-pipeline"]["Resources"].values()
+        if r["Type"] == "AWS::CodePipeline::Pipeline"
+    ]
+    actions = {a["Name"]: a["RunOrder"] for s in pipeline["Stages"] for a in s["Actions"]}
+    protecting = {name.split(".")[0] for name in actions if name.endswith("TerminationProtection")}
+    assert protecting == stateful
+    for stack in stateful:
+        (step,) = [name for name in actions if name.startswith(f"{stack}.") and name.endswith("TerminationProtection")]
+        assert actions[f"{stack}.Deploy"] < actions[step]
 
 
 def test_cdk_nag_has_no_unacknowledged_findings(cdk_out):

@@ -18,6 +18,7 @@ import aws_cdk as cdk
 import pytest
 
 from app import build
+from config.placeholders import CONTEXT_KEY as PLACEHOLDERS_KEY
 from tests.conftest import REPO, cdk_context, resources_of
 from tools.cost import stack_artifacts
 from tools.scale_config import write_config_dir
@@ -36,7 +37,10 @@ def scaled(tmp_path_factory) -> dict[str, tuple[Path, dict]]:
     """Stack name -> (template file, template) of the twelve-service dev stage."""
     root = tmp_path_factory.mktemp("scale")
     config_dir = write_config_dir(root / "config", SERVICES)
-    app = cdk.App(outdir=str(root / "cdk.out"), context={**cdk_context(), "config_dir": str(config_dir), "env": "dev"})
+    app = cdk.App(
+        outdir=str(root / "cdk.out"),
+        context={**cdk_context(), "config_dir": str(config_dir), "env": "dev", PLACEHOLDERS_KEY: "warn"},
+    )
     build(app)
     app.synth()  # raises on an unacknowledged cdk-nag finding
     return {a.name: (a.template, json.loads(a.template.read_text())) for a in stack_artifacts(root / "cdk.out")}

@@ -8,7 +8,18 @@ import re
 
 import pytest
 
-from k8s_charts.images import KAFKA, THIRD_PARTY, XRAY_DAEMON, image_uri, registry_host
+from k8s_charts.images import (
+    CACHE_PREFIXES,
+    EXTERNAL_SECRETS,
+    KAFKA,
+    LOAD_BALANCER_CONTROLLER,
+    RELOADER,
+    THIRD_PARTY,
+    XRAY_DAEMON,
+    image_uri,
+    node_platforms,
+    registry_host,
+)
 from tests.conftest import resources_of
 
 ENVS = ["dev", "prod"]
@@ -76,6 +87,11 @@ def test_pull_through_cache_rules_and_registry_scanning(stack_templates, configs
     assert rules["docker-hub"]["UpstreamRegistryUrl"] == "registry-1.docker.io"
     assert rules["docker-hub"]["CredentialArn"] == configs[env].registry.docker_hub_credential_arn
     assert ":secret:ecr-pullthroughcache/" in rules["docker-hub"]["CredentialArn"]
+    # External Secrets' image is on GHCR only: its own rule, with a GitHub token (issue 18 item 18).
+    assert rules["ghcr"]["UpstreamRegistry"] == "github-container-registry"
+    assert rules["ghcr"]["UpstreamRegistryUrl"] == "ghcr.io"
+    assert rules["ghcr"]["CredentialArn"] == configs[env].registry.github_credential_arn
+    assert set(rules) == set(CACHE_PREFIXES)
     (scanning,) = resources_of(registry, "AWS::ECR::RegistryScanningConfiguration").values()
     assert scanning["Properties"]["Rules"] == [
         {"ScanFrequency": "SCAN_ON_PUSH", "RepositoryFilters": [{"Filter": "*", "FilterType": "WILDCARD"}]}
@@ -127,3 +143,128 @@ def test_reloader_is_pinned_and_pulled_through_the_cache_after_the_nodes(stack_t
     assert values["reloader"]["watchGlobally"] is False and values["reloader"]["namespaces"] == [configs[env].namespace]
     nodegroups = {k for k, r in cluster["Resources"].items() if r["Type"] == "AWS::EKS::Nodegroup"}
     assert nodegroups and nodegroups <= set(chart.get("DependsOn", []))
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_repositories_the_cache_creates_have_immutable_tags(stack_templates, env):
+    """Issue 18 item 18: a cached repository got ECR's defaults (mutable tags): a tag could come to mean another
+    image than the one scanned and gated. A creation template per cache prefix makes them immutable, and
+    exists before the rule can create a repository."""
+    registry = stack_templates[f"erp-{env}-registry"]
+    templates = {
+        r["Properties"]["Prefix"]: (logical_id, r["Properties"])
+        for logical_id, r in resources_of(registry, "AWS::ECR::RepositoryCreationTemplate").items()
+    }
+    assert set(templates) == set(CACHE_PREFIXES)
+    for prefix, (logical_id, props) in templates.items():
+        assert props["AppliedFor"] == ["PULL_THROUGH_CACHE"]
+        assert props["ImageTagMutability"] == "IMMUTABLE"
+        assert props["EncryptionConfiguration"] == {"EncryptionType": "AES256"}
+        (rule,) = [
+            r for r in resources_of(registry, "AWS::ECR::PullThroughCacheRule").values()
+            if r["Properties"]["EcrRepositoryPrefix"] == prefix
+        ]  # fmt: skip
+        assert logical_id in rule.get("DependsOn", [])
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_the_controllers_run_pinned_gated_images_through_the_cache(stack_templates, configs, env):
+    """Issue 18 item 18: the Load Balancer Controller ran its chart's appVersion tag and External Secrets came from
+    ghcr.io directly; neither was in the scan gate's list. Each controller's images are now pinned in its Helm
+    values to an entry of k8s_charts/images.THIRD_PARTY (which the gate checks), through the stage registry."""
+    cluster = stack_templates[f"erp-{env}-cluster"]
+    host = registry_host(configs[env])
+
+    def values(chart: str) -> dict:
+        (resource,) = [
+            r["Properties"]["Values"] for r in cluster["Resources"].values()
+            if r["Type"] == "Custom::AWSCDK-EKS-HelmChart" and r["Properties"]["Chart"] == chart
+        ]  # fmt: skip
+        text = (
+            resource
+            if isinstance(resource, str)
+            else "".join(p if isinstance(p, str) else "<token>" for p in resource["Fn::Join"][1])
+        )
+        return json.loads(text)
+
+    expected = {
+        "aws-load-balancer-controller": (LOAD_BALANCER_CONTROLLER, [("image",)]),
+        "external-secrets": (EXTERNAL_SECRETS, [("image",), ("webhook", "image"), ("certController", "image")]),
+        "reloader": (RELOADER, [("image",)]),
+    }
+    for chart, (image, paths) in expected.items():
+        assert image in THIRD_PARTY.values()
+        chart_values = values(chart)
+        for path in paths:
+            node = chart_values
+            for key in path:
+                node = node[key]
+            assert node["repository"] == f"{host}/{image.repository()}", (chart, path)
+            assert node["tag"] == image.tag, (chart, path)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_image_a_pod_runs_is_a_service_image_or_a_gated_third_party_one(stack_templates, configs, env):
+    config = configs[env]
+    known = {image_uri(image, config) for image in THIRD_PARTY.values()}
+    services = {f"{registry_host(config)}/{s.image.repository}" for s in config.services}
+    for image in manifest_images(stack_templates[f"erp-{env}-workloads"], config.account):
+        assert image in known or image.rsplit(":", 1)[0].split("@")[0] in services, image
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_the_registry_stack_warms_the_cache_by_tag_before_the_cluster_pulls(
+    stack_templates, stack_artifacts, configs, env
+):
+    """Issue 18 item 5: a first pull by digest does not fill the cache (aws/containers-roadmap#2837), so digest-pinned
+    Kafka and the X-Ray daemon sat in ImagePullBackOff in a fresh account. The Registry stack's deploy pulls every
+    third-party image by tag (a Trigger; its handler is tested in tests/handlers/test_cache_warmer.py), after the
+    cache rules exist, and the Cluster and Workloads stacks deploy after it."""
+    config = configs[env]
+    registry = stack_templates[f"erp-{env}-registry"]
+    (function_id, function) = next(
+        (k, r) for k, r in resources_of(registry, "AWS::Lambda::Function").items()
+        if "IMAGES" in r["Properties"].get("Environment", {}).get("Variables", {})
+    )  # fmt: skip
+    variables = function["Properties"]["Environment"]["Variables"]
+    warmed = json.loads(variables["IMAGES"])
+    assert [(i["repository"], i["tag"], i["digest"]) for i in warmed] == [
+        (image.repository(), image.tag, image.digest) for image in THIRD_PARTY.values()
+    ]
+    assert json.loads(variables["PLATFORMS"]) == node_platforms(config)
+    assert variables["REGISTRY"] == registry_host(config)
+    (trigger,) = resources_of(registry, "Custom::Trigger").values()
+    version = registry["Resources"][trigger["Properties"]["HandlerArn"]["Ref"]]
+    assert version["Type"] == "AWS::Lambda::Version" and version["Properties"]["FunctionName"] == {"Ref": function_id}
+    rules_and_templates = [
+        k for k, r in registry["Resources"].items()
+        if r["Type"] in ("AWS::ECR::PullThroughCacheRule", "AWS::ECR::RepositoryCreationTemplate", "AWS::ECR::RegistryScanningConfiguration")
+    ]  # fmt: skip
+    assert set(rules_and_templates) <= set(trigger.get("DependsOn", []))
+    # Its role pulls through the cache prefixes only.
+    role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    statements = [
+        s for policy in resources_of(registry, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in policy["Properties"]["Roles"]
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]  # fmt: skip
+    pull = next(s for s in statements if "ecr:BatchImportUpstreamImage" in s["Action"])
+    resources = [json.dumps(r) for r in pull["Resource"]]
+    assert len(resources) == len(CACHE_PREFIXES)
+    assert all(any(f"repository/{prefix}/*" in r for r in resources) for prefix in CACHE_PREFIXES)
+    wildcard = [s for s in statements if s["Resource"] == "*"]
+    assert {a for s in wildcard for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])} <= {
+        "ecr:GetAuthorizationToken", "xray:PutTraceSegments", "xray:PutTelemetryRecords"
+    }  # fmt: skip
+    for later in ("cluster", "workloads"):
+        directory, props = stack_artifacts[f"erp-{env}-{later}"]
+        manifest = json.loads((directory / "manifest.json").read_text())
+        deps = next(
+            a.get("dependencies", []) for a in manifest["artifacts"].values()
+            if a.get("properties", {}).get("stackName") == f"erp-{env}-{later}"
+        )  # fmt: skip
+        registry_id = next(
+            k for k, a in manifest["artifacts"].items()
+            if a.get("properties", {}).get("stackName") == f"erp-{env}-registry"
+        )  # fmt: skip
+        assert registry_id in deps, later

@@ -138,3 +138,50 @@ def test_pr_workflow_runs_pr_code_only_without_credentials():
     assert "--app pr/cdk.out" in after and "tools.replacement_guard" in after
     # Nothing checks out or runs the PR head after credentials exist.
     assert not any("actions/checkout@" in str(s.get("uses", "")) for s in steps[1:])
+
+
+# --- the service NLB's fixed addresses (issue 18 item 10) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("guard-api-nlb-replaced.txt", "replace: NLB with fixed private IPs"),
+        ("guard-api-nlb-renamed.txt", "replaces a removed one (a rename)"),
+    ],
+)
+def test_a_replaced_or_renamed_nlb_is_blocked_with_its_procedure(name, why, tmp_path, capsys):
+    """No data is lost, but the new NLB cannot get the addresses the old one holds: the deploy would fail and roll
+    back. The guard blocks it and says what to do instead."""
+    code, out = run(name, tmp_path, capsys=capsys)
+    assert code == 1
+    assert f"erp-prod-api ServiceNlbLoadBalancer7FD5BA14 (AWS::ElasticLoadBalancingV2::LoadBalancer) {why}" in out
+    assert "BLOCKED" in out and f"procedure: {guard.NLB_PROCEDURE}" in out
+    # The listeners replaced with it hold nothing and are not findings of their own.
+    assert "Listener" not in out
+
+
+def test_an_allowed_nlb_replacement_passes_without_the_procedure(tmp_path, capsys):
+    allowance = (
+        "allowances:\n  - {stack: erp-prod-api, logical_id: ServiceNlbLoadBalancer7FD5BA14,"
+        " reason: nlb_private_ips moved to free addresses in the same change, expires: 2026-12-31}\n"
+    )
+    code, out = run("guard-api-nlb-replaced.txt", tmp_path, allowance, capsys)
+    assert code == 0 and "allowed until 2026-12-31" in out and "procedure:" not in out
+
+
+def test_the_procedure_is_the_one_the_update_safety_table_gives():
+    """One procedure: what the guard prints is what tests/infra/update_safety.yaml says for the fields that move the
+    NLB's addresses (tests/infra/test_update_safety.py checks those fields)."""
+    import yaml
+
+    table = yaml.safe_load(Path("tests/infra/update_safety.yaml").read_text())
+    nlb_fields = {
+        key: entry
+        for key, entry in table.items()
+        if any(t.startswith("AWS::ElasticLoadBalancingV2::LoadBalancer.") for t in entry.get("flows_to", []))
+    }
+    assert nlb_fields
+    for key, entry in nlb_fields.items():
+        assert entry["effect"] == "manual", key
+        assert "fixed private IPs" in entry["procedure"], key

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -183,12 +184,20 @@ def test_critical_finding_fails(ecr, capsys, allow_list):
     assert any("CVE-2024-6387 (CRITICAL, openssl 3.0.1)" in line for line in out)
 
 
-def test_high_blocks_only_when_asked(ecr, capsys, allow_list):
+@pytest.mark.parametrize("fail_on", [(), ("--fail-on", "CRITICAL"), ("--fail-on", "CRITICAL,HIGH")])
+def test_high_always_blocks(ecr, capsys, allow_list, fail_on):
+    """Issue 18 item 18: the gate blocked CRITICAL only; HIGH blocks whatever --fail-on (or config) says."""
     scanned(ecr, "erp/approval-api")  # moto's own default result: CVE-9999-9999, HIGH
-    assert gate(capsys, "erp/approval-api:1.0", "--fail-on", "CRITICAL", allow=allow_list())[0] == 0
-    code, out = gate(capsys, "erp/approval-api:1.0", "--fail-on", "CRITICAL,HIGH", allow=allow_list())
+    code, out = gate(capsys, "erp/approval-api:1.0", *fail_on, allow=allow_list())
     assert code == 1
     assert any("CVE-9999-9999 (HIGH, moto_fake 9.9.9)" in line for line in out)
+    assert "blocking severities CRITICAL,HIGH" in out[0]
+
+
+def test_medium_blocks_only_when_asked(ecr, capsys, allow_list):
+    scanned(ecr, "erp/approval-api", findings=[basic("CVE-2024-0003", "MEDIUM")])
+    assert gate(capsys, "erp/approval-api:1.0", allow=allow_list())[0] == 0
+    assert gate(capsys, "erp/approval-api:1.0", "--fail-on", "MEDIUM", allow=allow_list())[0] == 1
 
 
 def test_allow_listed_critical_passes_and_is_reported(ecr, capsys, allow_list):
@@ -337,8 +346,8 @@ def test_summary_table_and_mixed_verdicts(ecr, capsys, allow_list):
 
 
 def test_images_file_json_and_yaml(ecr, capsys, allow_list, tmp_path):
-    scanned(ecr, "erp/approval-api")
-    scanned(ecr, "erp/worker")
+    scanned(ecr, "erp/approval-api", findings=[basic("CVE-2024-0001", "LOW")])
+    scanned(ecr, "erp/worker", findings=[basic("CVE-2024-0001", "LOW")])
     (tmp_path / "images.json").write_text(json.dumps(["erp/approval-api:1.0", "erp/worker:1.0"]))
     (tmp_path / "images.yaml").write_text("- erp/approval-api:1.0\n- erp/worker:1.0\n")
     for name in ("images.json", "images.yaml"):
@@ -365,10 +374,46 @@ def page(status: str = "COMPLETE", findings=(), counts=None, next_token: str | N
 
 
 REQUEST = {"repositoryName": "erp/approval-api", "imageId": {"imageTag": "1.0"}}
+MEDIA_TYPES = [*scan_gate.INDEX_TYPES, *scan_gate.MANIFEST_TYPES]
+SINGLE = "application/vnd.docker.distribution.manifest.v2+json"
+
+
+def manifest_request(repository: str = "erp/approval-api", **image_id) -> dict:
+    return {
+        "repositoryName": repository,
+        "imageIds": [image_id or {"imageTag": "1.0"}],
+        "acceptedMediaTypes": MEDIA_TYPES,
+    }
+
+
+def manifest_response(repository: str, image_id: dict, manifest: dict, media_type: str) -> dict:
+    return {
+        "images": [
+            {
+                "registryId": "123456789012",
+                "repositoryName": repository,
+                "imageId": image_id,
+                "imageManifest": json.dumps(manifest),
+                "imageManifestMediaType": media_type,
+            }
+        ],
+        "failures": [],
+    }
+
+
+def single_image(stub, repository: str = "erp/approval-api") -> None:
+    """The reference is one platform's image (as the service images are): judged as it is."""
+    manifest = {"schemaVersion": 2, "mediaType": SINGLE, "config": {}, "layers": []}
+    stub.add_response(
+        "batch_get_image",
+        manifest_response(repository, {"imageTag": "1.0"}, manifest, SINGLE),
+        manifest_request(repository),
+    )
 
 
 def test_findings_on_a_later_page_are_seen(capsys, allow_list):
     client, stub = stubbed_ecr()
+    single_image(stub)
     counts = {"HIGH": 1, "CRITICAL": 1}
     stub.add_response(
         "describe_image_scan_findings",
@@ -389,6 +434,7 @@ def test_findings_on_a_later_page_are_seen(capsys, allow_list):
 
 def test_scan_that_completes_while_waiting_passes(capsys, allow_list, clock):
     client, stub = stubbed_ecr()
+    single_image(stub)
     stub.add_response("describe_image_scan_findings", page(status="IN_PROGRESS"), REQUEST)
     stub.add_response("describe_image_scan_findings", page(findings=[basic("CVE-1", "LOW")]), REQUEST)
     with stub:
@@ -398,6 +444,7 @@ def test_scan_that_completes_while_waiting_passes(capsys, allow_list, clock):
 
 def test_access_denied_fails(capsys, allow_list):
     client, stub = stubbed_ecr()
+    single_image(stub)
     stub.add_client_error(
         "describe_image_scan_findings",
         service_error_code="AccessDeniedException",
@@ -412,12 +459,125 @@ def test_access_denied_fails(capsys, allow_list):
 
 def test_connection_error_fails(capsys, allow_list):
     class Unreachable:
-        def describe_image_scan_findings(self, **_):
+        def batch_get_image(self, **_):
             raise EndpointConnectionError(endpoint_url=f"https://api.ecr.{REGION}.amazonaws.com/")
 
     code, out = gate(capsys, "erp/approval-api:1.0", allow=allow_list(), client=Unreachable())
     assert code == 1
     assert "AWS error: Could not connect to the endpoint URL" in out[-1]
+
+
+# --- multi-arch images: ECR scans the per-platform images, never the index (issue 18 item 5) --------
+
+INDEX = "application/vnd.oci.image.index.v1+json"
+KAFKA_REPO = "docker-hub/apache/kafka"
+INDEX_DIGEST = "sha256:" + "a" * 64
+AMD64, ARM64, ATTESTATION = ("sha256:" + c * 64 for c in "bcd")
+
+
+def index_manifest(*platforms: tuple[str, str, str]) -> dict:
+    return {
+        "schemaVersion": 2,
+        "mediaType": INDEX,
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": d, "size": 1, "platform": {"os": o, "architecture": a}}
+            for d, o, a in platforms
+        ],
+    }  # fmt: skip
+
+
+def stub_index(stub, *platforms) -> None:
+    stub.add_response(
+        "batch_get_image",
+        manifest_response(KAFKA_REPO, {"imageDigest": INDEX_DIGEST}, index_manifest(*platforms), INDEX),
+        manifest_request(KAFKA_REPO, imageDigest=INDEX_DIGEST),
+    )
+
+
+def stub_scan(stub, digest: str, findings=()) -> None:
+    stub.add_response(
+        "describe_image_scan_findings",
+        page(findings=list(findings)),
+        {"repositoryName": KAFKA_REPO, "imageId": {"imageDigest": digest}},
+    )
+
+
+BOTH = ("--platforms", "linux/amd64,linux/arm64")
+NODE_PLATFORMS = ((AMD64, "linux", "amd64"), (ARM64, "linux", "arm64"), (ATTESTATION, "unknown", "unknown"))
+
+
+def test_an_image_index_is_judged_by_the_images_of_the_node_platforms(capsys, allow_list):
+    """Today's gate asked for findings of the index digest, which ECR never scans: every multi-arch image failed."""
+    client, stub = stubbed_ecr()
+    stub_index(stub, *NODE_PLATFORMS)
+    stub_scan(stub, AMD64, [basic("CVE-2024-0001", "LOW")])
+    stub_scan(stub, ARM64)
+    with stub:
+        code, out = gate(capsys, f"{KAFKA_REPO}@{INDEX_DIGEST}", *BOTH, allow=allow_list(), client=client)
+    stub.assert_no_pending_responses()  # no findings asked of the index or the attestation manifest
+    assert code == 0, out
+    text = "\n".join(out)
+    assert re.search(r"\| platform +\| linux/amd64", text) and re.search(r"\| platform +\| linux/arm64", text)
+    assert text.count("| result ") == 2
+
+
+def test_a_finding_in_one_platform_image_blocks_and_names_the_platform(capsys, allow_list):
+    client, stub = stubbed_ecr()
+    stub_index(stub, *NODE_PLATFORMS)
+    stub_scan(stub, AMD64)
+    stub_scan(stub, ARM64, [basic("CVE-2024-9999", "HIGH")])
+    with stub:
+        code, out = gate(capsys, f"{KAFKA_REPO}@{INDEX_DIGEST}", *BOTH, allow=allow_list(), client=client)
+    assert code == 1
+    assert out[-1] == f"scan gate: FAIL ({KAFKA_REPO}@{INDEX_DIGEST} [linux/arm64 {ARM64}]: 1 blocking finding(s))"
+
+
+def test_only_the_node_platforms_are_scanned(capsys, allow_list):
+    client, stub = stubbed_ecr()
+    stub_index(stub, *NODE_PLATFORMS)
+    stub_scan(stub, AMD64)
+    with stub:
+        code, _ = gate(
+            capsys, f"{KAFKA_REPO}@{INDEX_DIGEST}", "--platforms", "linux/amd64", allow=allow_list(), client=client
+        )
+    stub.assert_no_pending_responses()
+    assert code == 0
+
+
+def test_an_index_without_a_node_platform_fails(capsys, allow_list):
+    client, stub = stubbed_ecr()
+    stub_index(stub, (AMD64, "linux", "amd64"))
+    stub_scan(stub, AMD64)
+    with stub:
+        code, out = gate(capsys, f"{KAFKA_REPO}@{INDEX_DIGEST}", *BOTH, allow=allow_list(), client=client)
+    assert code == 1
+    assert "the image index has no linux/arm64 image, but the node groups run linux/arm64" in out[-1]
+
+
+def test_a_third_party_image_missing_from_the_cache_names_the_cache_warmer(capsys, allow_list):
+    client, stub = stubbed_ecr()
+    stub.add_response(
+        "batch_get_image",
+        {"images": [], "failures": [{"imageId": {"imageDigest": INDEX_DIGEST}, "failureCode": "ImageNotFound", "failureReason": "Requested image not found"}]},
+        manifest_request(KAFKA_REPO, imageDigest=INDEX_DIGEST),
+    )  # fmt: skip
+    stub.add_client_error(
+        "batch_get_image",
+        service_error_code="RepositoryNotFoundException",
+        expected_params=manifest_request("ghcr/external-secrets/external-secrets", imageTag="v2.9.0"),
+    )
+    with stub:
+        code, out = gate(
+            capsys,
+            f"{KAFKA_REPO}@{INDEX_DIGEST}",
+            "ghcr/external-secrets/external-secrets:v2.9.0",
+            allow=allow_list(),
+            client=client,
+        )
+    assert code == 1
+    failures = out[-1].split(" | ")
+    assert len(failures) == 2
+    assert all("is not in the pull-through cache" in f and "CacheWarmer" in f for f in failures)
 
 
 # --- inputs that stop the gate before any AWS call ----------------------------------------------
@@ -473,6 +633,7 @@ def test_missing_allow_list_fails(capsys, tmp_path):
         (("erp/approval-api",), "bad image reference 'erp/approval-api'"),
         (("erp/approval-api@sha256:short",), "bad image reference"),
         (("erp/approval-api:1.0", "--fail-on", "CRITICAL,SEVERE"), "--fail-on: unknown severity SEVERE"),
+        (("erp/approval-api:1.0", "--platforms", "amd64"), "--platforms: expected os/arch"),
     ],
 )
 def test_bad_input_fails(capsys, allow_list, argv, reason):
@@ -492,8 +653,9 @@ def test_image_references():
     )
 
 
-def test_fail_on_always_includes_critical():
-    assert scan_gate.parse_fail_on("high") == {"CRITICAL", "HIGH"}
+def test_fail_on_always_includes_critical_and_high():
+    assert scan_gate.parse_fail_on("critical") == {"CRITICAL", "HIGH"}
+    assert scan_gate.parse_fail_on("medium") == {"CRITICAL", "HIGH", "MEDIUM"}
 
 
 def test_shipped_allow_list_is_valid():

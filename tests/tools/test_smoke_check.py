@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime, timedelta
+
 import boto3
 import pytest
 from botocore.stub import Stubber
@@ -136,3 +139,127 @@ def test_aws_errors_fail_closed(capsys, error):
         code = smoke_check.main(["--stack", STACK], cloudformation=cloudformation, elbv2=object())
     assert code == 1
     assert capsys.readouterr().out.startswith(f"smoke check: FAIL (AWS error: An error occurred ({error})")
+
+
+# --- the workloads: the report the stage's reporter writes from inside the VPC (issue 18, build item 4) ----
+
+PARAMETER = "/erp/dev/smoke/workloads"
+WORKLOADS = ["erp-dev/Deployment/employee-service", "erp-dev/StatefulSet/kafka", "logging/DaemonSet/fluent-bit"]
+HEALTHY = {"ApprovalRequestTargets": [target("10.10.1.5", "healthy")], "NotificationTargets": [target("10.10.2.7", "healthy")]}  # fmt: skip
+STARTED = datetime(2026, 12, 4, 9, 0, 0, tzinfo=UTC)
+
+
+def report(at: datetime | None, **states: str) -> dict:
+    """A report checked at `at`; every workload available unless a state is given (by its name)."""
+    workloads = {w: states.get(w.rsplit("/", 1)[1].replace("-", "_"), "available") for w in WORKLOADS}
+    return {"checked_at": at.isoformat() if at else None, "cluster": "erp-dev", "workloads": workloads}
+
+
+def run_with_reports(capsys, reports: list, max_wait: int = 60):
+    """reports: what the parameter holds at each poll (a dict, or a raw string)."""
+    cloudformation = boto3.client("cloudformation", region_name="ap-northeast-2")
+    elbv2 = boto3.client("elbv2", region_name="ap-northeast-2")
+    ssm = boto3.client("ssm", region_name="ap-northeast-2")
+    cfn_stub, elb_stub, ssm_stub = Stubber(cloudformation), Stubber(elbv2), Stubber(ssm)
+    cfn_stub.add_response("list_stack_resources", {"StackResourceSummaries": RESOURCES}, {"StackName": STACK})
+    groups = sorted(
+        (r["LogicalResourceId"], r["PhysicalResourceId"]) for r in RESOURCES if "TargetGroup" in r["ResourceType"]
+    )
+    for value in reports:
+        for logical_id, arn in groups:
+            elb_stub.add_response(
+                "describe_target_health", {"TargetHealthDescriptions": HEALTHY[logical_id]}, {"TargetGroupArn": arn}
+            )
+        text = value if isinstance(value, str) else json.dumps(value)
+        ssm_stub.add_response(
+            "get_parameter", {"Parameter": {"Name": PARAMETER, "Value": text, "Type": "String"}}, {"Name": PARAMETER}
+        )
+    clock = Clock()
+    argv = ["--stack", STACK, "--max-wait", str(max_wait), "--poll", "15", "--health-parameter", PARAMETER]
+    for workload in WORKLOADS:
+        argv += ["--workload", workload]
+    with cfn_stub, elb_stub, ssm_stub:
+        code = smoke_check.main(
+            argv,
+            cloudformation=cloudformation,
+            elbv2=elbv2,
+            ssm=ssm,
+            now=clock.now,
+            sleep=clock.sleep,
+            utcnow=lambda: STARTED,
+        )
+        ssm_stub.assert_no_pending_responses()
+    return code, capsys.readouterr().out.splitlines()
+
+
+def test_passes_when_a_fresh_report_shows_every_workload_available(capsys):
+    code, out = run_with_reports(capsys, [report(STARTED + timedelta(seconds=20))])
+    assert code == 0, out
+    assert out[-1] == "smoke check: PASS (every service has a healthy target, every workload is available)"
+    assert "erp-dev/Deployment/employee-service: available" in out
+
+
+def test_a_crash_looping_pod_fails_the_stage_though_every_target_group_is_healthy(capsys):
+    """The employee-service proxy (item 12) has no target group: before, the smoke test stayed green."""
+    crash = "0/1 available; pod employee-service-7d9f-abcde container proxy: CrashLoopBackOff (restarts 6)"
+    broken = report(STARTED + timedelta(seconds=30), employee_service=crash)
+    code, out = run_with_reports(capsys, [broken] * 5)
+    assert code == 1
+    assert out[-1] == "smoke check: FAIL"
+    assert f"erp-dev/Deployment/employee-service: {crash}" in out
+
+
+def test_a_report_from_before_the_deploy_does_not_count(capsys):
+    """A report written before this check started describes the old pods: wait for a newer one."""
+    code, out = run_with_reports(capsys, [report(STARTED - timedelta(seconds=5))] * 5)
+    assert code == 1
+    assert any(line.startswith("workloads: no report newer than 2026-12-04T09:00:00+00:00 yet") for line in out)
+
+
+def test_waits_for_a_fresh_report_and_for_workloads_still_rolling_out(capsys):
+    rolling = report(STARTED + timedelta(seconds=40), kafka="1/3 available")
+    reports = [report(None), rolling, report(STARTED + timedelta(seconds=100))]
+    code, out = run_with_reports(capsys, reports)
+    assert code == 0, out
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({"checked_at": "2026-12-04T09:00:30+00:00", "error": "the Kubernetes API refused this function's role (403)"}, "workloads: the reporter could not read the cluster: the Kubernetes API refused"),
+        ({"checked_at": "2026-12-04T09:00:30+00:00", "workloads": {}}, "erp-dev/Deployment/employee-service: not in the report"),
+        ("not json", "workloads: /erp/dev/smoke/workloads does not hold a report"),
+    ],
+)  # fmt: skip
+def test_a_report_that_cannot_prove_the_workloads_fails(capsys, value, expected):
+    code, out = run_with_reports(capsys, [value] * 5)
+    assert code == 1
+    assert any(line.startswith(expected) for line in out), out
+
+
+def test_a_missing_parameter_fails_closed(capsys):
+    cloudformation = boto3.client("cloudformation", region_name="ap-northeast-2")
+    ssm = boto3.client("ssm", region_name="ap-northeast-2")
+    cfn_stub, ssm_stub = Stubber(cloudformation), Stubber(ssm)
+    cfn_stub.add_response("list_stack_resources", {"StackResourceSummaries": RESOURCES}, {"StackName": STACK})
+    ssm_stub.add_client_error("get_parameter", service_error_code="ParameterNotFound")
+
+    class Healthy:
+        def describe_target_health(self, TargetGroupArn):  # noqa: N803 (boto3's name)
+            return {"TargetHealthDescriptions": [target("10.10.1.5", "healthy")]}
+
+    with cfn_stub, ssm_stub:
+        code = smoke_check.main(
+            ["--stack", STACK, "--health-parameter", PARAMETER, "--workload", WORKLOADS[0]],
+            cloudformation=cloudformation,
+            elbv2=Healthy(),
+            ssm=ssm,
+        )
+    assert code == 1
+    assert "ParameterNotFound" in capsys.readouterr().out
+
+
+def test_a_workload_needs_the_report_parameter(capsys):
+    with pytest.raises(SystemExit):
+        smoke_check.main(["--stack", STACK, "--workload", "erp-dev/Deployment/x"])
+    assert "--workload needs --health-parameter" in capsys.readouterr().err

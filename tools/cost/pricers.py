@@ -47,7 +47,7 @@ FREE_TYPES = {
     "AWS::Cognito::UserPoolClient", "AWS::Cognito::UserPoolDomain", "AWS::Cognito::UserPoolGroup",
     "AWS::Cognito::UserPoolResourceServer",
     "AWS::WAFv2::WebACLAssociation", "AWS::Cognito::UserPoolRiskConfigurationAttachment",
-    "AWS::ECR::PullThroughCacheRule", "AWS::ECR::RegistryScanningConfiguration",
+    "AWS::ECR::PullThroughCacheRule", "AWS::ECR::RegistryScanningConfiguration", "AWS::ECR::RepositoryCreationTemplate",
     "AWS::SNS::Subscription", "AWS::SNS::TopicPolicy", "AWS::S3::BucketPolicy",
     "AWS::Events::Rule", "AWS::Scheduler::Schedule", "AWS::Scheduler::ScheduleGroup",
     "AWS::Logs::ResourcePolicy", "AWS::XRay::SamplingRule", "AWS::XRay::Group",
@@ -149,11 +149,25 @@ def _eks_cluster(r: Resource, ctx: Context) -> list[Result]:
     return [_line(r, ctx, item, 1, ("eks", f"control-plane-{support.lower()}"))]
 
 
+def _node_disk_gib(r: Resource) -> int:
+    """DiskSize, or the root volume of the group's launch template (EKS refuses DiskSize beside one); 20 GiB is
+    EKS's default when neither says."""
+    template_ref = r.props.get("LaunchTemplate", {}).get("Id")
+    if not template_ref:
+        return _prop(r, "DiskSize", default=20)
+    if not isinstance(template_ref, dict) or "Ref" not in template_ref:
+        raise Unpriceable("LaunchTemplate.Id does not name a launch template of this template")
+    template = r.template.get("Resources", {}).get(template_ref["Ref"], {})
+    mappings = template.get("Properties", {}).get("LaunchTemplateData", {}).get("BlockDeviceMappings", [])
+    sizes = [m["Ebs"]["VolumeSize"] for m in mappings if "VolumeSize" in m.get("Ebs", {})]
+    return _plain(sizes[0], "LaunchTemplateData.BlockDeviceMappings[0].Ebs.VolumeSize") if sizes else 20
+
+
 @pricer("AWS::EKS::Nodegroup")
 def _nodegroup(r: Resource, ctx: Context) -> list[Result]:
     instance_type = _plain(_prop(r, "InstanceTypes")[0], "InstanceTypes[0]")
     nodes = _prop(r, "ScalingConfig", "DesiredSize")
-    disk = _prop(r, "DiskSize", default=20)
+    disk = _node_disk_gib(r)
     hours = ctx.node_hours
     if _prop(r, "CapacityType", default="ON_DEMAND") == "SPOT":
         compute = r.unpriced(f"{nodes} × {instance_type} Spot: the Seoul Spot discount is unknown ('up to 90 %')")

@@ -71,8 +71,9 @@ synth: setup
 	$(PY) -m tools.nag_report $(OUT)
 	@echo "synthesized to $(abspath $(OUT)) (templates: $(OUT)/assembly-*/*.template.json)"
 
+# Two workers on the two cores; a file's tests stay on one worker, so a module's extra synth runs once.
 test: setup system-deps lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -137,7 +137,7 @@ def test_after_the_runbook_the_fast_suite_passes_on_a_strict_synth(tmp_path):
     assert find_placeholders(root / "config", context) == []
     env = os.environ | {"ERP_TEST_PLACEHOLDERS": "refuse"}  # the copy's session synth refuses placeholders
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not heavy", "-x",
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0", "-m", "not heavy", "-x",
          "tests/config", "tests/infra/test_first_deploy.py", "tests/unit", "tests/contract"],
         cwd=root, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip

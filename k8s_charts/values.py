@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+
+from config.hosting import nlb_private_ips
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,3 +42,25 @@ class PlatformValues:
     registry_host: str
     # CloudWatch log group Fluent Bit writes to (env.application_log_group, created by CDK with retention).
     log_group_name: str
+
+
+def token_values(env, first: int = 1000) -> PlatformValues:
+    """Every deploy-time value an opaque token, as the CDK side passes them at synth: for rendering the charts
+    where only names, namespaces and shapes matter (tests, the smoke test's workload inventory). The NLB
+    addresses are computed from config at synth, never a token (NetworkPolicy peers must be literal)."""
+    counter = iter(range(first, first + 100000))
+
+    def token() -> str:
+        return f"${{Token[TOKEN.{next(counter)}]}}"
+
+    values: dict[str, object] = {}
+    for field in fields(PlatformValues):
+        if field.name in ("target_group_arns", "images"):
+            values[field.name] = {s.name: token() for s in env.services}
+        elif field.name == "mysql_secret_arns":
+            values[field.name] = {s.name: token() for s in env.services if "mysql" in s.uses}
+        elif field.name == "nlb_private_ips":
+            values[field.name] = nlb_private_ips(env.network)
+        else:
+            values[field.name] = token()
+    return PlatformValues(**values)

@@ -10,12 +10,12 @@ and not listed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
-from config.hosting import nlb_private_ips
 from config.models import EnvironmentConfig
 from constructs_lib.cluster import external_secrets, load_balancer_controller, reloader
-from k8s_charts import PlatformValues, build_charts
+from k8s_charts import build_charts
+from k8s_charts.values import token_values
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
 
@@ -57,30 +57,9 @@ HELM_WORKLOADS: dict[str, tuple[tuple[tuple[str, str], ...], str]] = {
 HELM_ADDONS = {addon.chart: addon for addon in (load_balancer_controller.ADDON, external_secrets.ADDON, reloader.ADDON)}
 
 
-def _placeholder_values(config: EnvironmentConfig) -> PlatformValues:
-    """Every deploy-time value an opaque token, as the Workloads stack passes them at synth (only names and
-    namespaces are read from the render, and those never come from these values)."""
-    counter = iter(range(1000, 100000))
-
-    def token() -> str:
-        return f"${{Token[TOKEN.{next(counter)}]}}"
-
-    values: dict[str, object] = {}
-    for field in fields(PlatformValues):
-        if field.name in ("target_group_arns", "images"):
-            values[field.name] = {s.name: token() for s in config.services}
-        elif field.name == "mysql_secret_arns":
-            values[field.name] = {s.name: token() for s in config.services if "mysql" in s.uses}
-        elif field.name == "nlb_private_ips":
-            values[field.name] = nlb_private_ips(config.network)
-        else:
-            values[field.name] = token()
-    return PlatformValues(**values)
-
-
 def chart_workloads(config: EnvironmentConfig) -> list[Workload]:
     found = []
-    for chart in build_charts(config, _placeholder_values(config)).values():
+    for chart in build_charts(config, token_values(config)).values():
         for manifest in chart.to_json():
             if manifest.get("kind") in WORKLOAD_KINDS:
                 metadata = manifest["metadata"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import cache
 
 import pytest
@@ -13,6 +13,7 @@ from config.hosting import nlb_private_ips
 from config.models import EnvironmentConfig
 from k8s_charts import PlatformValues, build_charts, build_storage_chart
 from k8s_charts.namespace import APP_NAMESPACE_CHART, build_app_namespace_chart
+from k8s_charts.values import token_values
 from tests.support.charts import Manifest
 
 ENVIRONMENTS = ("dev", "prod")
@@ -51,27 +52,6 @@ def fake_values(env: EnvironmentConfig) -> PlatformValues:
         log_group_name=env.application_log_group,
         registry_host=f"{account}.dkr.ecr.{region}.amazonaws.com",
     )
-
-
-def token_values(env: EnvironmentConfig) -> PlatformValues:
-    """Every value an unresolved CDK token, as the CDK side passes them at synth."""
-    counter = iter(range(1000, 2000))
-
-    def token() -> str:
-        return f"${{Token[TOKEN.{next(counter)}]}}"
-
-    values = {}
-    for field in fields(PlatformValues):
-        if field.name in ("target_group_arns", "images"):
-            values[field.name] = {s.name: token() for s in env.services}
-        elif field.name == "mysql_secret_arns":
-            values[field.name] = {s.name: token() for s in env.services if "mysql" in s.uses}
-        elif field.name == "nlb_private_ips":
-            # Computed from config at synth (never a token): NetworkPolicy peers must be literal.
-            values[field.name] = nlb_private_ips(env.network)
-        else:
-            values[field.name] = token()
-    return PlatformValues(**values)
 
 
 @dataclass(frozen=True)

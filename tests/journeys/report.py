@@ -45,7 +45,17 @@ def main() -> int:
         report = Path(tmp) / "journeys.jsonl"
         env = os.environ | {"JOURNEY_REPORT": str(report)}
         run = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0", "tests/journeys/test_journeys.py"],
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "-n",
+                "0",
+                "tests/journeys/test_journeys.py",
+            ],
             cwd=REPO,
             env=env,
             capture_output=True,

@@ -18,15 +18,20 @@ SKIPPED = {"package-lock.json"}
 SKIPPED_DIRS = ("k8s_charts/crds/",)
 
 
-def repository_files(root: Path) -> list[str]:
-    """Tracked files plus untracked ones git doesn't ignore: a secret is caught before it is committed."""
-    listed = subprocess.run(
+def working_tree_files(root: Path) -> list[str]:
+    """Tracked files plus untracked ones git doesn't ignore: what the next commit could hold."""
+    return subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
         cwd=root,
         capture_output=True,
         text=True,
         check=True,
     ).stdout.splitlines()
+
+
+def repository_files(root: Path) -> list[str]:
+    """A secret is caught before it is committed: the working tree's files, less the skipped ones."""
+    listed = working_tree_files(root)
     return [
         f for f in listed if Path(f).name not in SKIPPED and not f.startswith(SKIPPED_DIRS) and (root / f).is_file()
     ]

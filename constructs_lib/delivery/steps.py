@@ -183,14 +183,19 @@ def install_requirements(names: Sequence[str]) -> str:
     )
 
 
-def scan_role_arn(config: EnvironmentConfig) -> str:
-    """The stage account's CDK lookup role: read-only, and trusted by the toolchain account after `--trust`."""
+def bootstrap_role_arn(template: str, config: EnvironmentConfig) -> str:
+    """One of the stage account's CDK bootstrap roles (DefaultStackSynthesizer.DEFAULT_*_ROLE_ARN)."""
     return (
-        DefaultStackSynthesizer.DEFAULT_LOOKUP_ROLE_ARN.replace("${AWS::Partition}", Aws.PARTITION)
+        template.replace("${AWS::Partition}", Aws.PARTITION)
         .replace("${AWS::AccountId}", config.account)
         .replace("${AWS::Region}", config.region)
         .replace("${Qualifier}", DefaultStackSynthesizer.DEFAULT_QUALIFIER)
     )
+
+
+def scan_role_arn(config: EnvironmentConfig) -> str:
+    """The stage account's CDK lookup role: read-only, and trusted by the toolchain account after `--trust`."""
+    return bootstrap_role_arn(DefaultStackSynthesizer.DEFAULT_LOOKUP_ROLE_ARN, config)
 
 
 BLOCKING_SEVERITIES = ("CRITICAL", "HIGH")

@@ -19,24 +19,19 @@ from __future__ import annotations
 import json
 import shlex
 
-from aws_cdk import Aws, DefaultStackSynthesizer, Duration, Stack, pipelines
+from aws_cdk import DefaultStackSynthesizer, Duration, Stack, pipelines
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_iam as iam
 
 from config.models import EnvironmentConfig
-from constructs_lib.delivery.steps import BUILD_IMAGE
+from constructs_lib.delivery.steps import BUILD_IMAGE, bootstrap_role_arn
 
 ACTIONS = ("cloudformation:UpdateTerminationProtection", "cloudformation:DescribeStacks")
 
 
 def deploy_role_arn(config: EnvironmentConfig) -> str:
     """The stage account's CDK bootstrap deploy role."""
-    return (
-        DefaultStackSynthesizer.DEFAULT_DEPLOY_ROLE_ARN.replace("${AWS::Partition}", Aws.PARTITION)
-        .replace("${AWS::AccountId}", config.account)
-        .replace("${AWS::Region}", config.region)
-        .replace("${Qualifier}", DefaultStackSynthesizer.DEFAULT_QUALIFIER)
-    )
+    return bootstrap_role_arn(DefaultStackSynthesizer.DEFAULT_DEPLOY_ROLE_ARN, config)
 
 
 def session_policy(config: EnvironmentConfig, stack_name: str) -> dict:

@@ -7,14 +7,14 @@ and refuse a pin that is not what the tag resolves to.
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import boto3
 import pytest
 from botocore.stub import Stubber
+
+from tests.handlers.conftest import load_function
 
 APP = Path(__file__).resolve().parents[2] / "lambda_handlers" / "cache_warmer" / "app.py"
 HOST = "111111111111.dkr.ecr.ap-northeast-2.amazonaws.com"
@@ -26,15 +26,7 @@ AMD64, ARM64 = "sha256:" + "b" * 64, "sha256:" + "c" * 64
 REPO = "docker-hub/apache/kafka"
 
 
-def load():
-    spec = importlib.util.spec_from_file_location("cache_warmer_app", APP)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-app = load()
+app = load_function(APP.parent).app  # imported as Lambda would (tests/handlers/conftest.py)
 
 
 class FakeRegistry:

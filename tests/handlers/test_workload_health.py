@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import base64
 import datetime
-import importlib.util
 import json
 import ssl
-import sys
 import urllib.error
 import urllib.parse
 from pathlib import Path
@@ -19,6 +17,8 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.stub import Stubber
+
+from tests.handlers.conftest import load_function
 
 APP = Path(__file__).resolve().parents[2] / "lambda_handlers" / "workload_health" / "app.py"
 ENDPOINT = "https://0123456789ABCDEF.gr7.ap-northeast-2.eks.amazonaws.com"
@@ -32,15 +32,7 @@ WORKLOADS = [
 ]
 
 
-def load():
-    spec = importlib.util.spec_from_file_location("workload_health_app", APP)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-app = load()
+app = load_function(APP.parent).app  # imported as Lambda would (tests/handlers/conftest.py)
 
 
 def ca_pem() -> str:

@@ -24,6 +24,7 @@ from app import build
 from config import CONFIG_DIR, ConfigError
 from config.placeholders import find_placeholders, rule_for
 from tests.conftest import REPO, cdk_context
+from tools.secret_scan import working_tree_files
 
 # Real-looking replacements, as an operator would write them (the rules must find none of them).
 REPLACEMENTS = {
@@ -110,13 +111,7 @@ def test_the_runbook_names_only_make_targets_and_files_that_exist():
 
 def _replaced_copy(root: Path) -> Path:
     """The repository as an operator has it after the runbook: placeholders replaced, lookups refreshed."""
-    files = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
+    files = working_tree_files(REPO)
     for name in files:
         if (REPO / name).is_file():
             (root / name).parent.mkdir(parents=True, exist_ok=True)

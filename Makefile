@@ -28,7 +28,7 @@ OUT ?= cdk.out
 # synth says so and goes on; every synth that deploys (deploy, diff, the pipeline) refuses them.
 PLACEHOLDERS ?= warn
 
-.PHONY: help setup system-deps synth test diff deploy cost bench bench-handler journeys lint clean release user
+.PHONY: help setup system-deps synth test diff deploy cost bench bench-handler journeys lint clean release user frontend
 
 help:
 	@echo "make synth            synthesize every environment (+ pipeline) into $(OUT)/"
@@ -40,6 +40,7 @@ help:
 	@echo "  COMPARE=graviton    ...as a delta against the same nodes on Graviton (COMPARE=<cdk.out dir>: against that)"
 	@echo "make release SERVICE=x TAG=1.2.0 ENV=dev   set a service's image tag in config/<env>.yaml (comments kept)"
 	@echo "make user ENV=dev EMAIL=x ROLE=manager   role manager|admin|none in the user pool (LINK=<employee id>, CREATE=1 NAME=..)"
+	@echo "make frontend ENV=dev SRC=<frontend checkout>   build the unchanged ERP frontend for ENV and publish it to its edge"
 	@echo "make bench            wall time / peak memory / assembly sizes of synth (3 and 12 services) and test"
 	@echo "make bench-handler    employee Lambda: p50/p95 per route at a few concurrency levels, cold import time"
 	@echo "make journeys         the frontend's journeys and the attacks: steps and result per environment (markdown)"
@@ -101,6 +102,11 @@ user: setup
 	@test -n "$(ENV)" -a -n "$(EMAIL)" -a -n "$(ROLE)" || { echo "usage: make user ENV=<env> EMAIL=<address> ROLE=manager|admin|none [LINK=<employee id>] [CREATE=1 NAME=<name> POSITION=<position> DEPARTMENT=<department>]" >&2; exit 2; }
 	$(PY) -m tools.user_admin --env "$(ENV)" --email "$(EMAIL)" --role "$(ROLE)" $(if $(LINK),--link "$(LINK)") \
 	  $(if $(CREATE),--create $(if $(NAME),--name "$(NAME)") $(if $(POSITION),--position "$(POSITION)") $(if $(DEPARTMENT),--department "$(DEPARTMENT)"))
+
+# The frontend reads its settings at build time (VITE_*): one build per environment, from that stage's parameters.
+frontend: setup
+	@test -n "$(ENV)" -a -n "$(SRC)" || { echo "usage: make frontend ENV=<env> SRC=<frontend checkout>" >&2; exit 2; }
+	$(PY) -m tools.frontend --env "$(ENV)" --src "$(SRC)"
 
 bench: setup system-deps
 	$(PY) -m tools.bench

@@ -39,6 +39,7 @@ from config.sections import (
     CacheConfig,
     ClusterConfig,
     DatabaseConfig,
+    EdgeConfig,
     EmployeeFunctionConfig,
     KafkaConfig,
     NetworkConfig,
@@ -66,6 +67,7 @@ class EnvironmentConfig(Strict):
     kafka: KafkaConfig
     registry: RegistryConfig
     api: ApiConfig = ApiConfig()
+    edge: EdgeConfig = EdgeConfig()
     auth: AuthConfig = AuthConfig()
     employee_function: EmployeeFunctionConfig = EmployeeFunctionConfig()
     mongodb: MongoDbConfig = MongoDbConfig()
@@ -135,6 +137,19 @@ class EnvironmentConfig(Strict):
             )
         if self.cache.auth_token_rotation_days is None:
             raise ValueError("cache.auth_token_rotation_days: production rotates the cache AUTH token")
+        # Issue 19: browsers reach production only through the edge, behind its web ACL.
+        if not self.edge.waf.enabled:
+            raise ValueError("edge.waf.enabled: production's edge has a web ACL (managed rules and a per-IP rate)")
+        if not self.api.edge_only:
+            raise ValueError(
+                "api.edge_only: production's API answers only through the edge (its WAF), not at execute-api; "
+                "set edge_only with api.domain_name"
+            )
+        if self.edge.domain_name is None:
+            raise ValueError(
+                "edge.domain_name: production serves TLS 1.2+ on its own domain (CloudFront's default certificate "
+                "accepts TLS 1.0)"
+            )
         return self
 
     @model_validator(mode="after")

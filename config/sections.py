@@ -394,9 +394,14 @@ class RegistryConfig(Strict):
 class ApiConfig(Strict):
     throttle_rate: int = Field(default=100, ge=1)
     throttle_burst: int = Field(default=200, ge=1)
+    # Origins other than the edge's that call the API from a browser (the edge's own pages call it on their own
+    # origin and need no CORS): e.g. a frontend on http://localhost:3000 during development.
     cors_origins: list[str] = []
-    domain_name: str | None = None
-    certificate_arn: str | None = None
+    # The API's own domain (a regional ACM certificate in the environment's region). With edge_only it is the
+    # edge's origin for /api/* and the API answers nowhere else: its execute-api endpoint is disabled.
+    domain_name: HostName | None = None
+    certificate_arn: AcmCertificateArn | None = None
+    edge_only: bool = False
     access_log_retention_days: RetentionDays = 30
     # Routes only members of a privileged group may call; each group must be in auth.admin_groups or
     # auth.manager_groups. DELETE /api/approvals deletes every approval in the real service.
@@ -417,6 +422,55 @@ class ApiConfig(Strict):
     def _domain(self) -> ApiConfig:
         if (self.domain_name is None) != (self.certificate_arn is None):
             raise ValueError("domain_name and certificate_arn go together")
+        return self
+
+
+# CloudFront takes a certificate only from ACM in us-east-1 (and the CLOUDFRONT-scope web ACL lives there too).
+EDGE_REGION = "us-east-1"
+HostName = Annotated[
+    str, StringConstraints(pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", max_length=253)
+]
+AcmCertificateArn = Annotated[
+    str, StringConstraints(pattern=r"^arn:aws[a-z-]*:acm:[a-z]{2}(-[a-z]+)+-\d:\d{12}:certificate/[0-9a-f-]{36}$")
+]
+
+
+class EdgeWafConfig(Strict):
+    """A CLOUDFRONT-scope web ACL in front of everything the browser reaches (the SPA and /api/*)."""
+
+    enabled: bool = False
+    # Requests per client IP per 5 minutes, any path; past it the IP is blocked until its rate falls.
+    rate_limit: int = Field(default=2000, ge=10, le=2_000_000_000)
+    # Managed rules switched to COUNT (seen in metrics, not blocked) when they block legitimate traffic,
+    # e.g. SizeRestrictions_BODY for an upload: each name must be a rule of the managed groups
+    # (constructs_lib/edge/waf.py MANAGED_RULE_NAMES).
+    count_only_rules: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]{1,128}$")]] = []
+    # Blocked requests in 5 minutes that page someone (a spike: an attack or a rule blocking real users).
+    blocked_alarm_threshold: int = Field(default=200, ge=1)
+
+
+class EdgeConfig(Strict):
+    """The one public address: the frontend from a private bucket, /api/* to the HTTP API (same origin)."""
+
+    # None: CloudFront's own dxxxx.cloudfront.net address (TLS 1.2+ needs a custom domain: CloudFront fixes the
+    # minimum protocol of its default certificate). With a domain: its certificate, in ACM in us-east-1.
+    domain_name: HostName | None = None
+    certificate_arn: AcmCertificateArn | None = None
+    # PriceClass_200 serves Korea from Korean edges; PriceClass_100 would send Korean users to Japan or beyond.
+    price_class: Literal["PriceClass_100", "PriceClass_200", "PriceClass_All"] = "PriceClass_200"
+    waf: EdgeWafConfig = EdgeWafConfig()
+    # CloudFront and S3 access logs (a bucket in us-east-1), and old versions of published files.
+    access_log_retention_days: int = Field(default=90, ge=1, le=3653)
+    noncurrent_version_days: int = Field(default=30, ge=1, le=3653)
+    # 5xx responses (percent of requests, 5-minute average) that page someone.
+    error_rate_alarm_pct: float = Field(default=5.0, gt=0, le=100)
+
+    @model_validator(mode="after")
+    def _domain(self) -> EdgeConfig:
+        if (self.domain_name is None) != (self.certificate_arn is None):
+            raise ValueError("domain_name and certificate_arn go together")
+        if self.certificate_arn and f":acm:{EDGE_REGION}:" not in self.certificate_arn:
+            raise ValueError(f"certificate_arn: CloudFront takes certificates from ACM in {EDGE_REGION} only")
         return self
 
 
@@ -465,8 +519,10 @@ class AuthConfig(Strict):
     # Cognito threat protection (Plus tier, billed per active user, no free tier): "enforced" blocks sign-in
     # and sign-up with leaked credentials and high-risk sign-ins; "audit" only records risk.
     threat_protection: Literal["off", "audit", "enforced"] = "off"
-    # Logout URLs are their origins. Production allows only https (and no localhost).
-    callback_urls: list[str] = ["http://localhost:3000/callback"]
+    # The managed sign-in pages return to the edge's address (constructs_lib/auth/sign_in_client.py); these are
+    # extra return addresses, e.g. a frontend on localhost during development. Logout URLs are their origins.
+    # Production allows only https (and no localhost).
+    callback_urls: list[str] = []
     # WAF rate-based rule on the pool: sign-up/sign-in calls per client IP per 5 minutes (None: no WAF).
     signin_rate_limit: int | None = Field(default=None, ge=10, le=2_000_000_000)
     # Cognito groups (assigned by an administrator with `make user`, never at sign-up) that carry privileges.
@@ -565,4 +621,11 @@ class UsageAssumptions(Strict):
     # Sign-up links, invitations and password resets sent through SES.
     auth_emails_per_month: int = Field(default=200, ge=0)
     nat_processed_gb_per_month: float = Field(default=20.0, ge=0)
+    # What browsers fetch from the edge: pages, assets and API calls (each API call is also an HTTP API request),
+    # and the bytes it sends them; the first 10 M requests and 1 TB a month are free.
+    edge_requests_per_month: int = Field(default=2_000_000, ge=0)
+    edge_transfer_gb_per_month: float = Field(default=20.0, ge=0)
+    # The published frontend (all versions kept for noncurrent_version_days) and the edge's access logs.
+    frontend_storage_gb: float = Field(default=0.1, ge=0)
+    edge_log_storage_gb: float = Field(default=2.0, ge=0)
     rds_backup_gb: float = Field(default=0.0, ge=0)

@@ -8,10 +8,15 @@ from aws_cdk import aws_codepipeline as codepipeline
 from constructs import Construct
 
 from config.models import EnvironmentConfig, ToolchainConfig
+from config.sections import EDGE_REGION
 from constructs_lib.delivery.cli_pins import pin_security_check_cli
 from constructs_lib.delivery.github_oidc import GitHubDiffRole
 from constructs_lib.delivery.notifications import PipelineNotifications
-from constructs_lib.delivery.pipeline_nag import acknowledge_pipeline_findings, ignore_cfn_lint_role_arn_false_positive
+from constructs_lib.delivery.pipeline_nag import (
+    acknowledge_pipeline_findings,
+    harden_cross_region_support,
+    ignore_cfn_lint_role_arn_false_positive,
+)
 from constructs_lib.delivery.registry import deployed_images
 from constructs_lib.delivery.replacement_guard_step import replacement_guard_step
 from constructs_lib.delivery.steps import (
@@ -144,7 +149,7 @@ class PipelineStack(Stack):
                     smoke_test_step(
                         config=config,
                         source=source,
-                        url_output=stage.api.url_output,
+                        url_output=stage.edge.url_output,
                         protected_routes=protected_routes(config),
                         workloads=[str(workload) for workload in expected_workloads(config)],
                     )
@@ -170,11 +175,15 @@ class PipelineStack(Stack):
         self.notifications.watch(built)
         artifacts.encrypt_build_projects()
         acknowledge_pipeline_findings(self.pipeline, artifacts)
+        harden_cross_region_support(self.pipeline)
         ignore_cfn_lint_role_arn_false_positive(self.pipeline)
         self.diff_role = GitHubDiffRole(
             self,
             "GitHubDiff",
             repository=toolchain.repository,
-            lookup_accounts=[(toolchain.account, toolchain.region), *((c.account, c.region) for c in stages)],
+            lookup_accounts=[
+                (toolchain.account, toolchain.region),
+                *((c.account, region) for c in stages for region in (c.region, EDGE_REGION)),
+            ],
             provider_arn=toolchain.github_oidc_provider_arn,
         )

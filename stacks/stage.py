@@ -6,10 +6,13 @@ from aws_cdk import Environment, Stage, Tags
 from constructs import Construct
 
 from config.models import EnvironmentConfig
+from config.sections import EDGE_REGION
 from stacks.api import ApiStack
 from stacks.auth import AuthStack
 from stacks.cluster import ClusterStack
 from stacks.data import EMPLOYEE_DB_USER, DataStack
+from stacks.edge import EdgeStack
+from stacks.frontend import FrontendStack
 from stacks.network import NetworkStack
 from stacks.observability import ObservabilityStack
 from stacks.registry import RegistryStack
@@ -38,6 +41,26 @@ class ErpStage(Stage):
             user_pool=self.auth.user_pool,
             user_pool_client=self.auth.user_pool_client,
             stack_name=name("api"),
+        )
+        # The edge lives in us-east-1 (CloudFront's certificates, web ACLs and metrics); everything else here.
+        self.edge = EdgeStack(
+            self,
+            "Edge",
+            config=config,
+            http_api=self.api.http_api,
+            stack_name=name("edge"),
+            env=Environment(account=config.account, region=EDGE_REGION),
+        )
+        # The edge fronts the API: deployed after it also when no reference orders them (api.edge_only).
+        self.edge.add_stack_dependency(self.api)
+        self.frontend = FrontendStack(
+            self,
+            "Frontend",
+            config=config,
+            edge=self.edge,
+            user_pool=self.auth.user_pool,
+            user_pool_client=self.auth.user_pool_client,
+            stack_name=name("frontend"),
         )
         self.registry = RegistryStack(self, "Registry", config=config, stack_name=name("registry"))
         self.cluster = ClusterStack(

@@ -53,15 +53,22 @@ def read_parameter(ssm: Any, name: str) -> str | None:
 
 
 def sign_in_link(ssm: Any, config: EnvironmentConfig) -> str:
-    """The hosted page where a created user replaces the temporary password (code flow to the SPA's callback)."""
-    base, client = (read_parameter(ssm, parameter(config, leaf)) for leaf in ("sign-in-url", "user-pool-client-id"))
-    if not base or not client:
+    """The managed page where a created user replaces the temporary password, returning to the frontend (the
+    sign-in client of the Frontend stack, whose return address is the edge's)."""
+    names = {
+        "base": parameter(config, "sign-in-url"),
+        "client": f"{config.ssm_prefix}/frontend/sign-in-client-id",
+        "home": f"{config.ssm_prefix}/frontend/url",
+    }
+    values = {key: read_parameter(ssm, name) for key, name in names.items()}
+    missing = [names[key] for key, value in values.items() if not value]
+    if missing:
         return (
-            f"<SignInDomain>/login?client_id=<UserPoolClientId> (outputs of {config.resource_prefix}-auth; "
-            f"SSM {parameter(config, 'sign-in-url')} or {parameter(config, 'user-pool-client-id')} not found)"
+            f"<SignInDomain>/login?client_id=<sign-in client>&response_type=code&redirect_uri=<edge URL>/ "
+            f"(SSM {', '.join(missing)} not found: deploy {config.resource_prefix}-auth and -frontend)"
         )
-    link = f"{base.rstrip('/')}/login?client_id={client}&response_type=code"
-    return link + (f"&redirect_uri={quote(config.auth.callback_urls[0], safe='')}" if config.auth.callback_urls else "")
+    home = quote(values["home"].rstrip("/") + "/", safe="")
+    return f"{values['base'].rstrip('/')}/login?client_id={values['client']}&response_type=code&redirect_uri={home}"
 
 
 def groups_of(cognito: Any, pool_id: str, email: str) -> set[str]:

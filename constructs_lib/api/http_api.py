@@ -41,6 +41,7 @@ CORS_METHODS = [
     apigw.CorsHttpMethod.OPTIONS,
 ]
 CORS_HEADERS = ["Authorization", "Content-Type"]
+HEALTH_PATH = "/api/health"
 
 # One JSON object per request: what the on-call needs to follow a request to its backend.
 ACCESS_LOG_FIELDS = {
@@ -110,6 +111,8 @@ class ErpHttpApi(Construct):
             description=f"{name} front door",
             cors_preflight=cors,
             create_default_stage=False,
+            # api.edge_only: answers only at its own domain, which only the edge uses as its origin.
+            disable_execute_api_endpoint=config.edge_only,
         )
 
         self.access_logs = logs.LogGroup(
@@ -166,11 +169,15 @@ class ErpHttpApi(Construct):
 
     @property
     def url(self) -> str:
-        """Base URL of the $default stage (the stage adds no path segment), without a trailing slash."""
+        """Where the API itself answers (the stage adds no path segment), without a trailing slash: its own domain
+        when execute-api is off, else the execute-api address."""
+        if self.domain_name is not None and self.http_api.disable_execute_api_endpoint:
+            return f"https://{self.domain_name.name}"
         return f"https://{self.http_api.api_id}.execute-api.{Stack.of(self).region}.{Stack.of(self).url_suffix}"
 
-    def add_health_route(self, path: str = "/health") -> None:
-        """GET only, and the one route without the authorizer: the pipeline's smoke test calls it."""
+    def add_health_route(self, path: str = HEALTH_PATH) -> None:
+        """GET only, and the one route without the authorizer: the pipeline's smoke test calls it through the edge,
+        which passes /api/* to the API (so the path is under /api)."""
         routes = self.http_api.add_routes(
             path=path, methods=[apigw.HttpMethod.GET], integration=self._responder_integration
         )

@@ -13,7 +13,6 @@ free, while Plus bills every active user (~$0.02 each, no free tier).
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_cognito as cognito
@@ -186,21 +185,17 @@ class ErpUserPool(Construct):
                 "Optional TOTP: the ERP frontend as built has no MFA screens (app-side change 03); sign-in is "
                 "rate-limited by WAF and screened by threat protection in production instead.",
             )
-        # The hosted sign-in pages: the authorization-code grant needs /oauth2/authorize somewhere.
+        # The managed sign-in pages (their own client, after the edge: constructs_lib/auth/sign_in_client.py).
         self.domain = self.user_pool.add_domain(
             "Domain", cognito_domain=cognito.CognitoDomainOptions(domain_prefix=domain_prefix)
         )
         self.client = self.user_pool.add_client(
             "SpaClient",
-            generate_secret=False,  # a browser cannot keep one; PKCE protects the code instead
+            generate_secret=False,  # a browser cannot keep one
             # admin_user_password: IAM-gated (cognito-idp:AdminInitiateAuth), lets operators get a token from the CLI.
             auth_flows=cognito.AuthFlow(user_srp=True, admin_user_password=True),
-            o_auth=cognito.OAuthSettings(
-                flows=cognito.OAuthFlows(authorization_code_grant=True),
-                scopes=[cognito.OAuthScope.OPENID, cognito.OAuthScope.EMAIL, cognito.OAuthScope.PROFILE],
-                callback_urls=config.callback_urls,
-                logout_urls=sorted({_origin(url) for url in config.callback_urls}),
-            ),
+            # The frontend signs in with SRP and never follows an OAuth redirect: no redirect to abuse.
+            disable_o_auth=True,
             supported_identity_providers=[cognito.UserPoolClientIdentityProvider.COGNITO],
             prevent_user_existence_errors=True,
             # The SPA writes position and department at sign-up and reads all three; custom:employeeId is
@@ -254,9 +249,3 @@ def _sender(email: AuthEmailConfig | None) -> cognito.UserPoolEmail:
         ses_region=email.ses_region,
         ses_verified_domain=email.verified_domain,
     )
-
-
-def _origin(url: str) -> str:
-    """Sign-out returns to the app's root, not to its OAuth callback."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}/"

@@ -6,8 +6,9 @@ props that would narrow it, so each wildcard is explained where it sits instead 
 
 from __future__ import annotations
 
-from aws_cdk import Stack, pipelines
+from aws_cdk import RemovalPolicy, Stack, pipelines
 from aws_cdk import aws_codebuild as codebuild
+from aws_cdk import aws_kms as kms
 from constructs import IConstruct
 
 from constructs_lib.common.nag import LAMBDA_BASIC_EXECUTION, acknowledge
@@ -117,3 +118,32 @@ def ignore_cfn_lint_role_arn_false_positive(pipeline: pipelines.CodePipeline) ->
     valid CloudFormation. Ignored on this one resource only; every other template keeps the rule.
     """
     pipeline.pipeline.node.default_child.add_metadata("cfn-lint", {"config": {"ignore_checks": ["E3703"]}})
+
+
+def harden_cross_region_support(pipeline: pipelines.CodePipeline) -> None:
+    """The edge's stacks deploy in us-east-1, so CodePipeline needs an artifact bucket there: CDK generates a support
+    stack (erp-pipeline-support-us-east-1) with a replication bucket and key. Its key gets rotation; the bucket
+    holds only the artifacts of the us-east-1 deploy actions, like the main artifact bucket's transient objects."""
+    stack = Stack.of(pipeline)
+    for support in pipeline.pipeline.cross_region_support.values():
+        for key in support.stack.node.find_all():
+            if isinstance(key, kms.CfnKey):
+                key.enable_key_rotation = True
+        bucket = support.replication_bucket
+        # Named at synth: kept on update or delete, but not after a failed first create (a retry would collide).
+        bucket.node.default_child.apply_removal_policy(RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE)
+        acknowledge(
+            bucket,
+            "AwsSolutions-S1",
+            "CDK's cross-region replication bucket: transient pipeline artifacts for the us-east-1 deploy actions only.",
+        )
+        acknowledge(
+            pipeline.pipeline.role,
+            f"AwsSolutions-IAM5[Resource::arn:{stack.partition}:s3:::{stack.resolve(bucket.bucket_name)}/*]",
+            "Objects of CDK's cross-region replication bucket, whose keys CodePipeline generates per execution.",
+        )
+        acknowledge(
+            pipeline.pipeline.role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "CodePipeline's use of the us-east-1 replication key, which CDK names by alias (its ARN is unknown here).",
+        )

@@ -13,6 +13,7 @@ from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_iam as iam
 
 from config.models import EnvironmentConfig, ToolchainConfig
+from constructs_lib.api.http_api import HEALTH_PATH
 from constructs_lib.api.routes import smoke_paths
 
 # Every CLI the pipeline installs is the one package.json pins (and package-lock.json locks): self-mutation and
@@ -25,7 +26,6 @@ CDK_ASSETS_CLI_VERSION = json.loads(PACKAGE_JSON.read_text())["devDependencies"]
 # Ubuntu 22.04 with python 3.11 and apt (the Makefile installs the rest, MariaDB for the tests included).
 BUILD_IMAGE = codebuild.LinuxBuildImage.STANDARD_7_0
 PYTHON = "3.11"
-HEALTH_PATH = "/health"
 SMOKE_ATTEMPTS = 10
 SMOKE_DELAY_SECONDS = 15
 # Pods of a fresh deploy pull images and pass readiness (3 x 10 s NLB checks) within this.
@@ -84,8 +84,9 @@ def smoke_test_step(
 ) -> pipelines.CodeBuildStep:
     """Fails the stage unless the API and every service behind it work.
 
-    1. `$API_URL/health` answers 200 and every protected route refuses an anonymous caller with 401: the
-       API is up and the authorizer stands in front of every backend.
+    1. Through the edge (`url_output`: the distribution's address, the one users have), `/api/health` answers 200
+       and every protected route refuses an anonymous caller with 401: the edge passes /api/* to the API, the API
+       is up, and the authorizer stands in front of every backend.
     2. Every NLB target group of the stage's Api stack has a healthy target (tools/smoke_check.py): each
        EKS service has a Ready pod answering its health check. Read through the stage account's CDK lookup
        role (ReadOnlyAccess), like the scan gate.

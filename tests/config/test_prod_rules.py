@@ -49,6 +49,11 @@ PROD_RULES = [
     ("auth.signin_rate_limit", None, "auth.signin_rate_limit: production rate-limits sign-up/sign-in"),
     ("cache.auth_token_rotation_days", None, "cache.auth_token_rotation_days: production rotates the cache AUTH"),
     ("auth.email", None, "auth.email: production sends sign-up links through SES"),
+    # Issue 19: browsers reach production through the edge only, behind its web ACL, on its own domain.
+    ("edge.waf.enabled", False, "edge.waf.enabled: production's edge has a web ACL"),
+    ("api.edge_only", False, "api.edge_only: production's API answers only through the edge"),
+    ("edge.domain_name", None, "edge: domain_name and certificate_arn go together"),
+    ("edge", {"waf": {"enabled": True}}, "edge.domain_name: production serves TLS 1.2+ on its own domain"),
 ]
 
 
@@ -80,6 +85,8 @@ def test_committed_prod_passes_every_rule():
         ("cache.auth_token_rotation_days", None),
         ("database.deletion_protection", False),
         ("auth.email", None),
+        ("edge.waf.enabled", False),
+        ("api.edge_only", False),
     ],
 )
 def test_the_same_settings_are_allowed_outside_production(config_dir, field, value):

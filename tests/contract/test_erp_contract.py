@@ -152,20 +152,24 @@ def test_row_routes(stack_templates, env):
 
 @pytest.mark.parametrize("env", ENVS)
 def test_row_cors_and_auth(stack_templates, env):
-    """Deliberate difference: a Cognito access token on every route but /health and preflight (README: Hosting a
-    service here, "app-side changes") carrying the verified-identity scope or a group scope; deciding an
+    """Deliberate difference: a Cognito access token on every route but /api/health and preflight (README: Hosting
+    a service here, "app-side changes") carrying the verified-identity scope or a group scope; deciding an
     approval and driving processing need the manager or admin scope, DELETE /api/approvals the admin scope.
-    CORS: the frontend's origin, the five methods, and the headers it sends (Content-Type, Authorization)."""
+    CORS: the frontend is served on the edge's origin and calls /api/* there (no CORS at all, tests/journeys);
+    an extra origin (dev: a local frontend) gets the five methods and the headers it sends."""
     api = api_of(stack_templates, env)
     config = load_environment(env)
     (http_api,) = resources_of(api, "AWS::ApiGatewayV2::Api").values()
-    cors = http_api["Properties"]["CorsConfiguration"]
-    assert {"GET", "POST", "PUT", "DELETE", "OPTIONS"} <= set(cors["AllowMethods"])
-    assert {"Content-Type", "Authorization"} <= set(cors["AllowHeaders"])
-    assert cors["AllowOrigins"] == config.api.cors_origins
+    if config.api.cors_origins:
+        cors = http_api["Properties"]["CorsConfiguration"]
+        assert {"GET", "POST", "PUT", "DELETE", "OPTIONS"} <= set(cors["AllowMethods"])
+        assert {"Content-Type", "Authorization"} <= set(cors["AllowHeaders"])
+        assert cors["AllowOrigins"] == config.api.cors_origins
+    else:
+        assert "CorsConfiguration" not in http_api["Properties"]
     for route in resources_of(api, "AWS::ApiGatewayV2::Route").values():
         key = route["Properties"]["RouteKey"]
-        public = key == "GET /health" or key.startswith("OPTIONS ")
+        public = key == "GET /api/health" or key.startswith("OPTIONS ")
         assert route["Properties"]["AuthorizationType"] == ("NONE" if public else "JWT"), key
         if not public:
             assert route["Properties"]["AuthorizationScopes"], f"{key}: a token without a scope would pass"

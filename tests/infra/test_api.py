@@ -19,7 +19,7 @@ from constructs_lib.common.python_function import VPC_NETWORK_INTERFACE_ACTIONS
 from tests.conftest import properties_of, resources_of
 
 ENVS = ["dev", "prod"]
-HEALTH = "GET /health"
+HEALTH = "GET /api/health"
 LAMBDA_PREFIXES = ("/api/employees", "/api/attendance", "/api/quests", "/api/leaves")
 
 
@@ -164,7 +164,8 @@ def expected_route_keys(config) -> set[str]:
 @pytest.mark.parametrize("env", ENVS)
 def test_routes_are_exactly_the_services_employees_health_and_preflights(stack_templates, configs, env):
     assert set(routes(api_template(stack_templates, env))) == expected_route_keys(configs[env])
-    assert configs[env].api.cors_origins, "both environments serve the SPA: preflight routes are expected"
+    # The edge's pages call the API on their own origin; preflights only for dev's extra origin (localhost).
+    assert bool(configs[env].api.cors_origins) == (not configs[env].production)
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -267,6 +268,9 @@ def test_stage_throttling_cors_and_json_access_logs(stack_templates, configs, en
     assert log_group["DeletionPolicy"] == ("RetainExceptOnCreate" if configs[env].production else "Delete")
     (_, http_api) = one(api, "AWS::ApiGatewayV2::Api")
     assert http_api["Properties"]["Name"] == f"erp-{env}-http-api"
+    if not config.cors_origins:
+        assert "CorsConfiguration" not in http_api["Properties"]
+        return
     cors = http_api["Properties"]["CorsConfiguration"]
     assert cors["AllowOrigins"] == config.cors_origins
     assert cors["AllowHeaders"] == ["Authorization", "Content-Type"]
@@ -274,14 +278,25 @@ def test_stage_throttling_cors_and_json_access_logs(stack_templates, configs, en
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_api_url_output_is_the_stage_base_url_without_trailing_slash(stack_templates, configs, env):
+def test_api_url_output_is_where_the_api_itself_answers(stack_templates, configs, env):
+    """execute-api without a domain; with api.edge_only the API's own domain, and execute-api is off (prod)."""
     api = api_template(stack_templates, env)
-    (api_id, _) = one(api, "AWS::ApiGatewayV2::Api")
-    value = api["Outputs"]["ApiUrl"]["Value"]["Fn::Join"][1]
-    assert value[0] == "https://" and value[1] == {"Ref": api_id}
-    assert value[2] == f".execute-api.{configs[env].region}." and value[3] == {"Ref": "AWS::URLSuffix"}
-    assert not configs[env].api.domain_name
-    assert resources_of(api, "AWS::ApiGatewayV2::DomainName") == {}
+    config = configs[env].api
+    (api_id, http_api) = one(api, "AWS::ApiGatewayV2::Api")
+    if not config.edge_only:
+        value = api["Outputs"]["ApiUrl"]["Value"]["Fn::Join"][1]
+        assert value[0] == "https://" and value[1] == {"Ref": api_id}
+        assert value[2] == f".execute-api.{configs[env].region}." and value[3] == {"Ref": "AWS::URLSuffix"}
+        assert http_api["Properties"].get("DisableExecuteApiEndpoint") in (None, False)
+        assert resources_of(api, "AWS::ApiGatewayV2::DomainName") == {}
+        return
+    assert http_api["Properties"]["DisableExecuteApiEndpoint"] is True
+    ((domain_id, domain),) = resources_of(api, "AWS::ApiGatewayV2::DomainName").items()
+    assert api["Outputs"]["ApiUrl"]["Value"] == {"Fn::Join": ["", ["https://", {"Ref": domain_id}]]}
+    assert domain["Properties"]["DomainName"] == config.domain_name
+    assert domain["Properties"]["DomainNameConfigurations"][0]["CertificateArn"] == config.certificate_arn
+    ((_, mapping),) = resources_of(api, "AWS::ApiGatewayV2::ApiMapping").items()
+    assert mapping["Properties"]["ApiId"] == {"Ref": api_id}
 
 
 # --- employee Lambda ----------------------------------------------------------------------

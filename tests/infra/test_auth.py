@@ -136,21 +136,21 @@ def test_pre_sign_up_trigger_is_attached_with_the_allowed_domains(stack_template
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_spa_client_is_public_with_code_grant(stack_templates, configs, env):
+def test_spa_client_is_public_and_has_no_redirect(stack_templates, configs, env):
+    """The frontend signs in with SRP and follows no OAuth redirect: its client has none to abuse. The managed
+    pages have their own client, returning to the edge (Frontend stack, tests/infra/test_edge.py)."""
     clients = resources_of(auth_template(stack_templates, env), "AWS::Cognito::UserPoolClient")
     assert len(clients) == 1
     props = next(iter(clients.values()))["Properties"]
     assert props["GenerateSecret"] is False
-    assert props["AllowedOAuthFlows"] == ["code"]
-    assert props["AllowedOAuthFlowsUserPoolClient"] is True
+    assert "AllowedOAuthFlows" not in props and "CallbackURLs" not in props and "LogoutURLs" not in props
+    assert props.get("AllowedOAuthFlowsUserPoolClient", False) is False
     # No USER_PASSWORD_AUTH for the public SPA client; the admin password flow needs IAM credentials.
     assert set(props["ExplicitAuthFlows"]) == {
         "ALLOW_USER_SRP_AUTH",
         "ALLOW_ADMIN_USER_PASSWORD_AUTH",
         "ALLOW_REFRESH_TOKEN_AUTH",
     }
-    assert props["CallbackURLs"] == configs[env].auth.callback_urls
-    assert props["SupportedIdentityProviders"] == ["COGNITO"]
     assert props["PreventUserExistenceErrors"] == "ENABLED"
     assert props["EnableTokenRevocation"] is True
     assert props["AccessTokenValidity"] <= 60 and props["IdTokenValidity"] <= 60
@@ -298,11 +298,13 @@ def test_prod_waf_association_retries_until_the_web_acl_has_propagated(stack_tem
     assert all(s["Resource"] != "*" for s in statements if "wafv2:AssociateWebACL" in json.dumps(s))
 
 
-def test_prod_client_redirects_only_to_https(stack_templates):
-    """Issue 12: prod's SPA client allowed http://localhost:3000 callbacks (the AuthConfig default)."""
-    (client,) = resources_of(auth_template(stack_templates, "prod"), "AWS::Cognito::UserPoolClient").values()
+def test_prod_sign_in_pages_redirect_only_to_https(stack_templates):
+    """Issue 12: prod's client allowed http://localhost:3000 callbacks (the AuthConfig default). The managed pages'
+    client (Frontend stack) returns to the edge's https address and to nothing else in prod."""
+    (client,) = resources_of(stack_templates["erp-prod-frontend"], "AWS::Cognito::UserPoolClient").values()
     urls = client["Properties"]["CallbackURLs"] + client["Properties"]["LogoutURLs"]
-    assert urls and all(url.startswith("https://") and "localhost" not in url for url in urls)
+    assert urls and all(isinstance(url, str) and url.startswith("https://") for url in urls), urls
+    assert not any("localhost" in url for url in urls)
 
 
 @pytest.mark.parametrize("env", ENVS)

@@ -18,6 +18,8 @@ from constructs_lib.delivery.github_oidc import DIFF_ENVIRONMENT, DIFF_READ_ACTI
 from constructs_lib.delivery.workload_inventory import HELM_WORKLOADS, WORKLOAD_KINDS, expected_workloads
 from tests.conftest import REPO, resources_of
 
+PIPELINE_STACK = "erp-pipeline"
+
 PIPELINE = "erp-pipeline"
 
 
@@ -178,7 +180,8 @@ def test_the_pinned_asset_publisher_reads_this_assembly(cdk_out):
     assert result.returncode == 0, result.stderr[-2000:]
 
 
-def test_every_stage_smoke_tests_its_api_after_deploying(pipeline, pipeline_json, toolchain, configs):
+def test_every_stage_smoke_tests_its_api_through_the_edge_after_deploying(pipeline, pipeline_json, toolchain, configs):
+    """Through the distribution (the address users have), so the edge's /api/* behaviour is proven with the API."""
     for name in toolchain.stages:
         config = configs[name]
         actions = stage(pipeline, config.stage_id)
@@ -186,10 +189,11 @@ def test_every_stage_smoke_tests_its_api_after_deploying(pipeline, pipeline_json
         assert smoke["RunOrder"] > max(a["RunOrder"] for a in deploy_actions(actions))
         variables = json.loads(smoke["Configuration"]["EnvironmentVariables"])
         (variable,) = [v for v in variables if v["name"] == "API_URL"]
-        api_deploy = next(a for a in actions if a["Name"] == f"{config.project}-{name}-api.Deploy")
-        assert variable["value"] == f"#{{{api_deploy['Namespace']}.ApiUrl}}"
+        edge_deploy = next(a for a in actions if a["Name"] == f"{config.project}-{name}-edge.Deploy")
+        assert edge_deploy["Region"] == "us-east-1"
+        assert variable["value"] == f"#{{{edge_deploy['Namespace']}.Url}}"
         commands = buildspec(pipeline_json, smoke)["phases"]["build"]["commands"]
-        assert '"${API_URL%/}/health"' in commands[0] and 'test "$status" = 200' in commands[0]
+        assert '"${API_URL%/}/api/health"' in commands[0] and 'test "$status" = 200' in commands[0]
         assert "--retry 10" in commands[0]
         # Anonymous calls to every backend route must be refused by the authorizer.
         routes = smoke_paths(config)
@@ -457,8 +461,16 @@ def test_notifications_on_failure_and_pending_approval(pipeline_json, toolchain)
     assert emails == sorted(toolchain.notification_emails)
 
 
-def test_artifacts_are_cmk_encrypted_ssl_only_and_access_logged(pipeline, pipeline_json):
-    bucket_id = pipeline["ArtifactStore"]["Location"]["Ref"]
+def artifact_store(pipeline: dict, region: str) -> dict:
+    """The pipeline's artifact store in `region`: its own in the toolchain region, CDK's replication bucket in
+    us-east-1 for the edge's deploy actions (ArtifactStores, one per region)."""
+    (store,) = [s["ArtifactStore"] for s in pipeline["ArtifactStores"] if s["Region"] == region]
+    return store
+
+
+def test_artifacts_are_cmk_encrypted_ssl_only_and_access_logged(pipeline, pipeline_json, toolchain):
+    store = artifact_store(pipeline, toolchain.region)
+    bucket_id = store["Location"]["Ref"]
     bucket = pipeline_json["Resources"][bucket_id]["Properties"]
     (encryption,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
@@ -470,7 +482,7 @@ def test_artifacts_are_cmk_encrypted_ssl_only_and_access_logged(pipeline, pipeli
     )
     assert any(s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}} for s in policy["Statement"])
     # Every CodeBuild project encrypts with the same customer-managed key.
-    key = pipeline["ArtifactStore"]["EncryptionKey"]["Id"]
+    key = store["EncryptionKey"]["Id"]
     for build in resources_of(pipeline_json, "AWS::CodeBuild::Project").values():
         assert build["Properties"]["EncryptionKey"] == key
 
@@ -512,7 +524,9 @@ def test_github_oidc_role_is_for_this_repositorys_pull_requests_only(pipeline_js
     }
     # Exactly the lookup roles of the configured accounts (issue 12: it could assume roles in ANY account).
     accounts = {(toolchain.account, toolchain.region)} | {
-        (load_environment(name).account, load_environment(name).region) for name in toolchain.stages
+        (load_environment(name).account, region)
+        for name in toolchain.stages
+        for region in (load_environment(name).region, "us-east-1")  # the edge's stacks deploy in us-east-1
     }
     assert assumable == {json.dumps(f"arn:aws:iam::{a}:role/cdk-hnb659fds-lookup-role-{a}-{r}") for a, r in accounts}
     # Read-only: assume the CDK lookup roles, read templates, read the bootstrap version.
@@ -521,13 +535,20 @@ def test_github_oidc_role_is_for_this_repositorys_pull_requests_only(pipeline_js
     assert len(outputs) == 1
 
 
-def test_cross_account_deploy_roles_can_read_the_artifacts(pipeline, pipeline_json, configs, toolchain):
-    key_id = pipeline["ArtifactStore"]["EncryptionKey"]["Id"]["Fn::GetAtt"][0]
+def test_cross_account_deploy_roles_can_read_the_artifacts(
+    pipeline, pipeline_json, stack_templates, configs, toolchain
+):
+    key_id = artifact_store(pipeline, toolchain.region)["EncryptionKey"]["Id"]["Fn::GetAtt"][0]
     statements = json.dumps(pipeline_json["Resources"][key_id]["Properties"]["KeyPolicy"])
+    # The edge's actions read their artifacts from CDK's us-east-1 replication bucket, under its own key.
+    (support_key,) = resources_of(stack_templates[f"{PIPELINE_STACK}-support-us-east-1"], "AWS::KMS::Key").values()
+    edge_statements = json.dumps(support_key["Properties"]["KeyPolicy"])
+    assert support_key["Properties"]["EnableKeyRotation"] is True
     for name in toolchain.stages:
         account = configs[name].account
         if account != toolchain.account:
             assert f":iam::{account}:role/cdk-hnb659fds-deploy-role-{account}-" in statements
+            assert f":iam::{account}:role/cdk-hnb659fds-deploy-role-{account}-us-east-1" in edge_statements
 
 
 @pytest.mark.parametrize("env", ["dev", "prod"])

@@ -2,11 +2,14 @@
 
 `Platform` (once per environment): the templates resolved (`Stacks`), the user pool's settings, the REAL
 Cognito triggers and Lambda functions loaded with their synthesized environment, the workloads' manifests.
-`World` (once per test): a fresh pool, gateway, Spring fakes, Kafka and cluster network around them, and the
-employee Lambda with a new container on the reseeded database.
+`World` (once per test): a fresh pool, gateway, Spring fakes, Kafka and cluster network around them, the
+employee Lambda with a new container on the reseeded database, and the edge (the CloudFront distribution of
+the Edge stack, tests/support/cloudfront.py) in front of the gateway with a stand-in frontend build published.
 
-`Person` is someone in front of the unchanged frontend (facts sheet section 7) plus the one documented
-app-side change: every API call sends `Authorization: Bearer <access token>`. `Journey` records the steps
+`Person` is someone in front of the unchanged frontend (facts sheet section 7), built with the edge's address
+as its API base: every API call goes browser -> CloudFront (`/api/*`) -> HTTP API, same-origin (the page's
+Origin is the edge's own address), plus the one documented app-side change: every API call sends
+`Authorization: Bearer <access token>`. `Journey` records the steps
 and turns the first unexpected outcome into one line naming environment, journey, step and call, e.g.
 `prod J7 step 2 PUT /api/approvals/1/approve: expected 200, got 403 {"message":"Forbidden"}`.
 """
@@ -24,6 +27,7 @@ from typing import Any, TypeVar
 
 from config.models import EnvironmentConfig
 from tests.support.cloudformation import DeployedFunction, Stacks, deployed_function
+from tests.support.cloudfront import Distribution, SiteObject
 from tests.support.cognito import Clock, CognitoError, PoolSettings, SignInNeverSettles, TokenIssuer, Tokens, UserPool
 from tests.support.erp_services import (
     ApprovalProcessingService,
@@ -36,6 +40,7 @@ from tests.support.erp_services import (
     workload_objects,
 )
 from tests.support.http_api import HttpApi, HttpRequest, HttpResponse
+from tools.frontend import cache_control, content_type
 
 T = TypeVar("T")
 PASSWORD = "Journey-Pass-2026!x"  # pragma: allowlist secret (what a person types at sign-up; no real account)
@@ -162,6 +167,27 @@ class Platform:
         return cls(config.name, config, stacks, pool, triggers, functions, workload_objects(stacks, workloads))
 
 
+# A stand-in for `make frontend`'s build (Vite's dist/): index.html naming hashed assets, the API base baked in.
+INDEX_SCRIPT = "assets/index-B7x2kQ9d.js"
+INDEX_STYLE = "assets/index-C4mZ8pLw.css"
+
+
+def frontend_build(address: str, config: EnvironmentConfig) -> dict[str, SiteObject]:
+    """The files tools/frontend.py would publish for this environment, with its content types and Cache-Control."""
+    files = {
+        "index.html": (
+            '<!doctype html><html lang="ko"><head><meta charset="UTF-8"><title>ERP</title>'
+            f'<script type="module" crossorigin src="/{INDEX_SCRIPT}"></script>'
+            f'<link rel="stylesheet" crossorigin href="/{INDEX_STYLE}"></head>'
+            '<body><div id="root"></div></body></html>'
+        ),
+        INDEX_SCRIPT: f'const VITE_API_BASE_URL="{address}",VITE_COGNITO_REGION="{config.region}";',
+        INDEX_STYLE: "#root{min-height:100vh}",
+        "favicon.ico": "\x00\x00\x01\x00",
+    }
+    return {key: SiteObject(body, content_type(key), cache_control(key)) for key, body in files.items()}
+
+
 class World:
     """A fresh copy of one environment for one test."""
 
@@ -207,6 +233,10 @@ class World:
         )
         self.api.lambdas = self.lambdas
         self.api.services = self.fakes
+        # The environment's one public address: the frontend's files, and /api/* through to self.api.
+        self.edge = Distribution(platform.stacks, f"{platform.prefix}-edge", api=self.api)
+        self.site = frontend_build(self.edge.address, self.config)
+        self.edge.publish(self.site)
         self.people: dict[str, Person] = {}
 
     # --- people and journeys -----------------------------------------------------------------------
@@ -304,12 +334,14 @@ class Person:
     def request(
         self, method: str, path: str, body: Any = None, *, bearer: bool = True, token: str | None = None
     ) -> HttpResponse:
-        headers = {"accept": "application/json, text/plain, */*", "origin": "https://erp.example.com"}
+        edge = self.world.edge
+        # Same-origin XHR from the page the edge served: Host and Origin are the edge's own address.
+        headers = {"host": edge.host, "accept": "application/json, text/plain, */*", "origin": edge.address}
         if token is None and bearer and self.tokens is not None:
             token = self.tokens.access_token
         if token is not None:
             headers["authorization"] = f"Bearer {token}"
-        return self.world.api.handle(HttpRequest.json(method, path, body, headers))
+        return edge.handle(HttpRequest.json(method, path, body, headers))
 
     def call(self, j: Journey, method: str, path: str, body: Any = None, *, expect: Any = 200, **options) -> Any:
         """One API call as a journey step; returns the decoded body."""

@@ -36,6 +36,12 @@ ALARM_METRIC_MONTH = 0.10
 ECR_GB_MONTH = 0.10
 LOGS_INGEST_GB = 0.76
 LOGS_STORED_GB_MONTH = 0.0314
+CLOUDFRONT_HTTPS_PER_10K = 0.012
+CLOUDFRONT_DATA_OUT_GB = 0.120
+CLOUDFRONT_FUNCTION_PER_M = 0.10
+S3_GB_MONTH = 0.025
+# CloudFront's always-free tier per account-month: 10 M requests, 1 TB out, 2 M function invocations.
+FREE_EDGE_REQUESTS, FREE_EDGE_GB, FREE_FUNCTION_INVOCATIONS = 10_000_000, 1024, 2_000_000
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +90,12 @@ def hand_calculation(config, templates) -> dict[str, float]:
         + invocations / 1e6 * LAMBDA_PER_M
         for f in behind_api
     )
+
+    def edge_bucket_gb(bucket: dict) -> float:
+        tag = next((t["Value"] for t in bucket.get("Tags", []) if t["Key"] == "erp:usage"), None)
+        return {"frontend": usage.frontend_storage_gb, "edge-logs": usage.edge_log_storage_gb}[tag]
+
+    functions = len(all_of("AWS::CloudFront::Function"))
     alarm_metrics = sum(
         len([m for m in a.get("Metrics", []) if "MetricStat" in m]) or 1 for a in all_of("AWS::CloudWatch::Alarm")
     )
@@ -107,6 +119,17 @@ def hand_calculation(config, templates) -> dict[str, float]:
         "AWS::CloudWatch::Dashboard": 0.0,  # one of the three free per account
         "AWS::Cognito::UserPool": 0.0,  # under the 10k free MAU
         "AWS::ECR::Repository": len(all_of("AWS::ECR::Repository")) * 1.0 * ECR_GB_MONTH,
+        # One distribution; usage beyond CloudFront's free tier only (dev's defaults stay inside it: $0).
+        "AWS::CloudFront::Distribution": max(0, usage.edge_requests_per_month - FREE_EDGE_REQUESTS)
+        / 10_000
+        * CLOUDFRONT_HTTPS_PER_10K
+        + max(0.0, usage.edge_transfer_gb_per_month - FREE_EDGE_GB) * CLOUDFRONT_DATA_OUT_GB,
+        # Every edge request runs the SPA-fallback function (assumed), beyond the 2 M free.
+        "AWS::CloudFront::Function": max(0, functions * usage.edge_requests_per_month - FREE_FUNCTION_INVOCATIONS)
+        / 1e6
+        * CLOUDFRONT_FUNCTION_PER_M,
+        # Only the edge's buckets are priced (by their erp:usage tag); dev has no other bucket.
+        "AWS::S3::Bucket": sum(edge_bucket_gb(b) for b in all_of("AWS::S3::Bucket")) * S3_GB_MONTH,
         "(config)": config.kafka.replicas * config.kafka.storage_gib * GP3_GB_MONTH
         + usage.log_ingest_gb_per_month * LOGS_INGEST_GB
         + usage.log_stored_gb * LOGS_STORED_GB_MONTH,
@@ -124,6 +147,12 @@ def test_every_resource_type_costs_what_the_price_sheet_says(dev):
 def test_the_types_billed_per_unit_are_really_in_the_dev_templates(dev):
     """Guards the hand calculation itself: a count of zero would make its line trivially equal."""
     _, templates, priced = dev
-    for rtype in ("AWS::Logs::MetricFilter", "AWS::CloudWatch::Alarm", "AWS::KMS::Key", "AWS::SecretsManager::Secret"):
+    for rtype in (
+        "AWS::Logs::MetricFilter",
+        "AWS::CloudWatch::Alarm",
+        "AWS::KMS::Key",
+        "AWS::SecretsManager::Secret",
+        "AWS::S3::Bucket",
+    ):
         assert any(resources_of(t, rtype) for t in templates.values()), rtype
         assert priced.get(rtype, 0) > 0, f"{rtype} priced as free"

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import subprocess
-from urllib.parse import quote
 
 import boto3
 import pytest
 import yaml
 from moto import mock_aws
 
-from config import CONFIG_DIR, load_environment
+from config import CONFIG_DIR
 from tools.user_admin import REMINDER, main
 
 REPO = CONFIG_DIR.parent
 REGION = "ap-northeast-2"  # config/dev.yaml's region: the tool builds its clients there
 SIGN_IN = "https://erp-dev-111111111111.auth.ap-northeast-2.amazoncognito.com"
+EDGE_URL = "https://d111.cloudfront.net"
 PASSWORD = "Correct-Horse-9-battery"  # pragma: allowlist secret (a throwaway password for moto)
 
 
@@ -59,6 +59,9 @@ def published(pool):
     ssm = boto3.client("ssm", region_name=REGION)
     for leaf, value in (("user-pool-id", pool), ("user-pool-client-id", "client123"), ("sign-in-url", SIGN_IN)):
         ssm.put_parameter(Name=f"/erp/dev/auth/{leaf}", Value=value, Type="String")
+    # The Frontend stack's: the managed pages' own client, returning to the edge.
+    ssm.put_parameter(Name="/erp/dev/frontend/sign-in-client-id", Value="signin456", Type="String")
+    ssm.put_parameter(Name="/erp/dev/frontend/url", Value=EDGE_URL, Type="String")
     return pool
 
 
@@ -204,8 +207,8 @@ def test_create_makes_a_verified_user_and_prints_the_hosted_sign_in_link(idp, pu
         *("--name", "Carol Park", "--position", "STAFF", "--department", "DEVELOPMENT"),
     )
     assert (code, err) == (0, [])
-    callback = quote(load_environment("dev").auth.callback_urls[0], safe="")  # http%3A%2F%2Flocalhost%3A3000...
-    link = f"{SIGN_IN}/login?client_id=client123&response_type=code&redirect_uri={callback}"
+    # The sign-in client (not the SPA's, which has no redirect) returning to the edge's address.
+    link = f"{SIGN_IN}/login?client_id=signin456&response_type=code&redirect_uri=https%3A%2F%2Fd111.cloudfront.net%2F"
     assert out == [
         f"carol@example.com: created; Cognito mails a temporary password, to be changed at {link}",
         "carol@example.com: groups [] -> [admin]",
@@ -248,5 +251,7 @@ def test_make_user_refuses_without_arguments():
 def test_create_without_published_sign_in_url_names_the_stack_outputs(idp, pool, capsys):
     code, out, _ = run(capsys, "--email", "dan@example.com", "--role", "none", "--create", "--user-pool-id", pool)
     assert code == 0 and out[0].startswith("dan@example.com: created;")
-    assert "(outputs of erp-dev-auth; SSM /erp/dev/auth/sign-in-url" in out[0]
+    assert (
+        "SSM /erp/dev/auth/sign-in-url, /erp/dev/frontend/sign-in-client-id, /erp/dev/frontend/url not found" in out[0]
+    )
     assert attributes(idp, pool, "dan@example.com")[1]["email_verified"] == "true"

@@ -12,6 +12,19 @@ from tools.cost.prices import HOURS_PER_MONTH, Unpriceable
 
 FREE_DASHBOARDS_PER_ACCOUNT = 3
 MIN_SERVERLESS_CACHE_GB = 0.1
+# CloudFront's always-free tier, per account and month (not per distribution).
+CLOUDFRONT_FREE_REQUESTS = 10_000_000
+CLOUDFRONT_FREE_TRANSFER_GB = 1024.0  # 1 TB
+CLOUDFRONT_FREE_FUNCTION_INVOCATIONS = 2_000_000
+# Price classes that serve South Korea from Korean edges (the AP-group prices); PriceClass_100 does not.
+CLOUDFRONT_AP_PRICE_CLASSES = {"PriceClass_200", "PriceClass_All"}
+# The `erp:usage` tag on a bucket -> the usage field holding its stored GB.
+BUCKET_USAGE_FIELDS = {"frontend": "frontend_storage_gb", "edge-logs": "edge_log_storage_gb"}
+# AWS managed rule groups with a subscription and per-request fee on top of the rule fee.
+PAID_MANAGED_RULE_GROUPS = {
+    "AWSManagedRulesBotControlRuleSet", "AWSManagedRulesATPRuleSet", "AWSManagedRulesACFPRuleSet",
+    "AWSManagedRulesAntiDDoSRuleSet",
+}  # fmt: skip
 
 # Usage the config has no field for yet; stated in every estimate's assumptions.
 PIPELINE_RUNS_PER_MONTH = 40
@@ -52,6 +65,8 @@ FREE_TYPES = {
     "AWS::Events::Rule", "AWS::Scheduler::Schedule", "AWS::Scheduler::ScheduleGroup",
     "AWS::Logs::ResourcePolicy", "AWS::XRay::SamplingRule", "AWS::XRay::Group",
     "AWS::CodeStarNotifications::NotificationRule", "AWS::CodeStarConnections::Connection",
+    "AWS::CloudFront::CachePolicy", "AWS::CloudFront::OriginRequestPolicy", "AWS::CloudFront::ResponseHeadersPolicy",
+    "AWS::CloudFront::OriginAccessControl", "AWS::CloudFront::CloudFrontOriginAccessIdentity",
 }
 # fmt: on
 FREE_PREFIXES = ("AWS::IAM::", "Custom::")
@@ -441,14 +456,54 @@ def _user_pool(r: Resource, ctx: Context) -> list[Result]:
 
 @pricer("AWS::WAFv2::WebACL")
 def _web_acl(r: Resource, ctx: Context) -> list[Result]:
-    """The prod user pool's rate limit: the ACL, one fee per rule, and every request to what it protects."""
-    rules = len(_prop(r, "Rules", default=[]))
-    requests = ctx.env.usage.auth_requests_per_month / 1e6
-    return [
+    """The ACL, one fee per rule (a managed rule group counts as one), and every request it inspects: for the
+    REGIONAL one on the prod user pool its sign-in/sign-up calls, for a CLOUDFRONT one every edge request."""
+    rules = _prop(r, "Rules", default=[])
+    usage = ctx.env.usage
+    if _prop(r, "Scope", default="REGIONAL") == "CLOUDFRONT":
+        requests, item = usage.edge_requests_per_month / 1e6, "requests inspected (usage: every edge request)"
+    else:
+        requests, item = usage.auth_requests_per_month / 1e6, "requests inspected (usage)"
+    out = [
         _line(r, ctx, "web ACL", 1, ("waf", "web-acl")),
-        _line(r, ctx, "rules", rules, ("waf", "rule")),
-        _line(r, ctx, "requests inspected (usage)", requests, ("waf", "requests"), unit="M"),
+        _line(r, ctx, "rules", len(rules), ("waf", "rule")),
+        _line(r, ctx, item, requests, ("waf", "requests"), unit="M"),
     ]
+    statements = [rule.get("Statement", {}) for rule in rules if isinstance(rule, dict)]
+    groups = [s.get("ManagedRuleGroupStatement", {}).get("Name") for s in statements if isinstance(s, dict)]
+    if paid := sorted({name for name in groups if isinstance(name, str) and name in PAID_MANAGED_RULE_GROUPS}):
+        reason = f"managed rule group(s) {', '.join(paid)}: subscription and request fees not in the price file"
+        out.append(r.unpriced(reason))
+    return out
+
+
+@pricer("AWS::CloudFront::Distribution")
+def _distribution(r: Resource, ctx: Context) -> list[Result]:
+    """Requests and bytes to viewers (all assumed HTTPS, all from the AP group), minus the always-free tier;
+    fetches from the origins (S3, the Seoul HTTP API) are free. Usage is split over the env's distributions."""
+    price_class = _prop(r, "DistributionConfig", "PriceClass", default="PriceClass_All")
+    if price_class not in CLOUDFRONT_AP_PRICE_CLASSES:
+        raise Unpriceable(f"{price_class}: Korean viewers are served from edges whose prices are not in the price file")
+    usage, distributions = ctx.env.usage, ctx.count(r.type)
+    split = f", split over {distributions}" if distributions > 1 else ""
+    requests = max(0, usage.edge_requests_per_month - CLOUDFRONT_FREE_REQUESTS) / distributions
+    transfer_gb = max(0.0, usage.edge_transfer_gb_per_month - CLOUDFRONT_FREE_TRANSFER_GB) / distributions
+    requests_item = f"HTTPS requests beyond the first 10 M free per account (usage{split})"
+    transfer_item = f"data out to viewers beyond the first 1 TB free per account (usage{split})"
+    return [
+        _line(r, ctx, requests_item, requests / 10_000, ("cloudfront", "https-requests"), unit="10k requests"),
+        _line(r, ctx, transfer_item, transfer_gb, ("cloudfront", "data-out"), unit="GB"),
+    ]
+
+
+@pricer("AWS::CloudFront::Function")
+def _cloudfront_function(r: Resource, ctx: Context) -> list[Result]:
+    """Assumed to run on every edge request (an upper bound: a viewer-request function on the default behaviour
+    skips /api/*); the 2 M free invocations are per account, shared by the env's functions."""
+    functions = ctx.count(r.type)
+    invocations = max(0, functions * ctx.env.usage.edge_requests_per_month - CLOUDFRONT_FREE_FUNCTION_INVOCATIONS)
+    item = "invocations beyond the first 2 M free per account (usage: every edge request, assumed)"
+    return [_line(r, ctx, item, invocations / functions / 1e6, ("cloudfront", "function-invocations"), unit="M")]
 
 
 @pricer("AWS::SNS::Topic")
@@ -456,9 +511,22 @@ def _topic(r: Resource, ctx: Context) -> list[Result]:
     return [Free("alarm e-mails stay under the 1,000/month free tier")]
 
 
+def _tag(r: Resource, key: str) -> str | None:
+    tags = r.props.get("Tags", [])
+    return next((t.get("Value") for t in tags if isinstance(t, dict) and t.get("Key") == key), None)
+
+
 @pricer("AWS::S3::Bucket")
 def _bucket(r: Resource, ctx: Context) -> list[Result]:
-    raise Unpriceable("storage: no usage assumption for this bucket")
+    """Standard storage of the buckets whose `erp:usage` tag names a usage field; requests are not estimated."""
+    usage_tag = _tag(r, "erp:usage")
+    if usage_tag is None:
+        raise Unpriceable("storage: no usage assumption for this bucket")
+    field = BUCKET_USAGE_FIELDS.get(_plain(usage_tag, "Tags erp:usage"))
+    if field is None:
+        raise Unpriceable(f"storage: no usage assumption for erp:usage={usage_tag!r}")
+    gb = getattr(ctx.env.usage, field)
+    return [_line(r, ctx, f"Standard storage (usage: {field})", gb, ("s3", "standard-storage"), unit="GB")]
 
 
 @pricer("AWS::Serverless::Application")

@@ -20,6 +20,7 @@ from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
 from constructs_lib.common.python_function import PythonFunction
+from constructs_lib.common.waf import visibility
 
 ASSOCIATION_DIR = Path(__file__).resolve().parents[2] / "lambda_handlers" / "waf_association"
 ASSOCIATION_TYPE = "Custom::WafWebAclAssociation"
@@ -79,9 +80,6 @@ class UserPoolRateLimit(Construct):
         production: bool,
     ) -> None:
         super().__init__(scope, id)
-        visibility = lambda metric: wafv2.CfnWebACL.VisibilityConfigProperty(  # noqa: E731
-            cloud_watch_metrics_enabled=True, metric_name=metric, sampled_requests_enabled=True
-        )
         self.web_acl = wafv2.CfnWebACL(
             self,
             "WebAcl",

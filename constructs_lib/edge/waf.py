@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
+from constructs_lib.common.waf import visibility
+
 # Managed groups in evaluation order, with the rule names each contains (a count_only_rules entry must be one of
 # them). Source: AWS WAF Developer Guide, "Baseline rule groups" and "IP reputation rule groups" (the latest
 # static versions), read 2026-12-04.
@@ -64,12 +66,6 @@ RATE_RULE = "requests-per-ip"
 RATE_WINDOW_SECONDS = 300
 
 
-def _visibility(metric: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
-    return wafv2.CfnWebACL.VisibilityConfigProperty(
-        cloud_watch_metrics_enabled=True, metric_name=metric, sampled_requests_enabled=True
-    )
-
-
 class EdgeWebAcl(Construct):
     """Rate limit per client IP first (cheapest to evaluate, stops floods before the managed groups), then the
     managed groups; anything else is allowed. Named `{name}` (its CloudWatch dimension `WebACL`)."""
@@ -88,7 +84,7 @@ class EdgeWebAcl(Construct):
                 name=RATE_RULE,
                 priority=0,
                 action=wafv2.CfnWebACL.RuleActionProperty(block={}),
-                visibility_config=_visibility(f"{name}-{RATE_RULE}"),
+                visibility_config=visibility(f"{name}-{RATE_RULE}"),
                 statement=wafv2.CfnWebACL.StatementProperty(
                     rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
                         aggregate_key_type="IP", limit=rate_limit, evaluation_window_sec=RATE_WINDOW_SECONDS
@@ -109,7 +105,7 @@ class EdgeWebAcl(Construct):
                     name=group,
                     priority=priority,
                     override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
-                    visibility_config=_visibility(f"{name}-{group}"),
+                    visibility_config=visibility(f"{name}-{group}"),
                     statement=wafv2.CfnWebACL.StatementProperty(
                         managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
                             vendor_name="AWS", name=group, rule_action_overrides=overrides or None
@@ -124,6 +120,6 @@ class EdgeWebAcl(Construct):
             description="Edge: per-IP rate limit, IP reputation, common rules, known bad inputs incl. Log4j and Java",
             scope="CLOUDFRONT",
             default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
-            visibility_config=_visibility(name),
+            visibility_config=visibility(name),
             rules=rules,
         )

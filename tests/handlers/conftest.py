@@ -25,6 +25,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from tests.support.aws import FAKE_CREDENTIALS
 from tests.support.mariadb import MariaDBNotInstalled, MariaDBServer, start_mariadb
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -163,8 +164,7 @@ def reseed(server: MariaDBServer) -> None:
 def aws_environment(mariadb):
     """Environment of the deployed functions, with moto standing in for AWS. The passwords are
     the server's (fixed for its lifetime), so the users on it match every module's secrets."""
-    fake_credentials = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN")
-    env = {name: "testing" for name in fake_credentials} | {
+    env = {name: "testing" for name in FAKE_CREDENTIALS} | {
         "AWS_DEFAULT_REGION": "ap-northeast-2",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_NAMESPACE": "ERP",

@@ -15,6 +15,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from tests.support.aws import use_fake_credentials
 from tools.frontend import (
     IMMUTABLE,
     PARAMETERS,
@@ -47,11 +48,7 @@ VITE_NAMES = (
 
 @pytest.fixture(autouse=True)
 def fake_aws(monkeypatch):
-    """Fake credentials and no profile: even a mock that failed to start could not reach a real account."""
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN"):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    use_fake_credentials(monkeypatch, REGION)
     # Real npm, when a test uses it, never reaches the registry.
     monkeypatch.setenv("npm_config_offline", "true")
     monkeypatch.setenv("npm_config_update_notifier", "false")

@@ -10,6 +10,7 @@ import yaml
 from moto import mock_aws
 
 from config import CONFIG_DIR
+from tests.support.aws import use_fake_credentials
 from tools.user_admin import REMINDER, main
 
 REPO = CONFIG_DIR.parent
@@ -21,11 +22,7 @@ PASSWORD = "Correct-Horse-9-battery"  # pragma: allowlist secret (a throwaway pa
 
 @pytest.fixture(autouse=True)
 def fake_aws(monkeypatch):
-    """Fake credentials and no profile: even a mock that failed to start could not reach a real account."""
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN"):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    use_fake_credentials(monkeypatch, REGION)
     with mock_aws():
         yield
 

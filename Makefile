@@ -28,7 +28,7 @@ OUT ?= cdk.out
 # synth says so and goes on; every synth that deploys (deploy, diff, the pipeline) refuses them.
 PLACEHOLDERS ?= warn
 
-.PHONY: help setup system-deps synth test diff deploy cost bench bench-handler journeys lint clean release user frontend
+.PHONY: help setup system-deps synth test diff deploy cost bench bench-handler journeys lint clean release user frontend upgrade-check
 
 help:
 	@echo "make synth            synthesize every environment (+ pipeline) into $(OUT)/"
@@ -41,6 +41,7 @@ help:
 	@echo "make release SERVICE=x TAG=1.2.0 ENV=dev   set a service's image tag in config/<env>.yaml (comments kept)"
 	@echo "make user ENV=dev EMAIL=x ROLE=manager   role manager|admin|none in the user pool (LINK=<employee id>, CREATE=1 NAME=..)"
 	@echo "make frontend ENV=dev SRC=<frontend checkout>   build the unchanged ERP frontend for ENV and publish it to its edge"
+	@echo "make upgrade-check TO=1.37 [ENV=dev]   offline rehearsal of the next Kubernetes minor (synthesizes first)"
 	@echo "make bench            wall time / peak memory / assembly sizes of synth (3 and 12 services) and test"
 	@echo "make bench-handler    employee Lambda: p50/p95 per route at a few concurrency levels, cold import time"
 	@echo "make journeys         the frontend's journeys and the attacks: steps and result per environment (markdown)"
@@ -107,6 +108,12 @@ user: setup
 frontend: setup
 	@test -n "$(ENV)" -a -n "$(SRC)" || { echo "usage: make frontend ENV=<env> SRC=<frontend checkout>" >&2; exit 2; }
 	$(PY) -m tools.frontend --env "$(ENV)" --src "$(SRC)"
+
+# Offline: every synthesized manifest against the target's schemas, the recorded add-on/chart/layer table, the
+# support calendar. One `blocker:` line per thing to fix first (exit 1).
+upgrade-check: synth
+	@test -n "$(TO)" || { echo "usage: make upgrade-check TO=<next minor, e.g. 1.37> [ENV=dev]" >&2; exit 2; }
+	$(PY) -m tools.upgrade_check --to "$(TO)" $(if $(ENV),--env $(ENV)) --cdk-out $(OUT)
 
 bench: setup system-deps
 	$(PY) -m tools.bench

@@ -12,7 +12,7 @@ from config.models import EnvironmentConfig, ToolchainConfig
 
 CONFIG_DIR = Path(__file__).resolve().parent
 TOOLCHAIN_FILE = "toolchain.yaml"
-NON_ENV_FILES = {TOOLCHAIN_FILE, "scan-allowlist.yaml", "allowed-replacements.yaml"}
+NON_ENV_FILES = {TOOLCHAIN_FILE, "scan-allowlist.yaml", "allowed-replacements.yaml", "kubernetes-versions.yaml"}
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -40,8 +40,9 @@ LOG_RETENTION_DAYS = (
 )
 
 # Kubernetes minors in EKS standard support, mapped to the kubectl layer package
-# of the same minor (a mismatched kubectl is unsupported by the handler).
-SUPPORTED_KUBERNETES = {"1.34": "v34", "1.35": "v35"}
+# of the same minor (a mismatched kubectl is unsupported by the handler). 1.34 left standard support on
+# 2026-12-02; 1.35 stays for the step to 1.36 (config/kubernetes-versions.yaml has the calendar).
+SUPPORTED_KUBERNETES = {"1.35": "v35", "1.36": "v36"}
 
 # MySQL minors allowed: 8.0 is past standard support (billed extended support).
 SUPPORTED_MYSQL = re.compile(r"^8\.4\.\d+$")

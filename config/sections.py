@@ -206,7 +206,12 @@ class HelmVersions(Strict):
 
 
 class ClusterConfig(Strict):
-    kubernetes_version: str = "1.35"
+    # The control plane's minor. Changing it by one minor upgrades the control plane, then the add-ons (pinned per
+    # minor in config/kubernetes-versions.yaml), then rolls the node groups (README: Kubernetes upgrades).
+    kubernetes_version: str = "1.36"
+    # The node groups' minor while a control-plane upgrade bakes: one minor behind kubernetes_version keeps EKS's
+    # 7-day control-plane rollback open without rolling the nodes back first. None: the control plane's.
+    node_kubernetes_version: str | None = None
     endpoint_public_cidrs: list[str] = []
     # Who reaches the Kubernetes API: "private" (only from inside the VPC: the nodes, the kubectl Lambda, which
     # runs in the private subnets), "both" (also from endpoint_public_cidrs over the internet), "public" (internet
@@ -225,6 +230,26 @@ class ClusterConfig(Strict):
         if value not in SUPPORTED_KUBERNETES:
             raise ValueError(f"must be a version in EKS standard support: one of {sorted(SUPPORTED_KUBERNETES)}")
         return value
+
+    @field_validator("node_kubernetes_version")
+    @classmethod
+    def _node_version(cls, value: str | None, info: ValidationInfo) -> str | None:
+        control = info.data.get("kubernetes_version")
+        if value is None or control is None or value == control:
+            return value
+        if value not in SUPPORTED_KUBERNETES:
+            raise ValueError(f"must be a version in EKS standard support: one of {sorted(SUPPORTED_KUBERNETES)}")
+        (c_major, c_minor), (n_major, n_minor) = (tuple(map(int, v.split("."))) for v in (control, value))
+        if n_major != c_major or not 0 < c_minor - n_minor <= 1:
+            raise ValueError(
+                f"{value} with the control plane at {control}: nodes may stay one minor behind while an upgrade "
+                "bakes, never ahead and never further"
+            )
+        return value
+
+    @property
+    def node_version(self) -> str:
+        return self.node_kubernetes_version or self.kubernetes_version
 
     @field_validator("endpoint_public_cidrs")
     @classmethod

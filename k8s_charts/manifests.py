@@ -6,8 +6,8 @@ custom-resource-handlers/dist/aws-eks-v2/kubectl-handler/apply/__init__.py):
 - Create: `kubectl apply -f` (`overwrite`), Update: `kubectl apply -f --prune -l aws.cdk.eks/prune-<addr>`,
   Delete: `kubectl delete -f` of the manifest's last objects (errors are logged and ignored).
 - `--prune` is passed without `--prune-allowlist`, and the construct offers no option for one, so kubectl prunes
-  only its default kinds (kubectl 1.35.2 of the KubectlV35Layer = k8s.io/kubectl v0.35.2, commit b1b835ca,
-  pkg/util/prune/prune.go): `KUBECTL_DEFAULT_PRUNE_KINDS`. An object of any other kind - NetworkPolicy,
+  only its default kinds (kubectl 1.36.3 of the KubectlV36Layer = k8s.io/kubectl v0.36.3, commit 73fdc7a3,
+  pkg/util/prune/prune.go, unchanged since v0.35.2 of the V35 layer): `KUBECTL_DEFAULT_PRUNE_KINDS`. An object of any other kind - NetworkPolicy,
   TargetGroupBinding, ExternalSecret, HorizontalPodAutoscaler, PodDisruptionBudget, ServiceAccount,
   ClusterRole... - removed from a manifest would stay in the cluster for good.
 

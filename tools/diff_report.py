@@ -303,11 +303,14 @@ def render(
     cost: str | None,
     max_chars: int,
     guard: str | None = None,
+    notices: Sequence[str] = (),
 ) -> str:
     """Raises ValueError when even the destructive changes and the summary do not fit in max_chars."""
     head = [MARKER, TITLE, ""]
     if guard is not None:
         head += [guard_section(guard), ""]
+    if notices:
+        head += ["⚠ **Kubernetes support**", "", *(f"- {notice}" for notice in notices), ""]
     cost_part = [cost.rstrip()] if cost else []
     changed = [stack for stack in stacks if stack.changed]
     if not stacks and not finished:
@@ -349,6 +352,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cost-delta", type=Path, metavar="MARKDOWN", help="cost-delta markdown to include verbatim")
     parser.add_argument("--guard", type=Path, metavar="TEXT", help="tools/replacement_guard.py output to include")
     parser.add_argument(
+        "--notices", type=Path, metavar="TEXT", help="warnings to show on top, one per line (Kubernetes support dates)"
+    )
+    parser.add_argument(
         "--max-chars", type=int, default=65000, help="comment size limit (default 65000; GitHub: 65536)"
     )
     args = parser.parse_args(argv)
@@ -366,9 +372,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             guard = args.guard.read_text(encoding="utf-8")
         except OSError as error:
             guard = f"replacement guard: output unavailable ({error.strerror}): treat as blocked"
+    notices: list[str] = []
+    if args.notices is not None and args.notices.is_file():
+        notices = [line for line in args.notices.read_text(encoding="utf-8").splitlines() if line.strip()]
     stacks, finished = parse(raw_text)
     try:
-        comment = render(stacks, finished, raw_text, cost, args.max_chars, guard)
+        comment = render(stacks, finished, raw_text, cost, args.max_chars, guard, notices)
     except ValueError as error:
         print(f"diff_report: {error}", file=sys.stderr)
         return 1

@@ -26,7 +26,11 @@ import shlex
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
+from datetime import date
 from pathlib import Path
+
+from config import environment_names, load_environment
+from config.kubernetes_versions import support_warnings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -149,7 +153,15 @@ def main(argv: list[str] | None = None) -> int:
     except MissingContext as exc:
         print(exc, file=sys.stderr)
         return 3
+    for line in kubernetes_support_warnings(date.today()):
+        print(f"warning: {line}", file=sys.stderr)
     return 0
+
+
+def kubernetes_support_warnings(today: date) -> list[str]:
+    """Standard support of a configured minor ending within 90 days (issue 24 item 4): said, never failed on."""
+    currents = {name: load_environment(name).cluster.kubernetes_version for name in environment_names()}
+    return support_warnings(currents, today)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from constructs import Construct
 
 from config.base import SUPPORTED_KUBERNETES
 from config.models import EnvironmentConfig
+from constructs_lib.cluster.version_guard import KubernetesVersionGuard
 from constructs_lib.common.nag import acknowledge
 from constructs_lib.common.policies import owned_log_group
 
@@ -116,6 +117,16 @@ class ErpCluster(Construct):
             ),
         )
         self.cluster.node.add_dependency(control_plane_logs)
+        # A downgrade or a jump of two minors fails here, before the control plane or anything after it moves.
+        self.version_guard = KubernetesVersionGuard(
+            self,
+            "VersionGuard",
+            cluster_name=config.cluster_name,
+            version=version,
+            log_retention_days=config.observability.log_retention_days,
+            production=config.production,
+        )
+        self.cluster.node.add_dependency(self.version_guard.resource)
         # Extended support bills $0.60/h instead of $0.10/h: never slide into it silently.
         self.cluster.node.default_child.add_property_override("UpgradePolicy.SupportType", "STANDARD")
 
@@ -155,6 +166,11 @@ class ErpCluster(Construct):
                 enable_node_auto_repair=True,
                 max_unavailable=1,
             )
+            # The group follows the control plane's minor (or node_kubernetes_version while an upgrade bakes): a new
+            # version updates the cluster first, then (dependency order) the add-ons the nodes need, then rolls this
+            # group one node at a time within the PodDisruptionBudgets. Without it a group would keep its creation
+            # version for good.
+            self.nodegroups[group.name].node.default_child.add_property_override("Version", cluster_config.node_version)
 
         self.nodegroup_names = {name: group.nodegroup_name for name, group in self.nodegroups.items()}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aws_cdk import aws_eks_v2 as eks
 from constructs import Construct
 
+from config.kubernetes_versions import addon_version
 from config.models import EnvironmentConfig
 from constructs_lib.common.pod_identity import PodIdentityRole
 from constructs_lib.common.policies import owned_log_group
@@ -23,18 +24,25 @@ class ErpClusterAddons(Construct):
         config: EnvironmentConfig,
     ) -> None:
         super().__init__(scope, id)
+        minor = config.cluster.kubernetes_version
+
+        def pinned(construct_id: str, name: str, **options) -> eks.Addon:
+            """Pinned to the version recorded for the control plane's minor (config/kubernetes-versions.yaml)."""
+            return eks.Addon(
+                self,
+                construct_id,
+                cluster=cluster,
+                addon_name=name,
+                addon_version=addon_version(minor, name),
+                **options,
+            )
+
         # DaemonSets nodes need to become Ready: installed before any node group.
         node_prerequisites = [
-            eks.Addon(
-                self,
-                "VpcCni",
-                cluster=cluster,
-                addon_name="vpc-cni",
-                # Without this, the NetworkPolicies of the workloads chart are silently not enforced.
-                configuration_values={"enableNetworkPolicy": "true"},
-            ),
-            eks.Addon(self, "KubeProxy", cluster=cluster, addon_name="kube-proxy"),
-            eks.Addon(self, "PodIdentityAgent", cluster=cluster, addon_name="eks-pod-identity-agent"),
+            # Without enableNetworkPolicy the NetworkPolicies of the workloads chart are silently not enforced.
+            pinned("VpcCni", "vpc-cni", configuration_values={"enableNetworkPolicy": "true"}),
+            pinned("KubeProxy", "kube-proxy"),
+            pinned("PodIdentityAgent", "eks-pod-identity-agent"),
         ]
         for nodegroup in nodegroups:
             for addon in node_prerequisites:
@@ -52,9 +60,9 @@ class ErpClusterAddons(Construct):
             },
         )
         needs_nodes = [
-            eks.Addon(self, "CoreDns", cluster=cluster, addon_name="coredns"),
-            eks.Addon(self, "EbsCsi", cluster=cluster, addon_name="aws-ebs-csi-driver"),
-            eks.Addon(self, "MetricsServer", cluster=cluster, addon_name="metrics-server"),
+            pinned("CoreDns", "coredns"),
+            pinned("EbsCsi", "aws-ebs-csi-driver"),
+            pinned("MetricsServer", "metrics-server"),
         ]
         needs_nodes[1].node.add_dependency(ebs_role)
 
@@ -78,12 +86,10 @@ class ErpClusterAddons(Construct):
                 log_group_name=f"/aws/containerinsights/{config.cluster_name}/performance",
                 config=config,
             )
-            observability = eks.Addon(
-                self,
+            # Our own Fluent Bit ships container logs to the one application log group.
+            observability = pinned(
                 "CloudWatchObservability",
-                cluster=cluster,
-                addon_name="amazon-cloudwatch-observability",
-                # Our own Fluent Bit ships container logs to the one application log group.
+                "amazon-cloudwatch-observability",
                 configuration_values={"containerLogs": {"enabled": False}},
             )
             observability.node.add_dependency(agent_role)

@@ -202,3 +202,35 @@ def test_prod_kubernetes_api_is_private_and_kubectl_runs_in_the_vpc(stack_templa
             assert handler["VpcConfig"]["SecurityGroupIds"] == [{"Fn::GetAtt": [cluster_id, "ClusterSecurityGroupId"]}]
             assert handler["VpcConfig"]["SubnetIds"] == vpc["SubnetIds"]  # the private subnets, as the control plane
             assert all("privateSubnet" in json.dumps(s) for s in handler["VpcConfig"]["SubnetIds"])
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_a_new_minor_moves_the_control_plane_then_the_add_ons_then_the_nodes(stack_templates, configs, env):
+    """Issue 24 item 3, in CloudFormation's own order (DependsOn and references): the version guard, the control
+    plane, the add-ons the nodes need (pinned per minor, so they change with it), the node groups (their Version
+    follows; one node at a time), then the add-ons that run on nodes."""
+    from config.kubernetes_versions import addon_version
+
+    config = configs[env].cluster
+    resources = stack_templates[f"erp-{env}-cluster"]["Resources"]
+    ((cluster_id, cluster),) = [(k, r) for k, r in resources.items() if r["Type"] == "AWS::EKS::Cluster"]
+    ((guard_id, guard),) = [(k, r) for k, r in resources.items() if r["Type"] == "Custom::KubernetesVersionGuard"]
+    assert guard_id in cluster["DependsOn"]
+    assert guard["Properties"]["Version"] == cluster["Properties"]["Version"] == config.kubernetes_version
+    addons = {r["Properties"]["AddonName"]: (k, r) for k, r in resources.items() if r["Type"] == "AWS::EKS::Addon"}
+    for name, (_, addon) in addons.items():
+        assert addon["Properties"]["ClusterName"] == {"Ref": cluster_id}
+        assert addon["Properties"].get("AddonVersion") == addon_version(config.kubernetes_version, name), name
+    node_prerequisites = {addons[n][0] for n in ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")}
+    groups = {k: r for k, r in resources.items() if r["Type"] == "AWS::EKS::Nodegroup"}
+    for group in groups.values():
+        assert group["Properties"]["Version"] == config.node_version
+        assert node_prerequisites <= set(group["DependsOn"])
+        assert group["Properties"]["UpdateConfig"] == {"MaxUnavailable": 1}  # Kafka's brokers: one at a time
+    for name in ("coredns", "aws-ebs-csi-driver", "metrics-server"):
+        assert set(groups) <= set(addons[name][1]["DependsOn"]), name
+    # The kubectl/helm layer of the same minor.
+    layers = [r for r in resources.values() if r["Type"] == "AWS::Lambda::LayerVersion"]
+    assert any(f"kubectl {config.kubernetes_version}." in r["Properties"].get("Description", "") for r in layers), [
+        r["Properties"].get("Description") for r in layers
+    ]

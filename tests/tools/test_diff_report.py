@@ -240,3 +240,19 @@ def test_cli_as_the_workflow_runs_it():
     )
     assert run.returncode == 0
     assert run.stdout.decode("utf-8").startswith(diff_report.MARKER)
+
+
+def test_kubernetes_support_notices_go_on_top_of_the_comment(tmp_path):
+    """Issue 24 item 4: the workflow passes the support-date warnings of the deployed config; they lead the comment."""
+    notices = tmp_path / "notices.txt"
+    notices.write_text("dev: standard support of 1.36 ends 2027-08-02 (in 60 days): ...\n\n", encoding="utf-8")
+    run = subprocess.run(
+        [sys.executable, "tools/diff_report.py", str(FIXTURES / "multi-stack-color.txt"), "--notices", str(notices)],
+        cwd=REPO,
+        capture_output=True,
+        timeout=60,
+    )
+    comment = run.stdout.decode("utf-8")
+    assert run.returncode == 0
+    assert "⚠ **Kubernetes support**\n\n- dev: standard support of 1.36 ends 2027-08-02 (in 60 days)" in comment
+    assert comment.index("Kubernetes support") < comment.index("stack(s)")

@@ -40,7 +40,8 @@ def addon_version(minor: str, addon: str, path: Path = TABLE_FILE) -> str | None
 SUPPORT_WARNING_DAYS = 90
 
 
-def _date(value: Any) -> date | None:
+def table_date(value: Any) -> date | None:
+    """A date of the table (YAML may give a date or a string); None when absent or malformed."""
     if isinstance(value, date):
         return value
     try:
@@ -58,7 +59,7 @@ def support_warnings(
     recorded = table() if recorded is None else recorded
     found = []
     for env, minor in sorted(currents.items()):
-        end = _date((recorded.get("minors", {}).get(minor) or {}).get("end_of_standard_support"))
+        end = table_date((recorded.get("minors", {}).get(minor) or {}).get("end_of_standard_support"))
         if end is None:
             found.append(f"{env}: {minor} has no end_of_standard_support in {name}")
             continue
@@ -70,7 +71,7 @@ def support_warnings(
                 "itself (UpgradePolicy STANDARD); rehearse and deploy the next minor before that "
                 "(make upgrade-check TO=<next>)"
             )
-    read_on = _date(recorded.get("read_on"))
+    read_on = table_date(recorded.get("read_on"))
     if read_on is None:
         found.append(f"{name} has no read_on date: refresh it (README: Kubernetes upgrades)")
     elif (today - read_on).days > SUPPORT_WARNING_DAYS:

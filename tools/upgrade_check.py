@@ -29,7 +29,7 @@ from kubernetes_validate import utils as kv_utils
 
 from config import CONFIG_DIR, ConfigError, environment_names, load_environment
 from config.base import SUPPORTED_KUBERNETES
-from config.kubernetes_versions import support_warnings
+from config.kubernetes_versions import support_warnings, table_date
 from tools.cost.assembly import stack_artifacts
 from tools.cost.prices import HOURS_PER_MONTH, PriceBook
 
@@ -725,15 +725,6 @@ def layer_findings(
 # --------------------------------------------------------------------------------------------- the calendar
 
 
-def _date(value: Any) -> date | None:
-    if isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(str(value))
-    except (TypeError, ValueError):
-        return None
-
-
 def extended_support_line(clusters: int, prices: PriceBook | None = None) -> str:
     """What staying past standard support would cost these clusters: EKS bills extended support per cluster-hour
     (the cost estimate's price file). With UpgradePolicy STANDARD the platform never pays it: EKS upgrades instead."""
@@ -760,7 +751,7 @@ def support_lines(table: Mapping, currents: Mapping[str, str], today: date) -> t
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     for env, minor in sorted(currents.items()):
-        end = _date((_entry(table, minor) or {}).get("end_of_standard_support"))
+        end = table_date((_entry(table, minor) or {}).get("end_of_standard_support"))
         if end is not None:
             lines.append(f"{env}: {minor}, standard support until {end} ({(end - today).days} days left as of {today})")
     lines.append(f"table read on {table.get('read_on') or '?'}")

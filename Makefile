@@ -28,7 +28,7 @@ OUT ?= cdk.out
 # synth says so and goes on; every synth that deploys (deploy, diff, the pipeline) refuses them.
 PLACEHOLDERS ?= warn
 
-.PHONY: help setup system-deps synth test diff deploy cost bench bench-handler journeys lint clean release user frontend upgrade-check
+.PHONY: help setup system-deps synth test diff deploy cost bench bench-handler journeys lint clean release user frontend upgrade-check capacity
 
 help:
 	@echo "make synth            synthesize every environment (+ pipeline) into $(OUT)/"
@@ -42,6 +42,7 @@ help:
 	@echo "make user ENV=dev EMAIL=x ROLE=manager   role manager|admin|none in the user pool (LINK=<employee id>, CREATE=1 NAME=..)"
 	@echo "make frontend ENV=dev SRC=<frontend checkout>   build the unchanged ERP frontend for ENV and publish it to its edge"
 	@echo "make upgrade-check TO=1.37 [ENV=dev]   offline rehearsal of the next Kubernetes minor (synthesizes first)"
+	@echo "make capacity [ENV=dev] [DETAIL=1]     per node group: requested CPU/memory/pods vs allocatable at min/desired/max"
 	@echo "make bench            wall time / peak memory / assembly sizes of synth (3 and 12 services) and test"
 	@echo "make bench-handler    employee Lambda: p50/p95 per route at a few concurrency levels, cold import time"
 	@echo "make journeys         the frontend's journeys and the attacks: steps and result per environment (markdown)"
@@ -114,6 +115,10 @@ frontend: setup
 upgrade-check: synth
 	@test -n "$(TO)" || { echo "usage: make upgrade-check TO=<next minor, e.g. 1.37> [ENV=dev]" >&2; exit 2; }
 	$(PY) -m tools.upgrade_check --to "$(TO)" $(if $(ENV),--env $(ENV)) --cdk-out $(OUT)
+
+# The capacity fit synth enforces (config/capacity.py), as a table; exit 1 when a group cannot hold its pods at max.
+capacity: setup
+	$(PY) -m config.capacity $(if $(ENV),--env $(ENV)) $(if $(DETAIL),--detail)
 
 bench: setup system-deps
 	$(PY) -m tools.bench

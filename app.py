@@ -11,6 +11,7 @@ from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
 
 from config import CONFIG_DIR, ConfigError, environment_names, load_environment, load_toolchain
+from config.capacity import check_capacity
 from config.placeholders import CONTEXT_KEY as PLACEHOLDERS_KEY
 from config.placeholders import find_placeholders
 from stacks.pipeline import PIPELINE_ID, PipelineStack
@@ -30,12 +31,16 @@ def build(app: cdk.App) -> None:
     selected = app.node.try_get_context("env")
     if selected:
         config = load_environment(selected, config_dir)
+        # Its pods must fit its node groups at max_size (issue 22): refused in one line, like a config error.
+        check_capacity(config, config_dir)
         check_placeholders(app, config_dir, [selected])
         ErpStage(Construct(app, PIPELINE_ID), config.stage_id, config=config)
     else:
         toolchain = load_toolchain(config_dir)
         # Every environment file is validated, also those the pipeline does not deploy.
         configs = {name: load_environment(name, config_dir) for name in environment_names(config_dir)}
+        for config in configs.values():
+            check_capacity(config, config_dir)
         check_placeholders(app, config_dir, toolchain.stages)
         PipelineStack(
             app,

@@ -12,7 +12,14 @@ from config.models import EnvironmentConfig, ToolchainConfig
 
 CONFIG_DIR = Path(__file__).resolve().parent
 TOOLCHAIN_FILE = "toolchain.yaml"
-NON_ENV_FILES = {TOOLCHAIN_FILE, "scan-allowlist.yaml", "allowed-replacements.yaml", "kubernetes-versions.yaml"}
+NON_ENV_FILES = {
+    TOOLCHAIN_FILE,
+    "scan-allowlist.yaml",
+    "allowed-replacements.yaml",
+    "kubernetes-versions.yaml",
+    "instance-types.yaml",  # the capacity check's tables (config/capacity.py)
+    "system-pods.yaml",
+}
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 #   kafka        -> SPRING_KAFKA_BOOTSTRAP_SERVERS (+ KAFKA_TOPICS_<TOPIC> for kafka_topics), egress to the brokers
 #   cache        -> REDIS_HOST, REDIS_PORT (+ SPRING_DATA_REDIS_PASSWORD/SSL when the cache has TLS + AUTH)
 #   mysql        -> SPRING_DATASOURCE_URL/USERNAME/PASSWORD from erp/{env}/mysql/<service>, egress 3306
-#   xray         -> AWS_XRAY_DAEMON_ADDRESS, egress to the daemon (UDP + TCP 2000)
+#   xray         -> AWS_XRAY_DAEMON_ADDRESS, egress to the ADOT collector (UDP + TCP 2000, OTLP 4317/4318)
 #   employee-api -> EMPLOYEE_SERVICE_URL (the in-cluster SigV4 proxy, ends in /api), egress to the proxy
 #   <service>    -> <SERVICE_NAME>_URL, e.g. NOTIFICATION_SERVICE_URL, egress to that service's pods
 PLATFORM_DEPENDENCIES = ("mongodb", "kafka", "cache", "mysql", "xray", "employee-api")

@@ -47,6 +47,7 @@ from config.sections import (
     RegistryConfig,
     ScheduleConfig,
     ServiceConfig,
+    SlackChannelConfig,
     UsageAssumptions,
 )
 
@@ -209,6 +210,35 @@ class EnvironmentConfig(Strict):
                 raise ValueError(f"api.restricted_routes: {route.method} {route.path} is under no configured route")
         return self
 
+    @model_validator(mode="after")
+    def _slo_routes(self) -> EnvironmentConfig:
+        """Every gateway route counts toward exactly one SLO objective (constructs_lib/observability/slo.py): a route
+        in none has no burn-rate alarm, one in two is counted twice. An objective's path is a route or above one."""
+        objectives = self.observability.slo.objectives
+        # CloudWatch Logs allows 5 filter patterns with a regex per log group; each objective's latency filter has one.
+        if len(objectives) > 5:
+            raise ValueError("observability.slo.objectives: at most 5 (one regex metric filter each on the access log)")
+        routes = [r.path for r in self.all_routes]
+
+        def under(path: str, prefix: str) -> bool:
+            return path == prefix or path.startswith(prefix + "/")
+
+        for objective in objectives:
+            for path in objective.paths:
+                if not any(under(route, path) for route in routes):
+                    raise ValueError(
+                        f"observability.slo.objectives[{objective.name}]: {path} is neither a configured route "
+                        "nor a prefix of one"
+                    )
+        for route in routes:
+            owners = [o.name for o in objectives if any(under(route, p) for p in o.paths)]
+            if len(owners) != 1:
+                raise ValueError(
+                    f"observability.slo.objectives: route {route} is in {' and '.join(owners) or 'no objective'}; "
+                    "put it in exactly one objective's paths"
+                )
+        return self
+
     def _runs_on(self, arch: str) -> bool:
         """Is there a node group of this architecture the services may be scheduled on (the apps label)?"""
         key, value = "workload", "apps"  # k8s_charts.names.APPS_NODE_LABEL
@@ -231,6 +261,18 @@ class EnvironmentConfig(Strict):
             raise ValueError(
                 f"cluster.node_groups.{group.name}.single_az: a single Kafka broker keeps its data on one zonal "
                 "EBS volume; its node group must be single_az: true or the broker may wake up with no node in its zone"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _kafka_group_floor(self) -> EnvironmentConfig:
+        """The Cluster Autoscaler never takes a group below min_size: each broker needs a node of its own (one per
+        zone, beside its zonal volume), so the kafka group's floor is kafka.replicas (the night stop aside)."""
+        group = next(g for g in self.cluster.node_groups if g.name == self.cluster.kafka_node_group)
+        if group.min_size < self.kafka.replicas:
+            raise ValueError(
+                f"cluster.node_groups.{group.name}.min_size {group.min_size} < kafka.replicas {self.kafka.replicas}: "
+                "the autoscaler could remove a broker's node (each broker needs its own node, in its volume's zone)"
             )
         return self
 
@@ -289,6 +331,8 @@ class ToolchainConfig(Strict):
     # Pushes touching only these paths do not run the pipeline (a CodePipeline trigger takes at most 8 patterns).
     ignored_paths: list[str] = Field(default=["**/*.md", "docs/**"], max_length=8)
     notification_emails: list[Email] = []
+    # Pipeline events (failed stage, waiting approval, prod deployed) also go to this Slack channel.
+    chat: SlackChannelConfig | None = None
     # CRITICAL and HIGH always block (tools/scan_gate.py); MEDIUM or LOW can be added.
     scan_fail_on: list[Literal["CRITICAL", "HIGH", "MEDIUM", "LOW"]] = ["CRITICAL", "HIGH"]
     scan_max_wait_seconds: int = Field(default=600, ge=30, le=3600)

@@ -139,8 +139,6 @@ class Thresholds(Strict):
     pod_restarts_10m: int = Field(default=3, ge=1)
     lambda_error_rate_pct: float = Field(default=5.0, gt=0, le=100)
     lambda_throttles_5m: int = Field(default=1, ge=1)
-    api_5xx_rate_pct: float = Field(default=5.0, gt=0, le=100)
-    api_p99_latency_ms: int = Field(default=2000, ge=1)
     nlb_unhealthy_hosts: int = Field(default=1, ge=1)
     rds_cpu_pct: float = Field(default=80.0, gt=0, le=100)
     rds_free_storage_gib: float = Field(default=2.0, gt=0)
@@ -148,6 +146,91 @@ class Thresholds(Strict):
     cache_cpu_pct: float = Field(default=80.0, gt=0, le=100)
     cache_memory_pct: float = Field(default=80.0, gt=0, le=100)
     cache_evictions_5m: int = Field(default=100, ge=1)
+
+
+class SloObjective(Strict):
+    """One route group's objectives, measured on the HTTP API's access log (every request, 4xx included)."""
+
+    name: K8sName
+    # Path prefixes of the group (`/api/approvals` covers /api/approvals and everything under it).
+    paths: list[Annotated[str, StringConstraints(pattern=r"^/api(/[A-Za-z0-9._-]+)*$")]] = Field(min_length=1)
+    # Share of requests answered without a 5xx.
+    availability_pct: float = Field(default=99.5, ge=90, le=99.99)
+    # 99 % of requests faster than this (responseLatency, ms): the rest spends the latency budget.
+    p99_latency_ms: int = Field(default=2000, ge=50, le=30000)
+
+
+class BurnWindow(Strict):
+    """A burn-rate alarm: fires when BOTH windows burn faster than `burn_rate` x the budget's even pace."""
+
+    long_minutes: int = Field(ge=5, le=1440)
+    short_minutes: int = Field(ge=1, le=1440)
+    burn_rate: float = Field(gt=1, le=1000)
+
+    @model_validator(mode="after")
+    def _windows(self) -> BurnWindow:
+        if self.short_minutes >= self.long_minutes:
+            raise ValueError("short_minutes must be shorter than long_minutes")
+        for window in (self.long_minutes, self.short_minutes):
+            if window % 5 and window != 1:
+                raise ValueError(f"window {window} min: use 1 or a multiple of 5 minutes")
+        return self
+
+
+class SloConfig(Strict):
+    # The budget period the burn rates are measured against.
+    period_days: int = Field(default=30, ge=7, le=90)
+    objectives: list[SloObjective] = Field(
+        default=[
+            SloObjective(name="approvals", paths=["/api/approvals", "/api/process", "/api/processing"]),
+            SloObjective(name="employees", paths=["/api/employees", "/api/attendance", "/api/leaves", "/api/quests"]),
+            SloObjective(name="notifications", paths=["/api/notifications"], p99_latency_ms=1000),
+        ],
+        min_length=1,
+    )
+    # Google SRE workbook, "Alerting on SLOs": 2 % of a 30-day budget in 1 h pages; 5 % in 6 h tickets.
+    fast: BurnWindow = BurnWindow(long_minutes=60, short_minutes=5, burn_rate=14.4)
+    slow: BurnWindow = BurnWindow(long_minutes=360, short_minutes=30, burn_rate=6)
+    # Below this many requests in a window the burn rate is noise (a single 5xx at night is not an outage).
+    min_requests: int = Field(default=20, ge=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> SloConfig:
+        names = [o.name for o in self.objectives]
+        if len(set(names)) != len(names):
+            raise ValueError("objective names must be unique")
+        paths = [p for o in self.objectives for p in o.paths]
+        if len(set(paths)) != len(paths):
+            raise ValueError("a path belongs to one objective only")
+        return self
+
+
+class KafkaHealthConfig(Strict):
+    """What the Kafka alarms watch (metrics from kafka-exporter via the collector, disk from the kubelet)."""
+
+    # The consumer groups of the facts sheet: approval-processing-service and approval-request-service's results.
+    consumer_groups: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,249}$")]] = [
+        "approval-processing-group",
+        "approval-request-group",
+    ]
+    # Lag (messages) that alarms once it has grown for `lag_growing_minutes`.
+    lag_messages: int = Field(default=100, ge=1)
+    lag_growing_minutes: int = Field(default=15, ge=5, le=1440)
+    disk_used_pct: float = Field(default=80.0, gt=0, lt=100)
+
+
+class SlackChannelConfig(Strict):
+    """A Slack channel already authorised in Amazon Q Developer in chat applications (console, once per workspace)."""
+
+    workspace_id: Annotated[str, StringConstraints(pattern=r"^T[A-Z0-9]{8,}$")]
+    channel_id: Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{9,}$")]
+
+
+class DriftConfig(Strict):
+    enabled: bool = True
+    # EventBridge Scheduler cron (6 fields), in the schedule's timezone.
+    schedule: str = Field(default="cron(0 6 * * ? *)", pattern=r"^cron\([^()]+\)$")
+    timezone: TimeZone = "Asia/Seoul"
 
 
 class ObservabilityConfig(Strict):
@@ -158,6 +241,11 @@ class ObservabilityConfig(Strict):
     container_insights: bool = True
     thresholds: Thresholds = Thresholds()
     xray_sampling_rate: float = Field(default=0.05, ge=0, le=1)
+    slo: SloConfig = SloConfig()
+    kafka: KafkaHealthConfig = KafkaHealthConfig()
+    drift: DriftConfig = DriftConfig()
+    # Alarms, drift results (and, in config/toolchain.yaml, pipeline events) also go here; e-mail stays.
+    chat: SlackChannelConfig | None = None
 
 
 class Taint(Strict):
@@ -203,6 +291,8 @@ class HelmVersions(Strict):
     aws_load_balancer_controller: str = "3.5.0"
     external_secrets: str = "2.9.0"
     reloader: str = "2.2.16"  # stakater/reloader chart (app v1.4.21): rolls workloads on Secret change
+    # kubernetes/autoscaler chart; it runs Cluster Autoscaler of the cluster's minor (k8s_charts/images.py)
+    cluster_autoscaler: str = "9.59.0"
 
 
 class ClusterConfig(Strict):
@@ -363,11 +453,17 @@ class ServiceConfig(Strict):
         return self.max_replicas > self.min_replicas
 
 
+# segment.bytes of every topic: a partition holds up to retention.bytes plus one active segment on disk.
+KAFKA_SEGMENT_BYTES = 64 * 1024**2
+
+
 class KafkaTopic(Strict):
     name: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,200}$")]
     partitions: int = Field(default=3, ge=1, le=100)
     # retention.ms of the topic; the topics Job sets it on every run (partitions can only grow).
     retention_hours: int = Field(default=168, ge=1, le=87600)
+    # retention.bytes per partition; None: the topic's even share of the volume (KafkaConfig.retention_bytes).
+    retention_bytes: int | None = Field(default=None, ge=KAFKA_SEGMENT_BYTES)
 
 
 class KafkaConfig(Strict):
@@ -382,6 +478,8 @@ class KafkaConfig(Strict):
     cpu_request: Quantity = "250m"
     memory_request: Quantity = "1Gi"
     memory_limit: Quantity = "2Gi"
+    # Share of a broker's volume the topics' partitions may fill (the rest: __consumer_offsets, logs, headroom).
+    topic_disk_share_pct: int = Field(default=70, ge=10, le=90)
 
     @model_validator(mode="after")
     def _storage(self) -> KafkaConfig:
@@ -390,7 +488,38 @@ class KafkaConfig(Strict):
                 f"storage_gib {self.storage_gib} < initial_storage_gib {self.initial_storage_gib}: "
                 "EBS volumes cannot shrink (move the data to a new cluster by hand instead)"
             )
+        worst = self.partitions_per_broker * (self._largest_retention + KAFKA_SEGMENT_BYTES)
+        budget = self.topic_budget_bytes
+        if worst > budget:
+            raise ValueError(
+                f"topics need up to {worst / 1024**3:.1f} GiB per broker (partitions x (retention_bytes + "
+                f"segment)) but topic_disk_share_pct {self.topic_disk_share_pct} of storage_gib {self.storage_gib} "
+                f"is {budget / 1024**3:.1f} GiB: lower retention_bytes or partitions, or grow storage_gib"
+            )
         return self
+
+    @property
+    def partitions_per_broker(self) -> int:
+        """Replicas of every topic's partitions land on the brokers evenly (RF = min(3, replicas))."""
+        replication = min(3, self.replicas)
+        return -(-sum(t.partitions for t in self.topics) * replication // self.replicas)
+
+    @property
+    def topic_budget_bytes(self) -> int:
+        return self.storage_gib * 1024**3 * self.topic_disk_share_pct // 100
+
+    def retention_bytes(self, topic: KafkaTopic) -> int:
+        """A topic's retention.bytes: its own, or an even share of the budget so the volume cannot fill."""
+        if topic.retention_bytes is not None:
+            return topic.retention_bytes
+        even = self.topic_budget_bytes // self.partitions_per_broker - KAFKA_SEGMENT_BYTES
+        return max(even, KAFKA_SEGMENT_BYTES)
+
+    @property
+    def _largest_retention(self) -> int:
+        explicit = [t.retention_bytes for t in self.topics if t.retention_bytes is not None]
+        even = self.topic_budget_bytes // max(self.partitions_per_broker, 1) - KAFKA_SEGMENT_BYTES
+        return max([*explicit, max(even, KAFKA_SEGMENT_BYTES)])
 
     @property
     def template_storage_gib(self) -> int:
@@ -654,3 +783,6 @@ class UsageAssumptions(Strict):
     frontend_storage_gb: float = Field(default=0.1, ge=0)
     edge_log_storage_gb: float = Field(default=2.0, ge=0)
     rds_backup_gb: float = Field(default=0.0, ge=0)
+    # Custom metrics the kafka-metrics collector puts into CloudWatch; None: the series its config declares
+    # (k8s_charts/kafka_metrics.emitted_metric_count: 8 with one broker, 12 with three).
+    collector_custom_metrics: int | None = Field(default=None, ge=0)

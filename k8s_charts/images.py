@@ -1,12 +1,12 @@
 """Every third-party image the cluster runs, in ONE place, pulled from the stage account's own ECR.
 
-Nothing is pulled from Docker Hub, ECR Public or GHCR directly: ECR pull-through cache rules
+Nothing is pulled from Docker Hub, ECR Public, GHCR or registry.k8s.io directly: ECR pull-through cache rules
 (constructs_lib/delivery/pull_through_cache.py) mirror them under a prefix of the stage registry, where
 scan-on-push scans them and the prod scan gate checks them like the service images
 (constructs_lib/delivery/registry.deployed_images). Docker Hub's anonymous pull rate limit no longer applies.
-The controllers' images (Load Balancer Controller, External Secrets, Reloader) are pinned here too and
-passed to their Helm charts explicitly: a chart's default tag (its appVersion) would change with a chart
-bump without passing the gate's list.
+The controllers' images (Load Balancer Controller, External Secrets, Reloader, Cluster Autoscaler) are pinned
+here too and passed to their Helm charts explicitly: a chart's default tag (its appVersion) would change with a
+chart bump without passing the gate's list.
 
 A digest is used only where a public source gives it for that exact tag AND it is the multi-arch index (the
 node groups mix amd64 and arm64, config `cluster.node_groups`; a per-architecture manifest digest would not run
@@ -30,7 +30,13 @@ from config.models import EnvironmentConfig
 ECR_PUBLIC_PREFIX = "ecr-public"
 DOCKER_HUB_PREFIX = "docker-hub"
 GHCR_PREFIX = "ghcr"
-UPSTREAMS = {ECR_PUBLIC_PREFIX: "public.ecr.aws", DOCKER_HUB_PREFIX: "registry-1.docker.io", GHCR_PREFIX: "ghcr.io"}
+K8S_PREFIX = "k8s"  # registry.k8s.io (Kubernetes' own images: Cluster Autoscaler); anonymous, no credential
+UPSTREAMS = {
+    ECR_PUBLIC_PREFIX: "public.ecr.aws",
+    DOCKER_HUB_PREFIX: "registry-1.docker.io",
+    GHCR_PREFIX: "ghcr.io",
+    K8S_PREFIX: "registry.k8s.io",
+}
 CACHE_PREFIXES = tuple(UPSTREAMS)
 
 
@@ -79,13 +85,25 @@ KAFKA = ThirdPartyImage(
     digest="sha256:4ceccc577f03f51f6af8dbfda55194d0d892f4fa7913ffbded567ce3895622ed",
     source="apache/kafka:3.9.1@sha256:4ceccc57... pinned in several public repositories' compose files and tests",
 )
-XRAY_DAEMON = ThirdPartyImage(
+# AWS Distro for OpenTelemetry collector (k8s_charts/tracing.py; contract k8s_charts/contracts/aws-otel-collector.yaml).
+ADOT_COLLECTOR = ThirdPartyImage(
     cache_prefix=ECR_PUBLIC_PREFIX,
-    path="xray/aws-xray-daemon",
-    tag="3.7.0",
-    digest="sha256:b67576293f4d3a0a155f807244957ed0aa4bc945df1573d62d81380a1d548071",
-    source="docker-content-digest of public.ecr.aws/v2/xray/aws-xray-daemon/manifests/3.7.0 (the image index, "
-    "amd64 + arm64), quoted in public repositories; 3.6.6 had no published digest",
+    path="aws-observability/aws-otel-collector",
+    tag="v0.49.0",
+    digest="sha256:d2bdfff2c377c3d71d78bd5d9ce9862fd535b12134a5739d87a07801297cf9fd",
+    source="public.ecr.aws/aws-observability/aws-otel-collector:v0.49.0@sha256:d2bdfff2... quoted in public "
+    "repositories' Terraform modules as the OCI index digest (amd64 + arm64), and the same digest for "
+    "amazon/aws-otel-collector:v0.49.0 (Docker Hub) in a third",
+)
+# Kafka's broker, partition and consumer-group metrics for the collector (k8s_charts/kafka_metrics.py; contract
+# k8s_charts/contracts/kafka-exporter.yaml). `make push` of danielqsj/kafka_exporter v1.9.0 (8ec24078) pushes
+# danielqsj/kafka-exporter:<tag> for linux/amd64, arm64, s390x and ppc64le (Makefile DOCKER_PLATFORMS).
+KAFKA_EXPORTER = ThirdPartyImage(
+    cache_prefix=DOCKER_HUB_PREFIX,
+    path="danielqsj/kafka-exporter",
+    tag="v1.9.0",
+    digest=None,
+    source="no digest found for danielqsj/kafka-exporter:v1.9.0; tag-pinned",
 )
 FLUENT_BIT = ThirdPartyImage(
     cache_prefix=ECR_PUBLIC_PREFIX,
@@ -142,17 +160,31 @@ EXTERNAL_SECRETS = ThirdPartyImage(
     source="no digest found for ghcr.io/external-secrets/external-secrets:v2.9.0 (appVersion of chart 2.9.0); "
     "tag-pinned",
 )
+# Cluster Autoscaler (constructs_lib/cluster/cluster_autoscaler.py), chart 9.59.0: the newest chart (2026-07-21)
+# still defaults to v1.35.0 (its appVersion); CA must match the control plane's minor (1.36), so the release
+# runs the 1.36 patch release cluster-autoscaler-1.36.1 (kubernetes/autoscaler, 35e8a280). Published on
+# registry.k8s.io only (amd64, arm64, s390x manifest list: its Makefile's ALL_ARCH), so it comes through the
+# `k8s` cache rule. Bump it with the cluster's minor (README: Node autoscaling).
+CLUSTER_AUTOSCALER = ThirdPartyImage(
+    cache_prefix=K8S_PREFIX,
+    path="autoscaling/cluster-autoscaler",
+    tag="v1.36.1",
+    digest=None,
+    source="no digest found for registry.k8s.io/autoscaling/cluster-autoscaler:v1.36.1; tag-pinned",
+)
 
 # Every third-party image a pod of the platform runs: the prod scan gate checks each, the Registry stack warms
 # each (cache_warmer.py). A new image in a chart or a Helm release must be added here.
 THIRD_PARTY = {
     "kafka": KAFKA,
-    "xray-daemon": XRAY_DAEMON,
+    "adot-collector": ADOT_COLLECTOR,
+    "kafka-exporter": KAFKA_EXPORTER,
     "fluent-bit": FLUENT_BIT,
     "sigv4-proxy": SIGV4_PROXY,
     "reloader": RELOADER,
     "aws-load-balancer-controller": LOAD_BALANCER_CONTROLLER,
     "external-secrets": EXTERNAL_SECRETS,
+    "cluster-autoscaler": CLUSTER_AUTOSCALER,
 }
 
 

@@ -18,6 +18,7 @@ from cdk8s_plus_27 import Pods, Service, ServicePort, k8s
 from constructs import Construct
 
 from config.models import EnvironmentConfig
+from config.sections import KAFKA_SEGMENT_BYTES, KafkaTopic
 from k8s_charts import names
 from k8s_charts.common import (
     apps_node_selector,
@@ -105,6 +106,10 @@ def start_command(env: EnvironmentConfig) -> list[str]:
     return ["bash", "-c", script]
 
 
+# Read by the cluster autoscaler (k8s_charts/contracts/cluster-autoscaler.yaml pod_annotations).
+SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
+
+
 def kafka_scheduling(env: EnvironmentConfig) -> dict:
     """nodeSelector/tolerations for the kafka node group; one broker per node and per zone when clustered."""
     group = node_group(env, env.cluster.kafka_node_group)
@@ -126,7 +131,10 @@ def kafka_scheduling(env: EnvironmentConfig) -> dict:
             k8s.TopologySpreadConstraint(
                 max_skew=1,
                 topology_key="topology.kubernetes.io/zone",
-                when_unsatisfiable="ScheduleAnyway",
+                # Hard, and counting every zone even before it has a node: a broker waits for a node in its own
+                # zone rather than doubling up in another (its volume would pin it there for good).
+                when_unsatisfiable="DoNotSchedule",
+                min_domains=env.network.az_count,
                 label_selector=selector,
             )
         ]
@@ -219,7 +227,9 @@ class KafkaCluster(Construct):
                     )
                 ],
                 template=k8s.PodTemplateSpec(
-                    metadata=k8s.ObjectMeta(labels=labels),
+                    # The cluster autoscaler never removes a broker's node to save money (dev's one broker would
+                    # go down); drains for upgrades still evict it within its budget.
+                    metadata=k8s.ObjectMeta(labels=labels, annotations={SAFE_TO_EVICT: "false"}),
                     spec=k8s.PodSpec(
                         automount_service_account_token=False,
                         # A Service named `kafka` would inject KAFKA_PORT & co., which the image renders as config.
@@ -248,6 +258,17 @@ class KafkaCluster(Construct):
         )
 
 
+def topic_configs(env: EnvironmentConfig, topic: KafkaTopic) -> dict[str, int]:
+    """Set on create and again on every run: retention by time, and by size so the partitions of every topic
+    on a broker fit its volume (KafkaConfig.retention_bytes; a partition holds up to retention.bytes plus one
+    segment.bytes segment before the oldest is deleted)."""
+    return {
+        "retention.ms": topic.retention_hours * 3_600_000,
+        "retention.bytes": env.kafka.retention_bytes(topic),
+        "segment.bytes": KAFKA_SEGMENT_BYTES,
+    }
+
+
 def topics_script(env: EnvironmentConfig) -> str:
     """Wait (bounded) for Kafka, then create each configured topic; re-running it changes nothing."""
     bootstrap = shlex.quote(names.kafka_bootstrap(env))
@@ -264,18 +285,19 @@ def topics_script(env: EnvironmentConfig) -> str:
         "done",
     ]
     for topic in env.kafka.topics:
-        name, retention_ms = shlex.quote(topic.name), topic.retention_hours * 3_600_000
+        name = shlex.quote(topic.name)
+        configs = topic_configs(env, topic)
         lines += [
             f"topics --create --if-not-exists --topic {name} --partitions {topic.partitions}"
-            f" --replication-factor {rf} --config retention.ms={retention_ms}",
+            f" --replication-factor {rf} " + " ".join(f"--config {key}={value}" for key, value in configs.items()),
             # An existing topic keeps its settings on --if-not-exists: grow its partitions (they never shrink)
-            # and apply the configured retention anyway.
+            # and apply the configured retention (time and size) and segment size anyway.
             f"current=$(topics --describe --topic {name} | sed -n 's/.*PartitionCount: *\\([0-9]*\\).*/\\1/p' | head -n 1)",
             f'if [ "${{current:-0}}" -lt {topic.partitions} ]; then'
             f" topics --alter --topic {name} --partitions {topic.partitions}; fi",
             "/opt/kafka/bin/kafka-configs.sh --bootstrap-server "
             f"{bootstrap} --command-config /tmp/admin.properties --alter --entity-type topics"
-            f" --entity-name {name} --add-config retention.ms={retention_ms}",
+            f" --entity-name {name} --add-config " + ",".join(f"{key}={value}" for key, value in configs.items()),
         ]
     return "\n".join(lines) + "\n"
 

@@ -25,13 +25,18 @@ def service_account(service_name: str) -> str:
 LOGGING_NAMESPACE = "logging"
 FLUENT_BIT = "fluent-bit"
 
-# X-Ray daemon: DaemonSet, ServiceAccount and Service share this name.
-XRAY_DAEMON = "xray-daemon"
-XRAY_PORT = 2000
+# The ADOT collector that replaced the X-Ray daemon (k8s_charts/tracing.py): Deployment, ServiceAccount,
+# ConfigMap and pod label share this name.
+OTEL_COLLECTOR = "otel-collector"
+# Its Service keeps the daemon's name and port, so the services' AWS_XRAY_DAEMON_ADDRESS did not change.
+XRAY_SERVICE = "xray-daemon"
+XRAY_PORT = 2000  # X-Ray segments (UDP) and the sampling proxy (TCP)
+OTLP_GRPC_PORT = 4317
+OTLP_HTTP_PORT = 4318
 
 
 def xray_address(env: EnvironmentConfig) -> str:
-    return f"{XRAY_DAEMON}.{env.namespace}.svc.cluster.local:{XRAY_PORT}"
+    return f"{XRAY_SERVICE}.{env.namespace}.svc.cluster.local:{XRAY_PORT}"
 
 
 # Installed by the CDK side with Helm; the ClusterSecretStore authenticates with this SA's Pod Identity.
@@ -72,6 +77,21 @@ def kafka_bootstrap(env: EnvironmentConfig) -> str:
     return f"{KAFKA}.{env.namespace}.svc.cluster.local:{KAFKA_PORT}"
 
 
+# Kafka's health into CloudWatch (k8s_charts/kafka_metrics.py): Deployment, ServiceAccount, ConfigMap and pod label.
+# The alarms (constructs_lib/observability/kafka_health.py) read the metrics at this namespace; the collector's
+# awsemf exporter writes them as EMF events into this log group and stream (its Pod Identity may write only there).
+KAFKA_METRICS = "kafka-metrics"
+KAFKA_METRICS_LOG_STREAM = "kafka-metrics"
+
+
+def kafka_metrics_namespace(env: EnvironmentConfig) -> str:
+    return f"{env.project}/{env.name}/kafka"
+
+
+def kafka_metrics_log_group(env: EnvironmentConfig) -> str:
+    return f"/aws/otel/{env.cluster_name}/{KAFKA_METRICS}"
+
+
 STORAGE_CLASS = "gp3-encrypted"
 
 # The in-cluster employee API: a SigV4 proxy in front of the employee Lambda's IAM-only function URL.
@@ -93,7 +113,7 @@ def service_url(env: EnvironmentConfig, service_name: str, port: int) -> str:
 MYSQL_PORT = 3306
 REDIS_PORT = 6379
 
-# Node label of the apps node group(s) the microservices and the X-Ray daemon are pinned to.
+# Node label of the apps node group(s) the microservices and the OTel collector are pinned to.
 APPS_NODE_LABEL = ("workload", "apps")
 
 # "namespace/name" of workloads allowed to run as root: Fluent Bit reads root-owned 0640 files under
@@ -103,10 +123,12 @@ ROOT_EXEMPT_WORKLOADS = frozenset({f"{LOGGING_NAMESPACE}/{FLUENT_BIT}"})
 
 def pod_identity_service_accounts(env: EnvironmentConfig) -> dict[str, ServiceAccountRef]:
     """Every ServiceAccount of the platform, keyed by workload: the candidates for Pod Identity associations
-    (the egress policies let only the X-Ray daemon, the employee proxy and Fluent Bit reach AWS APIs)."""
+    (the egress policies let only the OTel collector, kafka-metrics, the employee proxy and Fluent Bit reach AWS
+    APIs)."""
     accounts = {s.name: ServiceAccountRef(env.namespace, service_account(s.name)) for s in env.services}
-    accounts[XRAY_DAEMON] = ServiceAccountRef(env.namespace, XRAY_DAEMON)
+    accounts[OTEL_COLLECTOR] = ServiceAccountRef(env.namespace, OTEL_COLLECTOR)
     accounts[EMPLOYEE_PROXY] = ServiceAccountRef(env.namespace, EMPLOYEE_PROXY)
+    accounts[KAFKA_METRICS] = ServiceAccountRef(env.namespace, KAFKA_METRICS)
     accounts[FLUENT_BIT] = ServiceAccountRef(LOGGING_NAMESPACE, FLUENT_BIT)
     accounts["external-secrets"] = ServiceAccountRef(EXTERNAL_SECRETS_NAMESPACE, EXTERNAL_SECRETS_SERVICE_ACCOUNT)
     return accounts

@@ -33,6 +33,7 @@ from k8s_charts.common import (
     new_chart,
 )
 from k8s_charts.kafka import TOPICS_JOB
+from k8s_charts.kafka_metrics import KUBELET_PORT
 from k8s_charts.values import PlatformValues
 
 ANYWHERE = "0.0.0.0/0"
@@ -57,6 +58,17 @@ def aws_api_egress() -> list[k8s.NetworkPolicyEgressRule]:
     return [
         k8s.NetworkPolicyEgressRule(to=[cidr(ANYWHERE)], ports=[port(443)]),
         k8s.NetworkPolicyEgressRule(to=[cidr(POD_IDENTITY_AGENT)], ports=[port(80)]),
+    ]
+
+
+def collector_ports() -> list[k8s.NetworkPolicyPort]:
+    """What a tracing pod sends to the OTel collector: X-Ray segments (UDP 2000), the sampling proxy (TCP 2000),
+    OTLP gRPC and HTTP (for OpenTelemetry SDKs; the Spring services use the X-Ray SDK)."""
+    return [
+        port(names.XRAY_PORT, "UDP"),
+        port(names.XRAY_PORT),
+        port(names.OTLP_GRPC_PORT),
+        port(names.OTLP_HTTP_PORT),
     ]
 
 
@@ -108,12 +120,9 @@ def service_egress(
                 k8s.NetworkPolicyEgressRule(to=[pods({NAME_LABEL: names.KAFKA})], ports=[port(names.KAFKA_PORT)])
             )
         elif dependency == "xray":
-            # UDP carries segments; TCP is the daemon's sampling-rules proxy.
+            # The collector behind the `xray-daemon` Service (k8s_charts/tracing.py).
             rules.append(
-                k8s.NetworkPolicyEgressRule(
-                    to=[pods({NAME_LABEL: names.XRAY_DAEMON})],
-                    ports=[port(names.XRAY_PORT, "UDP"), port(names.XRAY_PORT)],
-                )
+                k8s.NetworkPolicyEgressRule(to=[pods({NAME_LABEL: names.OTEL_COLLECTOR})], ports=collector_ports())
             )
         elif dependency == "cache":
             # The cache's own subnets (its subnet group is the isolated subnets), not the whole VPC (issue 18 item 19).
@@ -139,7 +148,7 @@ def service_egress(
         else:
             callee = next(s for s in env.services if s.name == dependency)
             rules.append(k8s.NetworkPolicyEgressRule(to=[pods({NAME_LABEL: callee.name})], ports=[port(callee.port)]))
-    # No AWS API egress: the services call no AWS API (their X-Ray SDK talks to the daemon) and have no
+    # No AWS API egress: the services call no AWS API (their X-Ray SDK talks to the collector) and have no
     # Pod Identity. Add aws_api_egress() here together with an identity if that changes.
     return rules
 
@@ -187,7 +196,7 @@ class ErpNamespace(Construct):
         network_policy(self, "Dns", name="allow-dns-egress", namespace=ns, pod_selector={}, egress=[dns_egress()])
 
         kafka = {NAME_LABEL: names.KAFKA}
-        xray = {NAME_LABEL: names.XRAY_DAEMON}
+        collector = {NAME_LABEL: names.OTEL_COLLECTOR}
         topics_job = {NAME_LABEL: TOPICS_JOB}
         proxy = {NAME_LABEL: names.EMPLOYEE_PROXY}
 
@@ -258,6 +267,30 @@ class ErpNamespace(Construct):
             ],
             egress=[k8s.NetworkPolicyEgressRule(to=[pods(kafka)], ports=kafka_ports)],
         )
+        # kafka-metrics: the exporter reads the brokers' metadata and the groups' offsets on the client port (the
+        # brokers admit it with a policy of its own); the collector reads the brokers' nodes' kubelets (node
+        # addresses in the VPC) and the API server (pod discovery), and writes to CloudWatch Logs.
+        kafka_metrics = {NAME_LABEL: names.KAFKA_METRICS}
+        network_policy(
+            self,
+            "KafkaMetrics",
+            name=f"allow-{names.KAFKA_METRICS}-egress",
+            namespace=ns,
+            pod_selector=kafka_metrics,
+            egress=[
+                k8s.NetworkPolicyEgressRule(to=[pods(kafka)], ports=[port(names.KAFKA_PORT)]),
+                k8s.NetworkPolicyEgressRule(to=[cidr(values.vpc_cidr)], ports=[port(KUBELET_PORT)]),
+                *aws_api_egress(),
+            ],
+        )
+        network_policy(
+            self,
+            "KafkaFromMetrics",
+            name=f"allow-{names.KAFKA_METRICS}-to-kafka",
+            namespace=ns,
+            pod_selector=kafka,
+            ingress=[k8s.NetworkPolicyIngressRule(from_=[pods(kafka_metrics)], ports=[port(names.KAFKA_PORT)])],
+        )
         network_policy(
             self,
             "KafkaTopics",
@@ -268,17 +301,14 @@ class ErpNamespace(Construct):
         )
         network_policy(
             self,
-            "XRay",
-            name="allow-xray-daemon",
+            "OtelCollector",
+            name=f"allow-{names.OTEL_COLLECTOR}",
             namespace=ns,
-            pod_selector=xray,
+            pod_selector=collector,
             # An empty `from` would admit everyone: no tracing service, no ingress rule at all.
-            ingress=[
-                k8s.NetworkPolicyIngressRule(
-                    from_=users_of("xray"), ports=[port(names.XRAY_PORT, "UDP"), port(names.XRAY_PORT)]
-                )
-            ]
+            ingress=[k8s.NetworkPolicyIngressRule(from_=users_of("xray"), ports=collector_ports())]
             if users_of("xray")
             else [],
+            # X-Ray (HTTPS) and the Pod Identity agent for credentials.
             egress=aws_api_egress(),
         )

@@ -9,6 +9,7 @@ from k8s_charts.addon_policies import AddonPolicies
 from k8s_charts.common import new_chart
 from k8s_charts.employee_proxy import EmployeeProxy
 from k8s_charts.kafka import KafkaCluster, KafkaTopics
+from k8s_charts.kafka_metrics import KafkaMetrics
 from k8s_charts.logging import FluentBit
 from k8s_charts.manifests import add_inventory
 from k8s_charts.namespace import ErpNamespace
@@ -16,7 +17,7 @@ from k8s_charts.reload import annotate_reloads
 from k8s_charts.secrets import ExternalSecrets
 from k8s_charts.services import Microservice
 from k8s_charts.storage import Gp3StorageClass
-from k8s_charts.tracing import XRayDaemon
+from k8s_charts.tracing import OtelCollector
 from k8s_charts.values import PlatformValues
 
 # Deployment order of the Workloads stack's charts; each id is also the construct id of the chart's manifest.
@@ -42,6 +43,8 @@ def build_charts(env: EnvironmentConfig, values: PlatformValues) -> dict[str, Ch
     ExternalSecrets(charts["secrets"], "ExternalSecrets", env=env, values=values)
     KafkaCluster(charts["kafka"], "Kafka", env=env, registry_host=values.registry_host)
     KafkaTopics(charts["kafka"], "Topics", env=env, registry_host=values.registry_host)
+    # Lag, replication, brokers and volume use into CloudWatch for the Kafka alarms.
+    KafkaMetrics(charts["kafka"], "Metrics", env=env, values=values)
     for service in env.services:
         Microservice(charts["services"], service.name, env=env, service=service, values=values)
     if env.uses_employee_api:
@@ -49,7 +52,7 @@ def build_charts(env: EnvironmentConfig, values: PlatformValues) -> dict[str, Ch
     # Reloader rolls a Deployment when a Secret it reads changes (rotated credentials reach running pods).
     annotate_reloads(charts["services"])
     FluentBit(charts["logging"], "FluentBit", env=env, values=values)
-    XRayDaemon(charts["tracing"], "XRayDaemon", env=env, values=values)
+    OtelCollector(charts["tracing"], "OtelCollector", env=env, values=values)
     for chart_id, chart in charts.items():
         add_inventory(env, chart_id, chart)
     return charts

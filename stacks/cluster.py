@@ -72,6 +72,7 @@ class ClusterStack(Stack):
                 "NightSchedule",
                 config=config,
                 cluster=self.cluster,
+                vpc=vpc,
                 nodegroups=self.eks.nodegroups,
                 database=database,
             )

@@ -19,6 +19,7 @@ from constructs_lib.edge.signals import EdgeSignals
 from constructs_lib.edge.site_bucket import SiteBuckets
 from constructs_lib.edge.waf import EdgeWebAcl
 from constructs_lib.observability.alarm_topic import AlarmTopic
+from constructs_lib.observability.chat import chat_channel
 
 URL_OUTPUT = "Url"
 
@@ -83,6 +84,10 @@ class EdgeStack(Stack):
             distribution_id=self.distribution.distribution.distribution_id,
             web_acl_name=self.web_acl.name if self.web_acl else None,
             action=self.topic.action,
+        )
+        # The environment's chat channel, with a configuration of its own here (names are account-wide).
+        self.chat = chat_channel(
+            self, "Chat", name=f"{name}-edge-alarms", channel=config.observability.chat, topics=[self.topic.topic]
         )
         self.url = self.distribution.url
         # The pipeline's smoke test and `make frontend` (through the Frontend stack's parameters) read these.

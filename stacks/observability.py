@@ -22,9 +22,13 @@ from config.models import EnvironmentConfig
 from constructs_lib.common.policies import log_removal, retention
 from constructs_lib.observability.alarm_topic import AlarmTopic
 from constructs_lib.observability.alarms import PlatformAlarms
+from constructs_lib.observability.chat import chat_channel
 from constructs_lib.observability.dashboard import PlatformDashboard
+from constructs_lib.observability.drift import drift_failed_alarm
+from constructs_lib.observability.kafka_health import KafkaHealth
 from constructs_lib.observability.log_metrics import ErrorLineMetrics
 from constructs_lib.observability.metrics import cache_node_ids
+from constructs_lib.observability.slo import ApiSlo
 from constructs_lib.observability.tracing import TraceSampling
 from constructs_lib.observability.watched import Watched
 
@@ -63,6 +67,10 @@ class ObservabilityStack(Stack):
             production=config.production,
         )
         self.topic = self.alarm_topic.topic
+        # Every alarm (and the drift job's report) on this topic also reaches the chat channel, if one is configured.
+        self.chat = chat_channel(
+            self, "Chat", name=f"{name}-alarms", channel=config.observability.chat, topics=[self.topic]
+        )
 
         self.error_lines = ErrorLineMetrics(
             self,
@@ -81,6 +89,16 @@ class ObservabilityStack(Stack):
             cache_node_ids=cache_node_ids(cache_replication_group_id, config.cache.replicas),
         )
         self.alarms = PlatformAlarms(self, "Alarms", config=config, action=self.alarm_topic.action, watched=watched)
+        # The API's SLO burn-rate alarms, on the Api stack's access-log group addressed by name (no export): that
+        # group must exist first, so this stack deploys after the Api stack whatever else it reads from it.
+        self.slo = ApiSlo(self, "Slo", config=config, action=self.alarm_topic.action)
+        self.add_dependency(Stack.of(http_api), "SLO metric filters on the HTTP API's access-log group")
+        # Kafka lag, replication, brokers and disk, on what the kafka-metrics collector writes (and its log group).
+        self.kafka = KafkaHealth(self, "KafkaHealth", config=config, action=self.alarm_topic.action)
+        # The drift job (Workloads stack) runs under a fixed name; its failures page from here, like every alarm.
+        self.drift_failed = drift_failed_alarm(self, config)
+        self.drift_failed.add_alarm_action(self.alarm_topic.action)
+        self.drift_failed.add_ok_action(self.alarm_topic.action)
         self.tracing = TraceSampling(
             self,
             "Tracing",
@@ -89,4 +107,12 @@ class ObservabilityStack(Stack):
             fixed_rate=config.observability.xray_sampling_rate,
             extra_services=[employee_function.function_name],
         )
-        self.dashboard = PlatformDashboard(self, "Dashboard", config=config, alarms=self.alarms.alarms, watched=watched)
+        self.dashboard = PlatformDashboard(
+            self,
+            "Dashboard",
+            config=config,
+            alarms=[*self.alarms.alarms, self.drift_failed],
+            watched=watched,
+            slo=self.slo,
+            kafka=self.kafka,
+        )

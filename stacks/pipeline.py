@@ -54,7 +54,13 @@ class PipelineStack(Stack):
     ) -> None:
         super().__init__(scope, id, **kwargs)
         artifacts = PipelineArtifactStore(self, "Artifacts")
-        self.notifications = PipelineNotifications(self, "Notifications", emails=toolchain.notification_emails)
+        self.notifications = PipelineNotifications(
+            self,
+            "Notifications",
+            emails=toolchain.notification_emails,
+            chat=toolchain.chat,
+            chat_name=f"{PIPELINE_NAME}-pipeline",
+        )
         # The trigger below starts the pipeline (with path filters); the action's own detection stays off.
         source = pipelines.CodePipelineSource.connection(
             toolchain.repository,
@@ -172,7 +178,7 @@ class PipelineStack(Stack):
                 ],
             ),
         )
-        self.notifications.watch(built)
+        self.notifications.watch(built, production_stages=[c.stage_id for c in stages if c.production])
         artifacts.encrypt_build_projects()
         acknowledge_pipeline_findings(self.pipeline, artifacts)
         harden_cross_region_support(self.pipeline)

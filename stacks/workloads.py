@@ -22,6 +22,7 @@ from constructs_lib.common.reference_fingerprint import follow
 from constructs_lib.data.cache import CACHE_PORT
 from constructs_lib.data.database import MYSQL_PORT
 from constructs_lib.delivery.registry import image_uri
+from constructs_lib.observability.drift import DriftCheck
 from k8s_charts import build_charts
 from k8s_charts.manifests import deploy_units
 from k8s_charts.values import PlatformValues
@@ -104,7 +105,7 @@ class WorkloadsStack(Stack):
                 overwrite=True,
                 **({"removal_policy": RemovalPolicy.RETAIN} if unit.retain else {}),
             )
-            # Pod Identity associations (Fluent Bit, X-Ray daemon) and the pods' SG rules exist before any pod.
+            # Pod Identity associations (Fluent Bit, the collectors) and the pods' SG rules exist before any pod.
             manifest.node.add_dependency(access, self.webhooks)
             # Namespace first, then secrets, Kafka, services...: each may use what the ones before it created.
             manifest.node.add_dependency(*dict.fromkeys(m for m in (previous, previous_chart) if m is not None))
@@ -119,3 +120,5 @@ class WorkloadsStack(Stack):
         self.kafka_volumes = KafkaVolumeGrowth(
             self, "KafkaVolumes", cluster=cluster, config=config, after=self.manifests["kafka"]
         )
+        # Daily: CloudFormation drift of every stack of the stage, and cluster objects no chart holds any more.
+        self.drift = DriftCheck(self, "Drift", config=config, cluster=cluster, vpc=vpc, charts=charts)

@@ -18,6 +18,7 @@ import yaml
 
 from config import CONFIG_DIR
 from config.base import EMPLOYEES_PATH
+from config.sections import EmployeeFunctionConfig
 
 FIRST_PORT = 8101
 
@@ -52,7 +53,21 @@ def write_config_dir(target: Path, count: int, source: Path = CONFIG_DIR) -> Pat
         **dev.get("api", {}),
         "restricted_routes": [{"method": "DELETE", "path": f"{EMPLOYEES_PATH}/{{proxy+}}", "groups": ["admin"]}],
     }
-    dev["observability"] = {**dev.get("observability", {}), "container_insights": True}
+    dev["observability"] = {
+        **dev.get("observability", {}),
+        "container_insights": True,
+        # Every gateway route in exactly one SLO objective (config refuses otherwise; at most 5 objectives).
+        "slo": {
+            "objectives": [
+                {"name": "services", "paths": [s["routes"][0]["path"] for s in dev["services"]]},
+                {"name": "employees", "paths": [r.path for r in EmployeeFunctionConfig.model_fields["routes"].default]},
+            ]
+        },
+    }
+    # The nodes grow with the services, or synth's capacity check refuses the stage (config/capacity.py): a t3.medium
+    # holds about two services at their maximum beside the system pods (`make capacity`).
+    for group in dev["cluster"]["node_groups"]:
+        group["max_size"] = max(group["max_size"], -(-count // 2))
     (target / "dev.yaml").write_text(yaml.safe_dump(dev, sort_keys=False), encoding="utf-8")
     return target
 

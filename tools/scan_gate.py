@@ -372,7 +372,7 @@ CACHED_PRECONDITION = (
     "third-party image by tag when it deploys (its CacheWarmer trigger; its log says why a pull failed, e.g. "
     "a missing ecr-pullthroughcache/ secret); redeploy that stack and retry the stage"
 )
-DEFAULT_CACHE_PREFIXES = ("ecr-public", "docker-hub", "ghcr")
+DEFAULT_CACHE_PREFIXES = ("ecr-public", "docker-hub", "ghcr", "k8s")
 
 
 def _cached(image: ImageRef, cache_prefixes: Sequence[str]) -> bool:

@@ -11,6 +11,7 @@ from aws_cdk import aws_eks_v2 as eks
 from constructs import Construct
 
 from config.models import EnvironmentConfig
+from constructs_lib.cluster.cluster_autoscaler import cluster_autoscaler
 from constructs_lib.cluster.external_secrets import external_secrets
 from constructs_lib.cluster.load_balancer_controller import load_balancer_controller
 
@@ -30,3 +31,5 @@ class ErpControllers(Construct):
             self, cluster=cluster, config=config, nodegroups=nodegroups
         )
         self.external_secrets = external_secrets(self, cluster=cluster, config=config, nodegroups=nodegroups)
+        # Node autoscaling within each group's min/max (issue 22 item 1; cluster_autoscaler.py says why CA).
+        self.cluster_autoscaler = cluster_autoscaler(self, cluster=cluster, config=config, nodegroups=nodegroups)

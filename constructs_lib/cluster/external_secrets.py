@@ -15,10 +15,31 @@ from constructs_lib.common.pod_identity import PodIdentityRole
 from constructs_lib.data.database_users import db_user_name
 from k8s_charts import names
 from k8s_charts.images import EXTERNAL_SECRETS
+from k8s_charts.placement import HelmDeployment
 
 ADDON = HelmAddon(
     "external-secrets", "https://charts.external-secrets.io", names.EXTERNAL_SECRETS_NAMESPACE, True, "external_secrets"
 )
+# Its three Deployments and the values that size them (config/capacity.py counts them; the chart requests nothing).
+PODS = (
+    HelmDeployment("external-secrets", replicas="replicaCount", resources="resources"),
+    HelmDeployment("external-secrets-webhook", replicas="webhook.replicaCount", resources="webhook.resources"),
+    HelmDeployment(
+        "external-secrets-cert-controller", replicas="certController.replicaCount", resources="certController.resources"
+    ),
+)
+
+
+def pod_values(config: EnvironmentConfig) -> dict:
+    """Replicas and requests of the controller, the webhook and the cert controller, set here so that the capacity
+    check counts exactly what the pods ask for: a few ExternalSecrets refreshed hourly, a webhook on their writes."""
+    small = {"requests": {"cpu": "20m", "memory": "64Mi"}, "limits": {"cpu": "100m", "memory": "128Mi"}}
+    return {
+        "replicaCount": 2 if config.production else 1,
+        "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"cpu": "200m", "memory": "256Mi"}},
+        "webhook": {"resources": small},
+        "certController": {"resources": small},
+    }
 
 
 def synced_secret_names(config: EnvironmentConfig) -> list[str]:
@@ -67,13 +88,16 @@ def external_secrets(
         if secret_arns
         else [],
     )
+    sizing = pod_values(config)
     values = {
         "installCRDs": True,
-        "replicaCount": 2 if config.production else 1,
+        **sizing,
         "serviceAccount": {"create": True, "name": names.EXTERNAL_SECRETS_SERVICE_ACCOUNT},
         # ghcr.io/external-secrets/external-secrets through the stage's pull-through cache, at the tag pinned (and
         # scan-gated) in k8s_charts/images.py; the webhook and the cert controller run the same image.
-        **{key: {"image": EXTERNAL_SECRETS.helm_values(config)} for key in ("webhook", "certController")},
+        **{
+            key: {**sizing[key], "image": EXTERNAL_SECRETS.helm_values(config)} for key in ("webhook", "certController")
+        },
         "image": EXTERNAL_SECRETS.helm_values(config),
     }
     after = [secrets_identity, *nodegroups]

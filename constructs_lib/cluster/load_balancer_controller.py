@@ -16,6 +16,7 @@ from constructs_lib.cluster.helm_addon import HelmAddon, install
 from constructs_lib.common.nag import acknowledge
 from constructs_lib.common.pod_identity import PodIdentityRole
 from k8s_charts.images import LOAD_BALANCER_CONTROLLER
+from k8s_charts.placement import HelmDeployment
 
 ALB_NAMESPACE = "kube-system"
 ALB_SERVICE_ACCOUNT = "aws-load-balancer-controller"
@@ -26,6 +27,19 @@ ADDON = HelmAddon(
     False,
     "aws_load_balancer_controller",
 )
+# Its Deployment and the values that size it (config/capacity.py counts them; chart default: 2 replicas, no requests).
+PODS = (
+    HelmDeployment("aws-load-balancer-controller", replicas="replicaCount", resources="resources", default_replicas=2),
+)
+
+
+def pod_values(config: EnvironmentConfig) -> dict:
+    """Replicas and requests, set here so that the capacity check counts exactly what the pods ask for. It only
+    reconciles a handful of TargetGroupBindings: a small, steady footprint."""
+    return {
+        "replicaCount": 2 if config.production else 1,
+        "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"cpu": "200m", "memory": "256Mi"}},
+    }
 
 
 def load_balancer_controller(
@@ -85,7 +99,7 @@ def load_balancer_controller(
         "clusterName": cluster.cluster_name,
         "region": stack.region,
         "vpcId": cluster.vpc.vpc_id,
-        "replicaCount": 2 if config.production else 1,
+        **pod_values(config),
         "serviceAccount": {"create": True, "name": ALB_SERVICE_ACCOUNT},
         "enableServiceMutatorWebhook": False,
         # public.ecr.aws/eks/aws-load-balancer-controller through the stage's pull-through cache, at the tag pinned

@@ -4,13 +4,22 @@ EventBridge Scheduler + a small Lambda rather than scheduled actions: managed no
 groups own their Auto Scaling groups (created by EKS, not in our templates), so the
 only supported knob is eks:UpdateNodegroupConfig; Scheduler speaks time zones
 (Asia/Seoul) natively, so office hours in config need no UTC arithmetic.
+
+The Cluster Autoscaler (cluster_autoscaler.py) would undo the stop: it sees the evicted pods pending and scales
+the groups straight back up (maxSize stays >= 1). So the Lambda also pauses it - its Deployment to 0 replicas
+through the Kubernetes API - before the groups go to zero, and resumes it once they are back at their configured
+sizes (the handler's docstring says what happens when a step fails). For that it runs in the private subnets
+(dev's API endpoint admits only the office range from outside) with an access entry that may patch that one
+Deployment's scale and nothing else (cluster_autoscaler.PauseAccess).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from aws_cdk import Duration, Stack, TimeZone
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_rds as rds
@@ -19,6 +28,7 @@ from aws_cdk import aws_scheduler_targets as targets
 from constructs import Construct
 
 from config.models import EnvironmentConfig
+from constructs_lib.cluster import cluster_autoscaler
 from constructs_lib.common.nag import acknowledge
 from constructs_lib.common.python_function import PythonFunction
 
@@ -33,6 +43,7 @@ class NightSchedule(Construct):
         *,
         config: EnvironmentConfig,
         cluster: eks.ICluster,
+        vpc: ec2.IVpc,
         nodegroups: dict[str, eks.Nodegroup],
         database: rds.IDatabaseInstance | None = None,
     ) -> None:
@@ -53,9 +64,24 @@ class NightSchedule(Construct):
             "NODEGROUP_SIZES": stack.to_json_string(sizes),
             "NODEGROUPS": stack.to_json_string([nodegroups[name].nodegroup_name for name in sorted(groups)]),
             "STOP_DATABASE": "true" if stop_database else "false",
+            # The autoscaler paused at night and resumed in the morning, through the cluster's API.
+            "AUTOSCALER": json.dumps(cluster_autoscaler.pause_target()),
+            "ENDPOINT": cluster.cluster_endpoint,
+            "CA_DATA": cluster.cluster_certificate_authority_data,
         }
         if stop_database:
             environment["DB_INSTANCE_ID"] = database.instance_identifier
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "SecurityGroup",
+            vpc=vpc,
+            description="Night scheduler: HTTPS to the cluster API and the AWS APIs",
+            allow_all_outbound=False,
+        )
+        self.security_group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "Kubernetes API, EKS, RDS, STS")
+        cluster.cluster_security_group.add_ingress_rule(
+            self.security_group, ec2.Port.tcp(443), "night scheduler pauses the cluster autoscaler"
+        )
         self.function = PythonFunction(
             self,
             "Scaler",
@@ -65,8 +91,12 @@ class NightSchedule(Construct):
             timeout=Duration.minutes(2),
             log_retention_days=config.observability.log_retention_days,
             production=config.production,
+            vpc=vpc,
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+            security_group=self.security_group,
         )
         role = self.function.role
+        self.autoscaler_access = cluster_autoscaler.PauseAccess(self, "AutoscalerPause", cluster=cluster, role=role)
         role.add_to_policy(iam.PolicyStatement(actions=["eks:ListNodegroups"], resources=[cluster.cluster_arn]))
         role.add_to_policy(
             iam.PolicyStatement(

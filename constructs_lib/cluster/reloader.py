@@ -27,10 +27,17 @@ from constructs import Construct
 from config.models import EnvironmentConfig
 from constructs_lib.cluster.helm_addon import HelmAddon, install
 from k8s_charts.images import RELOADER, registry_host
+from k8s_charts.placement import HelmDeployment
 
 NAMESPACE = "reloader"
 CHART_REPOSITORY = "https://stakater.github.io/stakater-charts"
 ADDON = HelmAddon("reloader", CHART_REPOSITORY, NAMESPACE, True, "reloader")
+# Its Deployment (named release-chart) and the values that size it: config/capacity.py counts them.
+PODS = (
+    HelmDeployment(
+        "reloader-reloader", replicas="reloader.deployment.replicas", resources="reloader.deployment.resources"
+    ),
+)
 
 
 def reloader_values(config: EnvironmentConfig) -> dict:
@@ -60,6 +67,10 @@ def reloader_values(config: EnvironmentConfig) -> dict:
             },
         },
     }
+
+
+# The values carry the requests; the replicas are the chart's (1).
+pod_values = reloader_values
 
 
 class Reloader(Construct):

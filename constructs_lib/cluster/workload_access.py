@@ -21,6 +21,8 @@ from constructs_lib.data.cache import CACHE_PORT
 from constructs_lib.data.database import MYSQL_PORT
 from k8s_charts import names
 
+# What the OTel collector calls: the awsxray exporter's PutTraceSegments (and PutTelemetryRecords), and the
+# sampling calls the SDKs make through its awsxray receiver's proxy (the AWSXrayWriteOnlyAccess set).
 XRAY_WRITE_ACTIONS = [
     "xray:PutTraceSegments",
     "xray:PutTelemetryRecords",
@@ -31,8 +33,8 @@ XRAY_WRITE_ACTIONS = [
 
 
 class WorkloadAccess(Construct):
-    """Pods share the nodes' cluster security group (VPC CNI); only Fluent Bit, the X-Ray daemon and the
-    employee proxy call AWS."""
+    """Pods share the nodes' cluster security group (VPC CNI); only Fluent Bit, the OTel collector, kafka-metrics
+    and the employee proxy call AWS."""
 
     def __init__(
         self,
@@ -96,16 +98,39 @@ class WorkloadAccess(Construct):
             f"{config.application_log_group}:log-stream:*]",
             "Fluent Bit creates one stream per pod in the one application log group; stream names are dynamic.",
         )
-        xray = identity(
-            "XRayDaemonIdentity",
+        collector = identity(
+            "OtelCollectorIdentity",
             config.namespace,
-            names.XRAY_DAEMON,
+            names.OTEL_COLLECTOR,
             statements=[iam.PolicyStatement(actions=XRAY_WRITE_ACTIONS, resources=["*"])],
         )
         acknowledge(
-            xray.role,
+            collector.role,
             "AwsSolutions-IAM5[Resource::*]",
             "X-Ray trace and sampling APIs have no resource-level permissions.",
+        )
+        # kafka-metrics' collector: its awsemf exporter writes EMF events into its one log group (created with
+        # retention by the Observability stack) and one stream; CloudWatch extracts the metrics from them, so no
+        # cloudwatch:PutMetricData (the exporter never calls it: internal/aws/cwlogs, v0.156.0).
+        kafka_metrics_group = stack.format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name=names.kafka_metrics_log_group(config),
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        identity(
+            "KafkaMetricsIdentity",
+            config.namespace,
+            names.KAFKA_METRICS,
+            statements=[
+                iam.PolicyStatement(
+                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                    resources=[
+                        kafka_metrics_group,
+                        f"{kafka_metrics_group}:log-stream:{names.KAFKA_METRICS_LOG_STREAM}",
+                    ],
+                )
+            ],
         )
         if employees is not None:
             # The in-cluster employee-service proxy: the one identity allowed to call the IAM-only function URL.

@@ -183,6 +183,8 @@ class PythonFunction(Construct):
         vpc: ec2.IVpc | None = None,
         vpc_subnets: ec2.SubnetSelection | None = None,
         security_group: ec2.ISecurityGroup | None = None,
+        # Only for a function another stack watches by name (an alarm there, no export between the stacks).
+        function_name: str | None = None,
     ) -> None:
         super().__init__(scope, id)
         if (entry is None) == (inline_code is None):
@@ -204,6 +206,7 @@ class PythonFunction(Construct):
             self,
             "Function",
             description=description,
+            function_name=function_name,
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
             code=code,

@@ -2,7 +2,8 @@
 
 `<account>.dkr.ecr.<region>.amazonaws.com/ecr-public/...` mirrors ECR Public, `.../docker-hub/...` mirrors
 Docker Hub and `.../ghcr/...` GitHub's container registry (both authenticated with an operator-created secret
-`ecr-pullthroughcache/...`, so Docker Hub's anonymous rate limit no longer applies). The registry scans every
+`ecr-pullthroughcache/...`, so Docker Hub's anonymous rate limit no longer applies); `.../k8s/...` mirrors
+registry.k8s.io (anonymous; Cluster Autoscaler's image). The registry scans every
 repository on push - the mirrored ones, the service repositories and CDK's asset repository - so the prod
 scan gate finds a scan for each image it checks.
 
@@ -20,13 +21,14 @@ from constructs import Construct
 
 from config.sections import RegistryConfig
 from constructs_lib.common.nag import acknowledge
-from k8s_charts.images import CACHE_PREFIXES, DOCKER_HUB_PREFIX, ECR_PUBLIC_PREFIX, GHCR_PREFIX, UPSTREAMS
+from k8s_charts.images import CACHE_PREFIXES, DOCKER_HUB_PREFIX, ECR_PUBLIC_PREFIX, GHCR_PREFIX, K8S_PREFIX, UPSTREAMS
 
 # ECR's name of each upstream (PullThroughCacheRule.UpstreamRegistry).
 UPSTREAM_REGISTRY = {
     ECR_PUBLIC_PREFIX: "ecr-public",
     DOCKER_HUB_PREFIX: "docker-hub",
     GHCR_PREFIX: "github-container-registry",
+    K8S_PREFIX: "k8s",
 }
 
 
@@ -37,8 +39,14 @@ class PullThroughCache(Construct):
             ECR_PUBLIC_PREFIX: None,
             DOCKER_HUB_PREFIX: config.docker_hub_credential_arn,
             GHCR_PREFIX: config.github_credential_arn,
+            K8S_PREFIX: None,  # registry.k8s.io is anonymous (Cluster Autoscaler's image)
         }
-        construct_ids = {ECR_PUBLIC_PREFIX: "EcrPublic", DOCKER_HUB_PREFIX: "DockerHub", GHCR_PREFIX: "Ghcr"}
+        construct_ids = {
+            ECR_PUBLIC_PREFIX: "EcrPublic",
+            DOCKER_HUB_PREFIX: "DockerHub",
+            GHCR_PREFIX: "Ghcr",
+            K8S_PREFIX: "K8s",
+        }
         self.rules: dict[str, ecr.CfnPullThroughCacheRule] = {}
         self.templates: dict[str, ecr.CfnRepositoryCreationTemplate] = {}
         for prefix in CACHE_PREFIXES:
@@ -63,7 +71,9 @@ class PullThroughCache(Construct):
             )
             # The template must exist before the rule can create a repository.
             self.rules[prefix].node.add_dependency(self.templates[prefix])
-        self.ecr_public, self.docker_hub, self.ghcr = (self.rules[p] for p in CACHE_PREFIXES)
+        self.ecr_public, self.docker_hub, self.ghcr, self.k8s = (
+            self.rules[p] for p in (ECR_PUBLIC_PREFIX, DOCKER_HUB_PREFIX, GHCR_PREFIX, K8S_PREFIX)
+        )
         # Basic scanning is free; one registry-wide rule also covers repositories created on first pull.
         self.scanning = ecr.CfnRegistryScanningConfiguration(
             self,

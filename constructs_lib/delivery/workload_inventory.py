@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from config.models import EnvironmentConfig
-from constructs_lib.cluster import external_secrets, load_balancer_controller, reloader
+from constructs_lib.cluster import cluster_autoscaler, external_secrets, load_balancer_controller, reloader
 from k8s_charts import build_charts
 from k8s_charts.values import token_values
 
@@ -53,8 +53,17 @@ HELM_WORKLOADS: dict[str, tuple[tuple[tuple[str, str], ...], str]] = {
         "chart 2.2.16 (stakater/Reloader chart-v2.2.16, 655a2b38): templates/deployment.yaml names it "
         "`reloader-fullname` = <release>-<chart>",
     ),
+    cluster_autoscaler.ADDON.chart: (
+        (("Deployment", cluster_autoscaler.NAME),),
+        "chart 9.59.0 (kubernetes/autoscaler cluster-autoscaler-chart-9.59.0, 5a0b98e4): templates/deployment.yaml "
+        "names it `cluster-autoscaler.fullname` = fullnameOverride (set: cluster_autoscaler.NAME). In dev it has "
+        "0 replicas while the night schedule sleeps (rolled out and available: 0/0)",
+    ),
 }
-HELM_ADDONS = {addon.chart: addon for addon in (load_balancer_controller.ADDON, external_secrets.ADDON, reloader.ADDON)}
+HELM_ADDONS = {
+    addon.chart: addon
+    for addon in (load_balancer_controller.ADDON, external_secrets.ADDON, reloader.ADDON, cluster_autoscaler.ADDON)
+}
 
 
 def chart_workloads(config: EnvironmentConfig) -> list[Workload]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from aws_cdk import Duration
-from aws_cdk import aws_apigatewayv2 as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_lambda as lambda_
@@ -54,7 +53,7 @@ class PlatformAlarms(Construct):
         self.alarms: list[cloudwatch.Alarm] = []
         w = watched
         self._application(config, w.errors)
-        self._api(config, w.http_api, w.function, w.load_balancer, w.target_groups)
+        self._api(config, w.function, w.load_balancer, w.target_groups)
         self._data(config, w.database, w.cache_node_ids)
 
     def add(
@@ -110,7 +109,6 @@ class PlatformAlarms(Construct):
     def _api(
         self,
         config: EnvironmentConfig,
-        http_api: apigw.IHttpApi,
         function: lambda_.IFunction,
         load_balancer: elbv2.NetworkLoadBalancer,
         target_groups: Mapping[str, elbv2.NetworkTargetGroup],
@@ -133,22 +131,7 @@ class PlatformAlarms(Construct):
             description="Employee Lambda throttled invocations (reserved concurrency reached), per 5 min",
             missing=QUIET,
         )
-        self.add(
-            "api-5xx-rate",
-            metric=percent_of(http_api.metric_server_error(**sum5), http_api.metric_count(**sum5), label="API 5xx %"),
-            threshold=t.api_5xx_rate_pct,
-            description="HTTP API: 5xx responses / requests (%), per 5 min",
-            missing=QUIET,
-        )
-        self.add(
-            "api-p99-latency",
-            metric=http_api.metric_latency(statistic="p99", period=FIVE_MINUTES),
-            threshold=t.api_p99_latency_ms,
-            description="HTTP API p99 latency (ms), 2 of 3 five-minute periods",
-            missing=QUIET,
-            evaluation_periods=3,
-            datapoints_to_alarm=2,
-        )
+        # The API's 5xx and latency are SLOs with burn-rate alarms (constructs_lib/observability/slo.py).
         for service, group in target_groups.items():
             nlb = {"target_group": group, "load_balancer": load_balancer}
             # Changes when the target group or NLB would be replaced, so the alarm re-reads their new names.

@@ -9,8 +9,12 @@ from constructs import Construct
 
 from config.models import EnvironmentConfig
 from constructs_lib.observability import container_insights as ci
+from constructs_lib.observability.drift import METRIC_NAMES as DRIFT_METRICS
+from constructs_lib.observability.drift import drift_metric
+from constructs_lib.observability.kafka_health import KafkaHealth
 from constructs_lib.observability.log_metrics import PLAIN_TEXT_ERROR_REGEX
 from constructs_lib.observability.metrics import FIVE_MINUTES, cache_metric, target_group_metric
+from constructs_lib.observability.slo import ApiSlo
 from constructs_lib.observability.watched import Watched
 
 SUM = cloudwatch.Stats.SUM
@@ -45,6 +49,44 @@ def alarm_status_widgets(alarms: Sequence[cloudwatch.IAlarm]) -> list[cloudwatch
     ]
 
 
+def _slo_widgets(slo: ApiSlo) -> list[cloudwatch.IWidget]:
+    """Per objective: the budget left over the SLO period and the long-window burn rates the alarms read (the
+    lines are the burn-rate thresholds); then the state of every window alarm behind the composites."""
+    days = slo.slo.period_days
+    widgets: list[cloudwatch.IWidget] = []
+    for objective, budgets, burns in slo.objective_metrics():
+        widgets.append(
+            cloudwatch.SingleValueWidget(
+                title=f"SLO {objective.name}: error budget left, last {days} days (%)",
+                metrics=budgets,
+                start=f"-P{days}D",
+                set_period_to_time_range=True,
+                width=FULL // 4,
+                height=6,
+            )
+        )
+        widgets.append(
+            _graph(
+                f"SLO {objective.name}: burn rate (x even pace)",
+                burns,
+                width=FULL - FULL // 4,
+                left_annotations=[
+                    cloudwatch.HorizontalAnnotation(value=window.burn_rate, label=f"{speed} page")
+                    for speed, window in (("fast", slo.slo.fast), ("slow", slo.slo.slow))
+                ],
+            )
+        )
+    widgets.append(
+        cloudwatch.AlarmStatusWidget(
+            title="SLO burn-rate windows (no actions: the composite alarms above page when both windows burn)",
+            alarms=list(slo.windows),
+            width=FULL,
+            height=4,
+        )
+    )
+    return widgets
+
+
 class PlatformDashboard(Construct):
     """Widgets only read metrics; nothing here can change the platform."""
 
@@ -56,8 +98,12 @@ class PlatformDashboard(Construct):
         config: EnvironmentConfig,
         alarms: Sequence[cloudwatch.IAlarm],
         watched: Watched,
+        slo: ApiSlo | None = None,
+        kafka: KafkaHealth | None = None,
     ) -> None:
         super().__init__(scope, id)
+        # The SLO composites page like every other alarm: they are in the status widget on top.
+        alarms = [*alarms, *(slo.alarms if slo else []), *(kafka.alarms if kafka else [])]
         errors, http_api, function = watched.errors, watched.http_api, watched.function
         load_balancer, target_groups = watched.load_balancer, watched.target_groups
         database, cache_node_ids = watched.database, watched.cache_node_ids
@@ -96,6 +142,8 @@ class PlatformDashboard(Construct):
                 ],
             ),
         )
+        if slo is not None:
+            self.dashboard.add_widgets(*_slo_widgets(slo))
         # Services: their errors, their pods, their load-balancer targets.
         self.dashboard.add_widgets(
             _graph(
@@ -130,8 +178,14 @@ class PlatformDashboard(Construct):
         )
         self.dashboard.add_widgets(*_pod_graphs(config, services, cpu="Pod", restarts="Container restarts"))
         # Kafka: one PodName per broker (StatefulSet pods keep their names).
-        kafka = ci.kafka_pods(config)
-        self.dashboard.add_widgets(*_pod_graphs(config, kafka, cpu="Kafka broker", restarts="Kafka broker restarts"))
+        brokers = ci.kafka_pods(config)
+        self.dashboard.add_widgets(*_pod_graphs(config, brokers, cpu="Kafka broker", restarts="Kafka broker restarts"))
+        if kafka is not None:  # lag, brokers and partitions, volumes: what the Kafka alarms read
+            self.dashboard.add_widgets(*kafka.widgets())
+        # The daily drift check: what it found (its report goes to the alarm topic; a failed run pages).
+        self.dashboard.add_widgets(
+            _graph("Drift check (daily)", [drift_metric(config, name) for name in DRIFT_METRICS])
+        )
         # Employee Lambda.
         self.dashboard.add_widgets(
             _graph(

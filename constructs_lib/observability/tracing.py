@@ -1,8 +1,9 @@
 """X-Ray sampling for the ERP services and a group that gathers their traces.
 
 What is traced, and by whom:
-  * the Spring services send segments to the X-Ray daemon DaemonSet (the charts hand every pod
-    AWS_XRAY_DAEMON_ADDRESS); the daemon fetches these sampling rules, so a rate change needs no redeploy;
+  * the Spring services send segments to the ADOT collector behind the `xray-daemon` Service (the charts
+    hand every pod AWS_XRAY_DAEMON_ADDRESS; k8s_charts/tracing.py); its X-Ray receiver proxies the SDKs'
+    sampling calls to these rules, so a rate change needs no redeploy;
   * the employee Lambda runs with active tracing (set by the Api stack), sampled by Lambda itself;
   * the HTTP API is *not* traced: API Gateway HTTP APIs do not support X-Ray (only REST APIs do), so
     a trace starts at the first service or the Lambda; the API's access log carries the request id.

@@ -10,9 +10,25 @@ Scaling to zero terminates nodes, never volumes: Kafka's PVCs stay bound to thei
 volumes (and the StorageClass is Retain), so the StatefulSet re-attaches the same data
 in the morning.
 
-Safe to run twice: groups already at the target and a database already in the wanted
-state are skipped. Every node group is tried; if any update failed the invocation
-raises afterwards, so the Lambda errors alarm fires.
+The Cluster Autoscaler would undo the stop (it sees the evicted pods pending and scales the
+groups back up), so with AUTOSCALER set the night wins like this:
+
+    stop:  pause the autoscaler (its Deployment to 0 replicas), then every group to zero.
+           If no group reached zero, resume it: nothing sleeps, so the day's autoscaling goes on.
+    start: every group to its configured sizes, then resume the autoscaler - always, even when a
+           group failed, so a failure never leaves it paused beside running nodes.
+
+What a failure leaves behind: a pause that failed still scales the groups to zero (the schedule
+wins; the autoscaler may add nodes back for the pending pods until a retry pauses it); a group
+that failed at night keeps its nodes at a fixed size beside a paused autoscaler while another group
+sleeps (resuming would wake the sleeping one) until the morning's start; a resume that failed
+leaves the groups at their configured sizes without autoscaling. Each of these fails the run:
+Lambda retries it twice and the errors alarm fires. A missing Deployment (not installed yet) is
+reported as absent and is not a failure.
+
+Safe to run twice: groups already at the target, an autoscaler already at its replicas and a
+database already in the wanted state are skipped. Every node group is tried; if any step failed
+the invocation raises afterwards, so the Lambda errors alarm fires.
 
 Environment:
     CLUSTER_NAME      EKS cluster
@@ -20,22 +36,51 @@ Environment:
     NODEGROUPS        optional JSON list of node group names (default: every group of the cluster)
     STOP_DATABASE     "true" to stop/start DB_INSTANCE_ID as well
     DB_INSTANCE_ID    RDS instance identifier (required when STOP_DATABASE is true)
+    AUTOSCALER        optional JSON {"namespace": "kube-system", "name": "cluster-autoscaler", "replicas": 1}:
+                      the Deployment paused at night and scaled back to `replicas` in the morning
+    ENDPOINT, CA_DATA the cluster API endpoint and its base64 CA bundle (required with AUTOSCALER)
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import ssl
+import urllib.error
+import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 logger = Logger(service="erp-scheduler")
 
 # For each action: the status the database must be in, and the call that changes it.
 DB_TRANSITIONS = {"stop": ("available", "stop_db_instance"), "start": ("stopped", "start_db_instance")}
+TOKEN_PREFIX = "k8s-aws-v1."
+CLUSTER_ID_HEADER = "x-k8s-aws-id"
+KUBE_TIMEOUT_SECONDS = 10
+
+
+class KubeError(Exception):
+    """The Kubernetes API could not be reached or refused the call."""
+
+
+@dataclass(frozen=True)
+class Autoscaler:
+    namespace: str
+    name: str
+    replicas: int
+    endpoint: str
+    ca_pem: str
+
+    @property
+    def scale_path(self) -> str:
+        return f"/apis/apps/v1/namespaces/{self.namespace}/deployments/{self.name}/scale"
 
 
 @dataclass(frozen=True)
@@ -45,6 +90,7 @@ class Settings:
     nodegroups: list[str] | None
     stop_database: bool
     db_instance_id: str | None
+    autoscaler: Autoscaler | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -63,7 +109,97 @@ class Settings:
             nodegroups=json.loads(nodegroups) if nodegroups else None,
             stop_database=stop_database,
             db_instance_id=env.get("DB_INSTANCE_ID"),
+            autoscaler=_autoscaler_from_env(env),
         )
+
+
+def _autoscaler_from_env(env: os._Environ | dict) -> Autoscaler | None:
+    if not env.get("AUTOSCALER"):
+        return None
+    target = json.loads(env["AUTOSCALER"])
+    if not (isinstance(target.get("replicas"), int) and target.get("namespace") and target.get("name")):
+        raise ValueError("AUTOSCALER needs namespace, name and an integer replicas")
+    if not (env.get("ENDPOINT") and env.get("CA_DATA")):
+        raise ValueError("AUTOSCALER is set but ENDPOINT or CA_DATA is not")
+    ca_pem = base64.b64decode(env["CA_DATA"]).decode()
+    return Autoscaler(target["namespace"], target["name"], target["replicas"], env["ENDPOINT"], ca_pem)
+
+
+# --- the Kubernetes API (the token and calls as in lambda_handlers/workload_health) ------------------------------
+
+
+def eks_token(sts: Any, cluster: str) -> str:
+    """What `aws eks get-token` prints: a presigned GetCallerIdentity URL that names the cluster."""
+
+    def name_the_cluster(request: Any, **_: Any) -> None:
+        request.headers[CLUSTER_ID_HEADER] = cluster
+
+    sts.meta.events.register_first("before-sign.sts.GetCallerIdentity", name_the_cluster)
+    try:
+        url = sts.generate_presigned_url("get_caller_identity", Params={}, ExpiresIn=60, HttpMethod="GET")
+    finally:
+        sts.meta.events.unregister("before-sign.sts.GetCallerIdentity", name_the_cluster)
+    return TOKEN_PREFIX + base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
+
+
+# (method, url, headers, body, TLS context) -> (HTTP status, body)
+Fetch = Callable[[str, str, dict[str, str], bytes | None, ssl.SSLContext | None], tuple[int, bytes]]
+
+
+def http_fetch(
+    method: str, url: str, headers: dict[str, str], body: bytes | None, context: ssl.SSLContext | None
+) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=body, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=KUBE_TIMEOUT_SECONDS, context=context) as response:  # noqa: S310
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+class KubeApi:
+    """Calls against one cluster's API server, authenticated as this function's role."""
+
+    def __init__(self, endpoint: str, ca_pem: str, token: Callable[[], str], fetch: Fetch = http_fetch) -> None:
+        self.endpoint, self.token, self.fetch = endpoint.rstrip("/"), token, fetch
+        self.context = ssl.create_default_context(cadata=ca_pem)
+
+    def call(self, method: str, path: str, patch: dict | None = None) -> dict | None:
+        """The object at `path` (after the merge patch, if any), or None when it does not exist."""
+        headers = {"Authorization": f"Bearer {self.token()}", "Accept": "application/json"}
+        body = None
+        if patch is not None:
+            headers["Content-Type"] = "application/merge-patch+json"
+            body = json.dumps(patch).encode()
+        try:
+            status, answer = self.fetch(method, self.endpoint + path, headers, body, self.context)
+        except (urllib.error.URLError, OSError) as error:
+            raise KubeError(f"cannot reach the cluster API at {self.endpoint}: {error}") from error
+        if status == 404:
+            return None
+        if status in (401, 403):
+            raise KubeError(
+                f"the Kubernetes API refused this function's role ({status}) on {method} {path}: its access entry "
+                "and Role (constructs_lib/cluster/cluster_autoscaler.py PauseAccess) must exist"
+            )
+        if status != 200:
+            raise KubeError(f"{method} {path} answered {status}: {answer[:200].decode('utf-8', 'replace')}")
+        return json.loads(answer)
+
+
+def _scale_autoscaler(api: KubeApi, target: Autoscaler, replicas: int) -> dict:
+    scale = api.call("GET", target.scale_path)
+    if scale is None:
+        logger.warning("autoscaler Deployment not found", namespace=target.namespace, deployment=target.name)
+        return {"result": "absent"}
+    current = scale.get("spec", {}).get("replicas", 0)
+    if current == replicas:
+        logger.info("autoscaler already at target", replicas=current)
+        return {"result": "unchanged", "replicas": current}
+    api.call("PATCH", target.scale_path, {"spec": {"replicas": replicas}})
+    result = "paused" if replicas == 0 else "resumed"
+    logger.info(f"autoscaler {result}", before=current, after=replicas)
+    return {"result": result, "before": current, "after": replicas}
 
 
 def _target(action: str, name: str, current: dict[str, int], settings: Settings) -> dict[str, int]:
@@ -101,8 +237,15 @@ def _database(action: str, settings: Settings) -> dict:
     return {"id": db_id, "result": f"{action} requested", "status": status}
 
 
+def _kube_api(target: Autoscaler, cluster: str, fetch: Fetch, sts: Any = None) -> KubeApi:
+    # The regional STS endpoint, as `aws eks get-token` uses: the API server calls it with the token.
+    region = boto3.session.Session().region_name
+    sts = sts or boto3.client("sts", region_name=region, endpoint_url=f"https://sts.{region}.amazonaws.com")
+    return KubeApi(target.endpoint, target.ca_pem, lambda: eks_token(sts, cluster), fetch)
+
+
 @logger.inject_lambda_context(log_event=True)
-def handler(event: dict, context) -> dict:
+def handler(event: dict, context, *, fetch: Fetch = http_fetch, sts: Any = None) -> dict:
     action = event.get("action")
     if action not in ("start", "stop"):
         raise ValueError(f"action must be 'start' or 'stop', got {action!r}")
@@ -113,8 +256,23 @@ def handler(event: dict, context) -> dict:
         for page in eks.get_paginator("list_nodegroups").paginate(clusterName=settings.cluster)
         for name in page["nodegroups"]
     ]
+    failures: dict[str, str] = {}
+    autoscaler: dict = {"result": "not managed"} if settings.autoscaler is None else {}
 
-    nodegroups, failures = {}, {}
+    def scale_autoscaler(step: str, replicas: int) -> None:
+        try:
+            api = _kube_api(settings.autoscaler, settings.cluster, fetch, sts)
+            autoscaler[step] = _scale_autoscaler(api, settings.autoscaler, replicas)
+        except (KubeError, ClientError, BotoCoreError, ssl.SSLError) as exc:
+            logger.exception(f"autoscaler {step} failed")
+            failures[f"autoscaler {step}"] = str(exc)
+            autoscaler[step] = {"result": "failed", "error": str(exc)}
+
+    # Night: the autoscaler stops first, or it scales the groups back up for the evicted pods.
+    if action == "stop" and settings.autoscaler is not None:
+        scale_autoscaler("pause", 0)
+
+    nodegroups = {}
     for name in names:
         try:
             nodegroups[name] = _scale(eks, action, name, settings)
@@ -122,6 +280,15 @@ def handler(event: dict, context) -> dict:
             logger.exception("node group update failed", nodegroup=name)
             failures[name] = str(exc)
             nodegroups[name] = {"result": "failed", "error": str(exc)}
+
+    if settings.autoscaler is not None:
+        asleep = [name for name, group in nodegroups.items() if group["result"] != "failed"]
+        if action == "start":
+            # Always, even after a failed group: never a paused autoscaler beside nodes that run.
+            scale_autoscaler("resume", settings.autoscaler.replicas)
+        elif not asleep:
+            # Nothing went to sleep: the day goes on, with its autoscaling.
+            scale_autoscaler("resume", settings.autoscaler.replicas)
 
     database = {"result": "not managed"}
     if settings.stop_database:
@@ -132,7 +299,13 @@ def handler(event: dict, context) -> dict:
             failures["database"] = str(exc)
             database = {"id": settings.db_instance_id, "result": "failed", "error": str(exc)}
 
-    summary = {"action": action, "cluster": settings.cluster, "nodegroups": nodegroups, "database": database}
+    summary = {
+        "action": action,
+        "cluster": settings.cluster,
+        "autoscaler": autoscaler,
+        "nodegroups": nodegroups,
+        "database": database,
+    }
     logger.info("scheduler run finished", summary=summary)
     if failures:
         raise RuntimeError(f"{action} failed for {sorted(failures)}: {failures}")

@@ -15,10 +15,10 @@ import math
 
 import pytest
 
+from config.sections import NodeGroupConfig
+from k8s_charts import placement
 from tests.charts.conftest import ENVIRONMENTS, build
 from tests.support.charts import Manifest, Workload, find, selector_matches, workloads
-
-NODE_GROUP_KEY = "erp/node-group"
 
 
 def _absolute(value: int | str, pods: int) -> int:
@@ -36,35 +36,12 @@ def allowed_disruptions(budget: Manifest, pods: int) -> int:
 
 
 def replica_range(workload: Workload, manifests: list[Manifest]) -> tuple[int, int]:
-    name = workload.manifest["metadata"]["name"]
-    for hpa in find(manifests, "HorizontalPodAutoscaler"):
-        ref = hpa["spec"]["scaleTargetRef"]
-        if (
-            ref["kind"] == workload.kind
-            and ref["name"] == name
-            and hpa["metadata"].get("namespace") == workload.namespace
-        ):
-            return hpa["spec"].get("minReplicas", 1), hpa["spec"]["maxReplicas"]
-    replicas = workload.manifest["spec"].get("replicas", 1)
-    return replicas, replicas
+    return placement.replica_range(workload.manifest, manifests)
 
 
-def lands_on(workload: Workload, labels: dict[str, str], taints: list[tuple[str, str, str]]) -> bool:
-    spec = workload.pod_spec
-    if any(labels.get(k) != v for k, v in spec.get("nodeSelector", {}).items()):
-        return False
-    tolerated = spec.get("tolerations", [])
-
-    def tolerates(taint: tuple[str, str, str]) -> bool:
-        key, value, effect = taint
-        return any(
-            (t.get("operator") == "Exists" and t.get("key") in (None, key))
-            or (t.get("key") == key and t.get("value") == value)
-            for t in tolerated
-            if t.get("effect") in (None, effect)
-        )
-
-    return all(tolerates(t) for t in taints if t[2] in ("NoSchedule", "NoExecute"))
+def lands_on(workload: Workload, group: NodeGroupConfig) -> bool:
+    """The scheduler's placement rules, shared with the capacity check (k8s_charts/placement.py)."""
+    return placement.node_shape(group).admits(workload.pod_spec)
 
 
 def drain_blockers(env_name: str, manifests: list[Manifest]) -> list[str]:
@@ -72,10 +49,8 @@ def drain_blockers(env_name: str, manifests: list[Manifest]) -> list[str]:
     budgets = find(manifests, "PodDisruptionBudget")
     found = []
     for group in env.cluster.node_groups:
-        labels = {**group.labels, NODE_GROUP_KEY: group.name}
-        taints = [(t.key, t.value, {"NO_SCHEDULE": "NoSchedule"}.get(t.effect, t.effect)) for t in group.taints]
         for workload in workloads(manifests):
-            if workload.kind not in ("Deployment", "StatefulSet") or not lands_on(workload, labels, taints):
+            if workload.kind not in ("Deployment", "StatefulSet") or not lands_on(workload, group):
                 continue
             for pods in sorted(set(replica_range(workload, manifests))):
                 for budget in budgets:
@@ -99,9 +74,7 @@ def test_every_node_group_drains_one_node_at_a_time_without_a_blocking_budget(en
     assert find(manifests, "PodDisruptionBudget")
     env = build(env_name).env
     for group in env.cluster.node_groups:
-        labels = {**group.labels, NODE_GROUP_KEY: group.name}
-        taints = [(t.key, t.value, {"NO_SCHEDULE": "NoSchedule"}.get(t.effect, t.effect)) for t in group.taints]
-        assert any(lands_on(w, labels, taints) for w in workloads(manifests)), group.name
+        assert any(lands_on(w, group) for w in workloads(manifests)), group.name
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
+
+import yaml
 
 from k8s_charts import names
 from k8s_charts.images import KAFKA, image_uri
@@ -11,6 +14,8 @@ from k8s_charts.kafka import cluster_id, min_insync_replicas, replication_factor
 from tests.support.charts import find, selector_matches
 
 from .conftest import build
+
+CONTRACTS = Path(__file__).resolve().parents[2] / "k8s_charts" / "contracts"
 
 
 def kafka_env(built) -> dict[str, str]:
@@ -173,3 +178,68 @@ def test_topics_script_grows_partitions_and_sets_retention_when_run(tmp_path):
     assert grown == [line for line in log if line.startswith("topics") and "--alter --topic approval-requests" in line]
     assert len(grown) == 1 and grown[0].endswith("--partitions 3")
     assert sum("retention.ms=604800000" in line and line.startswith("configs") for line in log) == 2
+
+
+# --- retention by size (issue 20 item 2): the topics cannot fill a broker's volume ----------------------------
+
+
+def topic_settings(script: str, topic: str) -> tuple[dict[str, int], dict[str, int]]:
+    """(--config on create, --add-config on every run) of one topic, as the Job's script passes them."""
+    create = re.search(rf"--create --if-not-exists --topic {re.escape(topic)} .*", script).group(0)
+    on_create = {key: int(value) for key, value in re.findall(r"--config ([a-z.]+)=(\d+)", create)}
+    alter = re.search(rf"--entity-name {re.escape(topic)} --add-config (\S+)", script).group(1)
+    on_run = {key: int(value) for key, value in (pair.split("=") for pair in alter.split(","))}
+    return on_create, on_run
+
+
+def topics_job_script(built) -> str:
+    (job,) = find(built.chart("kafka"), "Job")
+    return job["spec"]["template"]["spec"]["containers"][0]["command"][-1]
+
+
+def test_topic_job_caps_every_topic_by_size_on_create_and_on_every_run(built):
+    from config.sections import KAFKA_SEGMENT_BYTES
+
+    script = topics_job_script(built)
+    for topic in built.env.kafka.topics:
+        on_create, on_run = topic_settings(script, topic.name)
+        assert on_create == on_run, topic.name  # an existing topic gets what a new one would
+        assert on_run == {
+            "retention.ms": topic.retention_hours * 3_600_000,
+            "retention.bytes": built.env.kafka.retention_bytes(topic),
+            "segment.bytes": KAFKA_SEGMENT_BYTES,
+        }
+
+
+def test_topics_cannot_fill_a_brokers_volume(built):
+    """Worst case on one broker: each partition replica it holds at retention.bytes plus one full segment (Kafka
+    deletes whole segments only), replicas spread evenly; within topic_disk_share_pct of the volume."""
+    kafka = built.env.kafka
+    rf = replication_factor(kafka.replicas)
+    script = topics_job_script(built)
+    worst = 0
+    for topic in kafka.topics:
+        _, settings = topic_settings(script, topic.name)
+        per_broker = -(-topic.partitions * rf // kafka.replicas)
+        worst += per_broker * (settings["retention.bytes"] + settings["segment.bytes"])
+    assert 0 < worst <= kafka.storage_gib * 1024**3 * kafka.topic_disk_share_pct / 100
+
+
+def test_too_little_storage_for_the_topics_is_refused_with_one_line(config_dir):
+    from tests.config.test_config import edit, error_of
+
+    edit(config_dir, "dev", "kafka.storage_gib", 1)
+    edit(config_dir, "dev", "kafka.initial_storage_gib", 1)
+    message = error_of(config_dir, "dev")  # one line, or it fails
+    assert message.startswith(f"{config_dir}/dev.yaml: kafka")
+    assert "topics need up to" in message and "grow storage_gib" in message
+
+
+def test_the_autoscaler_never_scales_away_a_brokers_node(built):
+    """Scale-down would restart the broker (dev's only one: the approvals stop); upgrades drain it on purpose."""
+    contract = yaml.safe_load((CONTRACTS / "cluster-autoscaler.yaml").read_text(encoding="utf-8"))
+    known = {a["key"] for a in contract["pod_annotations"]}
+    (statefulset,) = find(built.chart("kafka"), "StatefulSet")
+    annotations = statefulset["spec"]["template"]["metadata"]["annotations"]
+    assert annotations == {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"}
+    assert set(annotations) <= known

@@ -86,9 +86,10 @@ def test_each_service_reaches_only_what_it_uses(built):
     request, processing, notification = (
         egress_of(built, s) for s in ("approval-request-service", "approval-processing-service", "notification-service")
     )
-    assert ports(request) == {(9092, "TCP"), (2000, "UDP"), (2000, "TCP"), (27017, "TCP"), (8081, "TCP"), (8084, "TCP")}
+    collector = {(2000, "UDP"), (2000, "TCP"), (4317, "TCP"), (4318, "TCP")}  # X-Ray and OTLP, `xray`
+    assert ports(request) == {(9092, "TCP"), (27017, "TCP"), (8081, "TCP"), (8084, "TCP")} | collector
     assert ports(processing) == {(9092, "TCP")}
-    assert ports(notification) == {(names.REDIS_PORT, "TCP"), (2000, "UDP"), (2000, "TCP")}
+    assert ports(notification) == {(names.REDIS_PORT, "TCP")} | collector
     mongo = next(r for r in request if ports([r]) == {(27017, "TCP")})
     assert [p["ipBlock"]["cidr"] for p in mongo["to"]] == built.env.mongodb.egress_cidrs
     assert peers_selected(built, next(r for r in request if ports([r]) == {(8084, "TCP")})) == {"notification-service"}
@@ -139,23 +140,31 @@ def test_kafka_reachable_by_services_and_its_job_and_talks_to_itself(built):
     assert ports(job["egress"]) == {(9092, "TCP")}
 
 
-def test_xray_daemon_takes_udp_and_tcp_2000_from_services_and_reaches_aws(built):
-    spec = policies(built)["allow-xray-daemon"]
-    assert selected(built, spec) == {names.XRAY_DAEMON}
-    assert ports(spec["ingress"]) == {(2000, "UDP"), (2000, "TCP")}
+def test_collector_takes_xray_and_otlp_from_tracing_services_and_reaches_aws(built):
+    spec = policies(built)[f"allow-{names.OTEL_COLLECTOR}"]
+    assert selected(built, spec) == {names.OTEL_COLLECTOR}
+    collector = {(2000, "UDP"), (2000, "TCP"), (4317, "TCP"), (4318, "TCP")}
+    assert ports(spec["ingress"]) == collector
+    tracing = {s.name for s in built.env.services if "xray" in s.uses}
+    (rule,) = spec["ingress"]
+    assert tracing and {p["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for p in rule["from"]} == tracing
+    collector_pods = [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": names.OTEL_COLLECTOR}}}]
+    for name in tracing:  # and each of them may send there (egress is default-deny too)
+        egress = policies(built)[f"allow-{name}-egress"]["egress"]
+        assert ports([r for r in egress if r["to"] == collector_pods]) == collector, name
     assert ports(spec["egress"]) == {(443, "TCP"), (80, "TCP")}
     identity_rule = next(r for r in spec["egress"] if ports([r]) == {(80, "TCP")})
     assert identity_rule["to"] == [{"ipBlock": {"cidr": POD_IDENTITY_AGENT}}]
 
 
 def test_only_pods_with_an_aws_identity_may_leave_the_vpc(built):
-    """Egress beyond the VPC (443 anywhere) is granted to the X-Ray daemon and the employee proxy alone."""
+    """Egress beyond the VPC (443 anywhere) is granted to the OTel collector and the employee proxy alone."""
     leaving = set()
     for spec in policies(built).values():
         for rule in spec.get("egress", []):
             if any(peer.get("ipBlock", {}).get("cidr") == "0.0.0.0/0" for peer in rule.get("to", [])):
                 leaving |= selected(built, spec)
-    assert leaving == {names.XRAY_DAEMON, names.EMPLOYEE_PROXY}
+    assert leaving == {names.OTEL_COLLECTOR, names.EMPLOYEE_PROXY, names.KAFKA_METRICS}
     for workload in leaving:
         assert names.pod_identity_service_accounts(built.env)[workload].namespace == built.env.namespace
 

@@ -8,7 +8,7 @@ from k8s_charts import names
 from k8s_charts.addon_policies import ADDON_PODS
 from k8s_charts.logging import IMAGE as FLUENT_BIT_IMAGE
 from k8s_charts.manifests import INVENTORY_PREFIX
-from k8s_charts.tracing import IMAGE as XRAY_IMAGE
+from k8s_charts.tracing import IMAGE as COLLECTOR_IMAGE
 from tests.support.charts import find
 
 from .conftest import build
@@ -119,17 +119,8 @@ def test_fluent_bit_reads_the_host_read_only_except_its_position_db(built):
 def test_images_of_the_agents_are_pinned_releases():
     assert FLUENT_BIT_IMAGE.path == "aws-observability/aws-for-fluent-bit"
     assert re.fullmatch(r"\d+\.\d+\.\d+(\.\d+)?", FLUENT_BIT_IMAGE.tag)
-    assert XRAY_IMAGE.path == "xray/aws-xray-daemon" and re.fullmatch(r"\d+\.\d+\.\d+", XRAY_IMAGE.tag)
-
-
-def test_xray_daemon_is_probed_on_tcp_and_runs_as_its_image_user(built):
-    (daemonset,) = find(built.chart("tracing"), "DaemonSet", names.XRAY_DAEMON)
-    pod = daemonset["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert container[probe]["tcpSocket"]["port"] == names.XRAY_PORT
-    assert pod["securityContext"]["runAsUser"] != 0 and pod["serviceAccountName"] == names.XRAY_DAEMON
-    assert container["args"][:2] == ["--region", built.values.region]
+    assert COLLECTOR_IMAGE.path == "aws-observability/aws-otel-collector"
+    assert re.fullmatch(r"v\d+\.\d+\.\d+", COLLECTOR_IMAGE.tag)
 
 
 def test_storage_class_is_the_encrypted_gp3_default():

@@ -192,10 +192,11 @@ def test_amd64_images_run_on_x86_nodes_only(built):
 
 
 def test_xray_address_is_the_daemon_services_dns_name_and_port(built):
-    (daemon_service,) = find(built.chart("tracing"), "Service", names.XRAY_DAEMON)
+    """Unchanged since the X-Ray daemon: the collector's Service kept its name and port (test_collector.py)."""
+    (daemon_service,) = find(built.chart("tracing"), "Service", names.XRAY_SERVICE)
     namespace = daemon_service["metadata"]["namespace"]
     ports = {(p["port"], p.get("protocol", "TCP")) for p in daemon_service["spec"]["ports"]}
-    assert ports == {(2000, "UDP"), (2000, "TCP")}
+    assert {(2000, "UDP"), (2000, "TCP")} <= ports
     expected = f"{daemon_service['metadata']['name']}.{namespace}.svc.cluster.local:2000"
     assert expected == f"xray-daemon.erp-{built.env.name}.svc.cluster.local:2000" == names.xray_address(built.env)
     for service in built.env.services:

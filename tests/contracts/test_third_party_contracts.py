@@ -820,8 +820,8 @@ def test_pinned_version_is_the_contract_version(stack_templates, cdk_out, config
 
 
 def test_the_container_checks_reject_what_the_pinned_versions_do_not_have():
-    proxy, xray, kafka, fluent_bit = (
-        contracts()[c] for c in ("aws-sigv4-proxy", "aws-xray-daemon", "kafka", "aws-for-fluent-bit")
+    proxy, adot, kafka, fluent_bit = (
+        contracts()[c] for c in ("aws-sigv4-proxy", "aws-otel-collector", "kafka", "aws-for-fluent-bit")
     )
     # Item 12's flag, a misspelt one, a dangling value flag, a positional.
     problem, then = arg_violations(["--strip-header", "Authorization"], proxy["args"])
@@ -829,14 +829,15 @@ def test_the_container_checks_reject_what_the_pinned_versions_do_not_have():
     assert then == "'Authorization': a positional argument; the pinned version takes none"
     assert arg_violations(["-s", "Authorization", "--strip=X-Amz-Security-Token"], proxy["args"]) == []
     assert arg_violations(["-strip", "Authorization"], proxy["args"])  # kingpin: long names take two dashes
-    assert arg_violations(["--region"], xray["args"]) == ["--region: takes a value and none follows"]
-    assert arg_violations(["-region", "x", "-o"], xray["args"]) == []  # Go `flag`: one dash or two
-    assert arg_violations(["--regions=x", "serve"], xray["args"]) == [
-        "--regions: not a flag of the pinned version (Go standard library `flag` (flag.ExitOnError); an unknown flag exits)",
-        "'serve': a positional argument; the pinned version takes none",
+    assert arg_violations(["--config"], adot["args"]) == ["--config: takes a value and none follows"]
+    assert arg_violations(["--config=file:/c.yaml", "--set", "processors.batch.timeout=2s"], adot["args"]) == []
+    # pflag parses after Go `flag`: a single-dash long name is not the flag.
+    assert arg_violations(["-config=/c.yaml", "--configs=x"], adot["args"]) == [
+        "-config: not a flag of the pinned version (" + adot["args"]["parser"] + ")",
+        "--configs: not a flag of the pinned version (" + adot["args"]["parser"] + ")",
     ]
-    assert env_violations(["AWS_REGION", "AWS_DEFAULT_REGION"], xray) == [
-        "AWS_DEFAULT_REGION: not an environment variable the pinned version reads"
+    assert env_violations(["AWS_REGION", "AOT_CONFIG"], adot) == [
+        "AOT_CONFIG: not an environment variable the pinned version reads"
     ]
     assert env_violations(["KAFKA_NODE_ID", "KAFKA_HEAP_OPTS", "CLUSTER_ID"], kafka) == []
     assert env_violations(["KAFKA_LOG_DIR", "KAFKA_HEAP_OPT"], kafka) == [

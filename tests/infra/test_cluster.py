@@ -110,7 +110,7 @@ def test_pod_identity_associations(stack_templates, env):
         ("kube-system", "ebs-csi-controller-sa"),
         ("external-secrets", "external-secrets"),
         ("logging", "fluent-bit"),
-        (f"erp-{env}", "xray-daemon"),
+        (f"erp-{env}", "otel-collector"),
     } <= found
 
 

@@ -8,7 +8,9 @@ from tests.conftest import resources_of
 from tools.cost import estimate
 
 # Was 170: the ERP images are amd64-only, so dev runs x86 nodes (+$5.41 vs Graviton, `make cost COMPARE=graviton`).
-DEV_BUDGET_USD = 180.0
+# Was 180: issue 20's telemetry (collector metrics, SLO burn-rate alarms, Kafka alarms, the drift job: +$8.4 with
+# dev's single SLO objective) and two pricing corrections (+$1.3: the workload-health job, per-container error lines).
+DEV_BUDGET_USD = 185.0
 HOURS = 730
 
 
@@ -58,8 +60,17 @@ def test_dev_estimate_matches_a_hand_calculation(estimates, stack_templates):
         "valkey cache.t4g.micro": 0.0192 * HOURS,
         "secrets": count("AWS::SecretsManager::Secret") * 0.40,
         "kms keys": count("AWS::KMS::Key") * 1.00,
-        "alarms": count("AWS::CloudWatch::Alarm") * 0.10,
+        # Billed per metric read: the SLO burn-rate windows read two (bad and total requests) each.
+        "alarms": sum(
+            max(1, sum("MetricStat" in m for m in a["Properties"].get("Metrics", [])))
+            for t in dev.values()
+            for a in resources_of(t, "AWS::CloudWatch::Alarm").values()
+        )
+        * 0.10,
+        "composite alarms": count("AWS::CloudWatch::CompositeAlarm") * 0.50,
         "metric filters": count("AWS::Logs::MetricFilter") * 0.30,
+        # kafka-metrics collector: 4 cluster series + lag of 2 groups + used/capacity of 1 volume, and its EMF log.
+        "collector metrics": 8 * 0.30,
         "http api 1 M requests": 1.23,
         "kafka pvc 10 GiB gp3": 10 * 0.0912,
         "logs 5 GB in, 10 GB stored": 5 * 0.76 + 10 * 0.0314,

@@ -43,7 +43,7 @@ def test_helm_releases_wait_for_the_node_groups(stack_templates, env):
     template = stack_templates[f"erp-{env}-cluster"]
     nodegroups = set(resources_of(template, "AWS::EKS::Nodegroup"))
     charts = resources_of(template, "Custom::AWSCDK-EKS-HelmChart")
-    assert len(charts) == 3  # AWS Load Balancer Controller, External Secrets, Reloader
+    assert len(charts) == 4  # AWS Load Balancer Controller, External Secrets, Reloader, Cluster Autoscaler
     for logical_id, chart in charts.items():
         assert nodegroups <= set(chart.get("DependsOn", [])), logical_id
         # --wait everywhere (issue 18 item 15): the awake check keeps night deploys out of a sleeping stage.

@@ -9,13 +9,13 @@ import re
 import pytest
 
 from k8s_charts.images import (
+    ADOT_COLLECTOR,
     CACHE_PREFIXES,
     EXTERNAL_SECRETS,
     KAFKA,
     LOAD_BALANCER_CONTROLLER,
     RELOADER,
     THIRD_PARTY,
-    XRAY_DAEMON,
     image_uri,
     node_platforms,
     registry_host,
@@ -65,7 +65,7 @@ def test_no_container_image_comes_from_a_public_registry(stack_templates, config
 @pytest.mark.parametrize("env", ENVS)
 def test_digest_pinned_images_are_used_by_digest(stack_templates, configs, env):
     text = json.dumps(stack_templates[f"erp-{env}-workloads"])
-    for image in (KAFKA, XRAY_DAEMON):
+    for image in (KAFKA, ADOT_COLLECTOR):
         assert image.digest and f"{image.repository()}@{image.digest}" in text
         assert image_uri(image, configs[env]).endswith(f"@{image.digest}")
 

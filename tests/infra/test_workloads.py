@@ -159,14 +159,14 @@ def test_charts_are_applied_in_order(stack_templates, env):
         depends = resources[ids[after]].get("DependsOn", [])
         assert ids[before] in depends, f"{after} must wait for {before}"
     # One after another (a new account may run 10 Lambdas at once), each after the webhooks serve, the Pod
-    # Identity associations (Fluent Bit, X-Ray daemon) and the pods' SG rules.
+    # Identity associations (Fluent Bit, OTel collector) and the pods' SG rules.
     chain = [k for k, v in resources.items()]
     for logical_id in chain:
         depends = set(resources[logical_id].get("DependsOn", []))
         assert access | gate <= depends, logical_id
         assert len(depends & set(chain)) <= 2, logical_id
     assert any("FluentBitIdentityAssociation" in a for a in access)
-    assert any("XRayDaemonIdentityAssociation" in a for a in access)
+    assert any("OtelCollectorIdentityAssociation" in a for a in access)
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -200,7 +200,7 @@ def test_helm_releases_wait_for_their_pods_in_every_stage(stack_templates, confi
     first Workloads apply raced them. A sleeping stage is not deployed at all (tools/awake_check.py), so the
     releases wait in dev too."""
     charts = resources_of(stack_templates[f"erp-{env}-cluster"], "Custom::AWSCDK-EKS-HelmChart")
-    assert len(charts) == 3
+    assert len(charts) == 4  # AWS Load Balancer Controller, External Secrets, Reloader, Cluster Autoscaler
     for logical_id, chart in charts.items():
         assert chart["Properties"].get("Wait") is True, logical_id
         assert chart["Properties"]["Timeout"] == "600s", logical_id
@@ -245,7 +245,13 @@ def test_fluent_bit_writes_where_the_alarms_read(stack_templates, configs, env):
 @pytest.mark.parametrize("env", ENVS)
 def test_pods_reach_database_and_cache_through_the_cluster_security_group(stack_templates, configs, env):
     """Only what some service declares (issue 18 item 17: 3306 was open with no `mysql` service)."""
-    rules = resources_of(stack_templates[f"erp-{env}-workloads"], "AWS::EC2::SecurityGroupIngress").values()
+    all_rules = resources_of(stack_templates[f"erp-{env}-workloads"], "AWS::EC2::SecurityGroupIngress")
+    # Besides the data tier, one rule: the drift check's function reads the Kubernetes API (443) of the cluster.
+    to_cluster = {k: r for k, r in all_rules.items() if f"erp-{env}-data" not in json.dumps(r["Properties"]["GroupId"])}
+    assert [
+        (k.startswith("Drift"), r["Properties"]["FromPort"], r["Properties"]["ToPort"]) for k, r in to_cluster.items()
+    ] == [(True, 443, 443)]
+    rules = [r for k, r in all_rules.items() if k not in to_cluster]
     ports = sorted(r["Properties"]["FromPort"] for r in rules)
     declared = {dependency for service in configs[env].services for dependency in service.uses}
     assert ports == sorted(port for port, uses in ((3306, "mysql"), (6379, "cache")) if uses in declared)

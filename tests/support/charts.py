@@ -22,7 +22,7 @@ import kubernetes_validate
 import kubernetes_validate.utils
 import yaml
 
-from k8s_charts import names
+from k8s_charts import names, placement
 
 Manifest = dict[str, Any]
 
@@ -191,23 +191,8 @@ def find(manifests: Iterable[Manifest], kind: str, name: str | None = None) -> l
     return [m for m in manifests if m["kind"] == kind and (name is None or m["metadata"]["name"] == name)]
 
 
-def selector_matches(selector: Manifest | None, labels: dict[str, str]) -> bool:
-    """Kubernetes label-selector semantics: absent selects nothing, {} selects everything."""
-    if selector is None:
-        return False
-    if any(labels.get(key) != value for key, value in selector.get("matchLabels", {}).items()):
-        return False
-    for expression in selector.get("matchExpressions", []):
-        key, operator, values = expression["key"], expression["operator"], expression.get("values", [])
-        present = key in labels
-        if not {
-            "In": present and labels.get(key) in values,
-            "NotIn": not present or labels.get(key) not in values,
-            "Exists": present,
-            "DoesNotExist": not present,
-        }[operator]:
-            return False
-    return True
+# Label-selector semantics live with the placement rules (k8s_charts/placement.py): one definition.
+selector_matches = placement.selector_matches
 
 
 # --- policies --------------------------------------------------------------------------------------------

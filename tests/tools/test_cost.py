@@ -22,7 +22,10 @@ NO_USAGE = {
     "log_stored_gb": 0,
     "nat_processed_gb_per_month": 0,
     "rds_backup_gb": 0,
+    "collector_custom_metrics": 0,
 }
+# The smallest volume that holds dev.yaml's topics (the Kafka retention sizing refuses less).
+KAFKA_GIB = 10
 SCHEDULE = {"timezone": "Asia/Seoul", "weekdays": "MON-FRI", "start": "08:00", "stop": "20:00"}
 
 
@@ -32,7 +35,7 @@ def make_env(**overrides) -> EnvironmentConfig:
     data.update(
         schedule=None,
         usage=NO_USAGE,
-        kafka={**data["kafka"], "replicas": 1, "storage_gib": 1, "initial_storage_gib": 1},
+        kafka={**data["kafka"], "replicas": 1, "storage_gib": KAFKA_GIB, "initial_storage_gib": KAFKA_GIB},
     )
     data.update(overrides)
     return EnvironmentConfig.model_validate(data)
@@ -130,7 +133,7 @@ def lines_of(est: cost.Estimate, logical_id: str) -> list[cost.Line]:
 
 
 # The shared pricing notes' worked check of the old design (one NAT gateway, 2 × t3.medium,
-# db.t3.micro, one ALB, three public IPv4) is $244.61; this env adds 1 GiB of Kafka volume.
+# db.t3.micro, one ALB, three public IPv4) is $244.61; this env adds 10 GiB of Kafka volume.
 OLD_SYSTEM_TOTAL = (
     0.10 * HOURS  # EKS control plane, standard support: 73.00
     + 2 * 0.052 * HOURS  # 2 × t3.medium nodes: 75.92
@@ -142,17 +145,17 @@ OLD_SYSTEM_TOTAL = (
     + 0 * 0.059  # NAT data processed (usage 0)
     + 0.0225 * HOURS  # ALB: 16.425
     + 3 * 0.005 * HOURS  # public IPv4, the NAT's EIP + the ALB in 2 AZs: 10.95
-    + 1 * 1 * 0.0912  # Kafka PVC, 1 replica × 1 GiB gp3: 0.0912
+    + 1 * KAFKA_GIB * 0.0912  # Kafka PVC, 1 replica × 10 GiB gp3: 0.912
     + 0 * 0.76  # CloudWatch Logs ingestion (usage 0)
     + 0 * 0.0314  # CloudWatch Logs storage (usage 0)
-)  # = 244.7042
+)  # = 245.525
 
 
 def test_old_system_total_matches_the_hand_calculation(tmp_path):
     est = cost.estimate(old_system(tmp_path / "cdk.out"), make_env())
 
     assert est.total == pytest.approx(OLD_SYSTEM_TOTAL)
-    assert est.total == pytest.approx(244.613 + 0.0912)
+    assert est.total == pytest.approx(244.613 + 0.912)
     assert est.unpriced == []
     assert est.stacks == ["erp-dev-network", "erp-dev-platform", cost.ENV_WIDE]
     assert est.subtotals["erp-dev-network"] == pytest.approx(
@@ -294,7 +297,7 @@ def test_usage_items_lambda_behind_the_api_and_c_level_prices(tmp_path):
         + 1 * 3.00  # dashboard 4: 3.00, level C (~)
     )
     assert est.subtotals["erp-dev-api"] == pytest.approx(expected_api_stack)
-    assert est.subtotals[cost.ENV_WIDE] == pytest.approx(1 * 0.0912 + 5 * 0.76 + 10 * 0.0314)
+    assert est.subtotals[cost.ENV_WIDE] == pytest.approx(KAFKA_GIB * 0.0912 + 5 * 0.76 + 10 * 0.0314)
     assert (
         est.free["AWS::Lambda::Function (not behind the HTTP API: deploy- or schedule-driven, negligible invocations)"]
         == 1

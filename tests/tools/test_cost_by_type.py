@@ -9,6 +9,7 @@ dev templates and config/dev.yaml, so adding a secret or an alarm moves both sid
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import date, timedelta
 
 import pytest
 
@@ -33,6 +34,7 @@ SECRET_MONTH = 0.40
 KMS_KEY_MONTH = 1.00
 CUSTOM_METRIC_MONTH = 0.30
 ALARM_METRIC_MONTH = 0.10
+COMPOSITE_ALARM_MONTH = 0.50
 ECR_GB_MONTH = 0.10
 LOGS_INGEST_GB = 0.76
 LOGS_STORED_GB_MONTH = 0.0314
@@ -40,6 +42,12 @@ CLOUDFRONT_HTTPS_PER_10K = 0.012
 CLOUDFRONT_DATA_OUT_GB = 0.120
 CLOUDFRONT_FUNCTION_PER_M = 0.10
 S3_GB_MONTH = 0.025
+# Scheduled jobs: runs per month averaged over 2025-2028 (1461 days, 48 months); a job running daily or less often
+# is billed its whole timeout per run, a more frequent one 5 s per run. Collector EMF: one 300-byte event per metric
+# every 30 s (kafka-exporter's scrape).
+SCHEDULE_YEARS = (date(2025, 1, 1), date(2029, 1, 1))
+FREQUENT_RUN_SECONDS = 5
+EMF_EVENT_BYTES, EMF_EVENTS_PER_HOUR = 300, 120
 # CloudFront's always-free tier per account-month: 10 M requests, 1 TB out, 2 M function invocations.
 FREE_EDGE_REQUESTS, FREE_EDGE_GB, FREE_FUNCTION_INVOCATIONS = 10_000_000, 1024, 2_000_000
 
@@ -95,6 +103,57 @@ def hand_calculation(config, templates) -> dict[str, float]:
         tag = next((t["Value"] for t in bucket.get("Tags", []) if t["Key"] == "erp:usage"), None)
         return {"frontend": usage.frontend_storage_gb, "edge-logs": usage.edge_log_storage_gb}[tag]
 
+    def function_props(template: dict, target_arn: dict) -> dict:
+        return template["Resources"][target_arn["Fn::GetAtt"][0]]["Properties"]
+
+    def job(props: dict, runs: float) -> float:
+        seconds = props.get("Timeout", 3) if runs <= 31 else min(FREQUENT_RUN_SECONDS, props.get("Timeout", 3))
+        gb_s = runs * seconds * props.get("MemorySize", 128) / 1024
+        return gb_s * LAMBDA_GB_SECOND[props.get("Architectures", ["x86_64"])[0]] + runs / 1e6 * LAMBDA_PER_M
+
+    def days_matching(keep) -> float:
+        start, end = SCHEDULE_YEARS
+        return sum(keep(start + timedelta(days=i)) for i in range((end - start).days)) / 48
+
+    # The environment's schedules, by their expression as config and the constructs write them.
+    scheduled_runs = {
+        "cron(0 6 * * ? *)": days_matching(lambda d: True),
+        "cron(0 8 ? * MON-FRI *)": days_matching(lambda d: d.weekday() < 5),
+        "cron(0 20 ? * MON-FRI *)": days_matching(lambda d: d.weekday() < 5),
+    }
+    schedules = sum(
+        job(function_props(t, s["Properties"]["Target"]["Arn"]), scheduled_runs[s["Properties"]["ScheduleExpression"]])
+        for t in templates.values()
+        for s in resources_of(t, "AWS::Scheduler::Schedule").values()
+    )
+    rules = sum(
+        job(
+            function_props(t, r["Properties"]["Targets"][0]["Arn"]),
+            {"rate(1 minute)": HOURS * 60}[r["Properties"]["ScheduleExpression"]],
+        )
+        for t in templates.values()
+        for r in resources_of(t, "AWS::Events::Rule").values()
+        if "ScheduleExpression" in r["Properties"]
+    )
+    # One metric per distinct filter metric; the per-container error lines: one per service (the dashboard graphs each).
+    filter_metrics = {
+        (m["MetricNamespace"], m["MetricName"], bool(m.get("Dimensions")))
+        for f in all_of("AWS::Logs::MetricFilter")
+        for m in f["MetricTransformations"]
+    }
+    custom_metrics = sum(len(config.services) if dims else 1 for _, _, dims in filter_metrics)
+    # The collector's series by hand: brokers, partitions, led and under-replicated partitions; lag per consumer
+    # group; used and capacity bytes per broker volume.
+    collector_metrics = 4 + len(config.observability.kafka.consumer_groups) + 2 * config.kafka.replicas
+    emf_gb = collector_metrics * HOURS * EMF_EVENTS_PER_HOUR * EMF_EVENT_BYTES / 1024**3
+    emf_days = next(
+        (
+            g["RetentionInDays"]
+            for g in all_of("AWS::Logs::LogGroup")
+            if str(g.get("LogGroupName", "")).endswith("/kafka-metrics")
+        ),
+        config.observability.log_retention_days,
+    )
     functions = len(all_of("AWS::CloudFront::Function"))
     alarm_metrics = sum(
         len([m for m in a.get("Metrics", []) if "MetricStat" in m]) or 1 for a in all_of("AWS::CloudWatch::Alarm")
@@ -110,12 +169,17 @@ def hand_calculation(config, templates) -> dict[str, float]:
         + usage.rds_backup_gb * RDS_BACKUP_GB_MONTH,
         "AWS::ElastiCache::ReplicationGroup": VALKEY_HOUR[config.cache.node_type] * HOURS * (config.cache.replicas + 1),
         "AWS::ApiGatewayV2::Api": usage.api_requests_per_month / 1e6 * HTTP_API_PER_M,
-        "AWS::Lambda::Function": lambdas,
+        # The drift check's three EMF metrics (DriftedStacks, OrphanedObjects, DriftCheckFailures) are on the dashboard.
+        "AWS::Lambda::Function": lambdas + 3 * CUSTOM_METRIC_MONTH,
         "AWS::SecretsManager::Secret": len(all_of("AWS::SecretsManager::Secret")) * SECRET_MONTH,
         "AWS::KMS::Key": len(all_of("AWS::KMS::Key")) * KMS_KEY_MONTH,
-        "AWS::Logs::MetricFilter": sum(len(f["MetricTransformations"]) for f in all_of("AWS::Logs::MetricFilter"))
-        * CUSTOM_METRIC_MONTH,
+        "AWS::Logs::MetricFilter": custom_metrics * CUSTOM_METRIC_MONTH,
         "AWS::CloudWatch::Alarm": alarm_metrics * ALARM_METRIC_MONTH,
+        "AWS::CloudWatch::CompositeAlarm": len(all_of("AWS::CloudWatch::CompositeAlarm")) * COMPOSITE_ALARM_MONTH,
+        # The drift check (daily) and the night scaler (weekdays): their Lambda runs; Scheduler's 14 M are free.
+        "AWS::Scheduler::Schedule": schedules,
+        # The workload health report, every minute.
+        "AWS::Events::Rule": rules,
         "AWS::CloudWatch::Dashboard": 0.0,  # one of the three free per account
         "AWS::Cognito::UserPool": 0.0,  # under the 10k free MAU
         "AWS::ECR::Repository": len(all_of("AWS::ECR::Repository")) * 1.0 * ECR_GB_MONTH,
@@ -132,7 +196,11 @@ def hand_calculation(config, templates) -> dict[str, float]:
         "AWS::S3::Bucket": sum(edge_bucket_gb(b) for b in all_of("AWS::S3::Bucket")) * S3_GB_MONTH,
         "(config)": config.kafka.replicas * config.kafka.storage_gib * GP3_GB_MONTH
         + usage.log_ingest_gb_per_month * LOGS_INGEST_GB
-        + usage.log_stored_gb * LOGS_STORED_GB_MONTH,
+        + usage.log_stored_gb * LOGS_STORED_GB_MONTH
+        # The collector's custom metrics (usage) and the EMF events carrying them.
+        + collector_metrics * CUSTOM_METRIC_MONTH
+        + emf_gb * LOGS_INGEST_GB
+        + emf_gb * emf_days / (HOURS / 24) * LOGS_STORED_GB_MONTH,
     }
 
 
@@ -150,6 +218,8 @@ def test_the_types_billed_per_unit_are_really_in_the_dev_templates(dev):
     for rtype in (
         "AWS::Logs::MetricFilter",
         "AWS::CloudWatch::Alarm",
+        "AWS::CloudWatch::CompositeAlarm",
+        "AWS::Scheduler::Schedule",
         "AWS::KMS::Key",
         "AWS::SecretsManager::Secret",
         "AWS::S3::Bucket",

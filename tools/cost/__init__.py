@@ -9,8 +9,8 @@ resource type the estimator does not know is listed too, never dropped.
                          [--compare BASE_CDK_OUT | --compare-graviton] [--include-pipeline]
 
 Split by job: prices.py (the price sheet), model.py (what an estimate holds), pricers.py (one pricer
-per resource type), assembly.py (reading the synthesized templates), output.py (text, markdown, JSON,
-delta), cli.py (the command line).
+per resource type), schedules.py (runs per month of a schedule expression), assembly.py (reading the
+synthesized templates), output.py (text, markdown, JSON, delta), cli.py (the command line).
 """
 
 from tools.cost.assembly import StackArtifact, estimate, graviton_what_if, stack_artifacts
@@ -19,16 +19,22 @@ from tools.cost.model import ENV_WIDE, Context, Estimate, Free, Line, Resource, 
 from tools.cost.output import FOOTNOTE, compare, to_json, to_markdown, to_text
 from tools.cost.pricers import (
     BUILD_MINUTES_PER_PROJECT_RUN,
+    COLLECTOR_INTERVAL_SECONDS,
     ECR_GB_PER_REPOSITORY,
+    EMF_BYTES_PER_EVENT,
     PIPELINE_ACTION_MINUTES_PER_RUN,
     PIPELINE_RUNS_PER_MONTH,
     PRICERS,
+    SCHEDULED_RUN_SECONDS,
 )
 from tools.cost.prices import HOURS_PER_MONTH, PRICE_FILE, Price, PriceBook, Unpriceable
+from tools.cost.schedules import runs_per_month
 
 __all__ = [
     "BUILD_MINUTES_PER_PROJECT_RUN",
+    "COLLECTOR_INTERVAL_SECONDS",
     "ECR_GB_PER_REPOSITORY",
+    "EMF_BYTES_PER_EVENT",
     "ENV_WIDE",
     "FOOTNOTE",
     "HOURS_PER_MONTH",
@@ -36,6 +42,7 @@ __all__ = [
     "PIPELINE_RUNS_PER_MONTH",
     "PRICERS",
     "PRICE_FILE",
+    "SCHEDULED_RUN_SECONDS",
     "Context",
     "Estimate",
     "Free",
@@ -50,6 +57,7 @@ __all__ = [
     "estimate",
     "graviton_what_if",
     "main",
+    "runs_per_month",
     "stack_artifacts",
     "to_json",
     "to_markdown",

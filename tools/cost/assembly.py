@@ -12,14 +12,20 @@ from config.models import EnvironmentConfig
 from tools.cost.model import ENV_WIDE, Context, Estimate, Free, Line, Resource, Result, Unpriced, _num
 from tools.cost.pricers import (
     BUILD_MINUTES_PER_PROJECT_RUN,
+    COLLECTOR_INTERVAL_SECONDS,
     ECR_GB_PER_REPOSITORY,
+    EMF_BYTES_PER_EVENT,
     FREE_PREFIXES,
     FREE_TYPES,
     PIPELINE_ACTION_MINUTES_PER_RUN,
     PIPELINE_RUNS_PER_MONTH,
     PRICERS,
+    SCHEDULED_RUN_SECONDS,
     _behind_api,
     _env_wide,
+    collector_emf_gb,
+    collector_log_group,
+    collector_metrics,
 )
 from tools.cost.prices import HOURS_PER_MONTH, PRICE_FILE, PriceBook, Unpriceable
 
@@ -142,6 +148,7 @@ def _assumptions(ctx: Context, include_pipeline: bool) -> list[str]:
         "X-Ray traces, EBS snapshots"
         + (", Container Insights metrics" if env.observability.container_insights else ""),
     ]
+    items += _telemetry_assumptions(ctx)
     if env.uses_employee_api:
         items.append(
             "employee-service proxy (in-cluster SigV4 proxy to the employee Lambda's function URL): $0 added: "
@@ -153,6 +160,37 @@ def _assumptions(ctx: Context, include_pipeline: bool) -> list[str]:
             f"pipeline: {PIPELINE_RUNS_PER_MONTH} runs/month, {PIPELINE_ACTION_MINUTES_PER_RUN} V2 "
             f"action-minutes per run, {BUILD_MINUTES_PER_PROJECT_RUN} build minutes per CodeBuild project "
             f"per run; ECR {_num(ECR_GB_PER_REPOSITORY)} GB per repository"
+        )
+    return items
+
+
+def _telemetry_assumptions(ctx: Context) -> list[str]:
+    env = ctx.env
+    items = [
+        "CloudWatch alarms: billed per metric read, so a metric-math alarm (burn rates) counts every metric of its "
+        "expression; composite alarms at their own price. Metric filters: one custom metric per distinct "
+        "namespace/name/dimensions in the environment; with dimensions, the value combinations alarms read (a floor), "
+        "each billed all month",
+        f"scheduled jobs: runs per month read from each schedule's expression (cron counted over four whole years); "
+        f"each run bills {_num(SCHEDULED_RUN_SECONDS)} s of its Lambda (assumed, capped at its timeout); "
+        "EventBridge Scheduler's first 14 M invocations per account-month are free, scheduled rules cost nothing",
+    ]
+    if collector_metrics(ctx):
+        items.append(
+            f"OpenTelemetry collector: its pods' CPU and memory run on the existing nodes ($0 added, no line of their "
+            f"own); its {collector_metrics(ctx)} custom metrics (the series its config declares, or usage.collector_custom_metrics) reach "
+            f"CloudWatch as EMF log events in {collector_log_group(ctx)}: one event per metric every "
+            f"{COLLECTOR_INTERVAL_SECONDS} s of ~{EMF_BYTES_PER_EVENT} bytes (assumed; fewer when metrics share "
+            f"dimensions) = {_num(collector_emf_gb(ctx), 2)} GB/month, on top of usage.log_ingest_gb_per_month"
+        )
+    if env.observability.drift.enabled:
+        try:
+            source = ctx.book.get("cloudformation", "drift-detection").source
+        except Unpriceable as exc:
+            source = str(exc)
+        items.append(
+            f"drift detection: CloudFormation's drift detection operations cost nothing ({source}); the drift job "
+            "pays its Lambda runs, priced on its schedule"
         )
     return items
 

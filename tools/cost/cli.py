@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from config import ConfigError, load_environment
 from tools.cost import __doc__ as PACKAGE_DOC
+from tools.cost import node_sizes
 from tools.cost.assembly import estimate, graviton_what_if
 from tools.cost.output import compare, to_json, to_markdown, to_text
 
@@ -46,5 +48,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no stacks named {env.resource_prefix}-* in {args.cdk_out}: synthesize first", file=sys.stderr)
         return 1
     render = {"text": to_text, "markdown": to_markdown, "json": to_json}[args.format]
-    sys.stdout.write(render(head))
+    groups = node_sizes.node_group_costs(args.cdk_out, env)
+    sys.stdout.write(with_node_sizes(render(head), args.format, groups, node_sizes.node_hours(env)))
     return 0
+
+
+def with_node_sizes(rendered: str, form: str, groups: list[node_sizes.GroupCost], hours: float) -> str:
+    """The estimate, then each node group's cost at its min, configured and max size (tools/cost/node_sizes.py)."""
+    if form == "json":
+        data = {**json.loads(rendered), "node_sizes": node_sizes.to_data(groups)}
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    return rendered + (node_sizes.to_markdown if form == "markdown" else node_sizes.to_text)(groups, hours)

@@ -7,10 +7,13 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from k8s_charts.kafka_metrics import emitted_metric_count
 from tools.cost.model import ENV_WIDE, Context, Free, Line, Resource, Result, Unpriced, _hourly, _num
 from tools.cost.prices import HOURS_PER_MONTH, Unpriceable
+from tools.cost.schedules import runs_per_month
 
 FREE_DASHBOARDS_PER_ACCOUNT = 3
+FREE_DASHBOARD_METRICS = 50  # "3 dashboards for up to 50 metrics" (CloudWatch free tier)
 MIN_SERVERLESS_CACHE_GB = 0.1
 # CloudFront's always-free tier, per account and month (not per distribution).
 CLOUDFRONT_FREE_REQUESTS = 10_000_000
@@ -31,6 +34,18 @@ PIPELINE_RUNS_PER_MONTH = 40
 PIPELINE_ACTION_MINUTES_PER_RUN = 30
 BUILD_MINUTES_PER_PROJECT_RUN = 5
 ECR_GB_PER_REPOSITORY = 1.0
+# Scheduled Lambda jobs: a job that runs daily or less often (the drift check, the night scaler) is billed its
+# whole timeout per run, an upper bound worth cents; a frequent one (the workload health report, every minute) a
+# few API calls' worth per run, capped at its timeout: its timeout would overstate it tenfold.
+DAILY_RUNS_PER_MONTH = 31
+SCHEDULED_RUN_SECONDS = 5.0
+# The collector's custom metrics reach CloudWatch as embedded metric format (EMF) log events: at most one event per
+# metric per scrape (awsemf puts metrics sharing dimensions into one event), a few hundred bytes each. The interval
+# is the collector's most frequent scrape, kafka-exporter's (k8s_charts/kafka_metrics.py EXPORTER_SCRAPE).
+COLLECTOR_INTERVAL_SECONDS = 30
+EMF_BYTES_PER_EVENT = 300
+
+EVENTBRIDGE_SCHEDULER_FREE_INVOCATIONS = 14_000_000  # per account and month
 
 # Types that cost nothing by themselves (what they create is priced elsewhere).
 # fmt: off
@@ -62,7 +77,7 @@ FREE_TYPES = {
     "AWS::WAFv2::WebACLAssociation", "AWS::Cognito::UserPoolRiskConfigurationAttachment",
     "AWS::ECR::PullThroughCacheRule", "AWS::ECR::RegistryScanningConfiguration", "AWS::ECR::RepositoryCreationTemplate",
     "AWS::SNS::Subscription", "AWS::SNS::TopicPolicy", "AWS::S3::BucketPolicy",
-    "AWS::Events::Rule", "AWS::Scheduler::Schedule", "AWS::Scheduler::ScheduleGroup",
+    "AWS::Scheduler::ScheduleGroup",
     "AWS::Logs::ResourcePolicy", "AWS::XRay::SamplingRule", "AWS::XRay::Group",
     "AWS::CodeStarNotifications::NotificationRule", "AWS::CodeStarConnections::Connection",
     "AWS::CloudFront::CachePolicy", "AWS::CloudFront::OriginRequestPolicy", "AWS::CloudFront::ResponseHeadersPolicy",
@@ -344,11 +359,20 @@ def _ssm_parameter(r: Resource, ctx: Context) -> list[Result]:
 
 @pricer("AWS::CloudWatch::Alarm")
 def _alarm(r: Resource, ctx: Context) -> list[Result]:
+    """Billed per metric it reads: a metric-math alarm (a burn rate over errors and requests in two windows) pays
+    for every metric of its expression, whether returned or not; expressions themselves are free."""
     metrics = _prop(r, "Metrics", default=None)
     stats = ([m["MetricStat"] for m in metrics if "MetricStat" in m] if metrics else [r.props]) or [{}]
     if min(int(_plain(s.get("Period", 60), "Period")) for s in stats) < 60:
         raise Unpriceable("high-resolution alarm (period < 60 s): price not in the price file")
-    return [_line(r, ctx, "standard alarm (per metric)", len(stats), ("cloudwatch", "alarm-standard"))]
+    expressions = [str(m["Expression"]) for m in metrics or [] if "Expression" in m]
+    if any(re.match(r"\s*SELECT\b", e, re.IGNORECASE) for e in expressions):
+        item = "standard alarm on a Metrics Insights query (1 metric assumed: billed per metric the query reads)"
+    elif expressions:
+        item = f"standard alarm, metric math over {len(stats)} metric(s) (per metric)"
+    else:
+        item = "standard alarm (per metric)"
+    return [_line(r, ctx, item, len(stats), ("cloudwatch", "alarm-standard"))]
 
 
 @pricer("AWS::CloudWatch::CompositeAlarm")
@@ -358,8 +382,13 @@ def _composite_alarm(r: Resource, ctx: Context) -> list[Result]:
 
 @pricer("AWS::CloudWatch::Dashboard")
 def _dashboard(r: Resource, ctx: Context) -> list[Result]:
+    """The first 3 of the environment (its own account) are free; the free tier names them 'for up to 50
+    metrics', so a bigger one says so rather than pretending to know how AWS counts it."""
+    metrics = len(set(_dashboard_reads(r.props)))
     if ctx.rank(r) < FREE_DASHBOARDS_PER_ACCOUNT:
-        return [_line(r, ctx, "dashboard (one of the first 3, free per account)", 0, ("cloudwatch", "dashboard"))]
+        item = f"dashboard, {metrics} metrics graphed (one of the first 3, free per account"
+        item += "; the free tier names up to 50 metrics: it may be billed)" if metrics > FREE_DASHBOARD_METRICS else ")"
+        return [_line(r, ctx, item, 0, ("cloudwatch", "dashboard"))]
     return [_line(r, ctx, "dashboard (beyond the 3 free per account)", 1, ("cloudwatch", "dashboard"))]
 
 
@@ -368,10 +397,114 @@ def _log_group(r: Resource, ctx: Context) -> list[Result]:
     return [Free("billed by volume: see the env-wide CloudWatch Logs lines")]
 
 
+MetricKey = tuple[str, str, tuple[tuple[str, str], ...]]
+
+
+def _filter_metric(transformation: dict) -> MetricKey:
+    """A filter's metric: namespace, name and its dimensions (name -> the log field giving the value)."""
+    namespace = _plain(transformation.get("MetricNamespace"), "MetricNamespace")
+    name = _plain(transformation.get("MetricName"), "MetricName")
+    dimensions = transformation.get("Dimensions") or []
+    return namespace, name, tuple(sorted((d["Key"], json.dumps(d["Value"])) for d in dimensions))
+
+
+def _first_filters(ctx: Context) -> dict[MetricKey, Resource]:
+    """Each metric, with the first filter of the environment that publishes it: two filters feeding the same
+    metric (say one per log group) make one metric, billed once."""
+    first: dict[MetricKey, Resource] = {}
+    for x in ctx.resources:
+        if x.type == "AWS::Logs::MetricFilter":
+            for transformation in x.props.get("MetricTransformations", []):
+                try:
+                    first.setdefault(_filter_metric(transformation), x)
+                except (Unpriceable, KeyError, TypeError):
+                    continue  # that filter reports it as unpriced itself
+    return first
+
+
+ReadMetric = tuple[Any, Any, tuple[tuple[Any, Any], ...]]  # namespace, name, sorted (dimension, value) pairs
+
+
+def _dimension_value(value: Any) -> Any:
+    return value if isinstance(value, str) else "?"  # an intrinsic: unknown until deploy
+
+
+def _alarm_reads(props: dict) -> list[ReadMetric]:
+    """The metrics an alarm reads: its own, or every MetricStat of its metric math."""
+    if "Metrics" not in props:
+        metrics = [props]
+    else:
+        metrics = [m["MetricStat"].get("Metric", {}) for m in props["Metrics"] if "MetricStat" in m]
+    return [
+        (
+            m.get("Namespace"),
+            m.get("MetricName"),
+            tuple(sorted((d.get("Name"), _dimension_value(d.get("Value"))) for d in m.get("Dimensions") or [])),
+        )
+        for m in metrics
+    ]
+
+
+def _dashboard_reads(props: dict) -> list[ReadMetric]:
+    """The metrics a dashboard's graphs read (its body is JSON, often joined around Refs: those read as "?")."""
+    body = props.get("DashboardBody")
+    if isinstance(body, dict) and isinstance(body.get("Fn::Join"), list) and body["Fn::Join"][0] == "":
+        body = "".join(part if isinstance(part, str) else "?" for part in body["Fn::Join"][1])
+    try:
+        widgets = json.loads(body).get("widgets", []) if isinstance(body, str) else []
+    except ValueError:
+        return []
+    out: list[ReadMetric] = []
+    for widget in widgets:
+        previous: list[Any] = []
+        for row in widget.get("properties", {}).get("metrics", []) if isinstance(widget, dict) else []:
+            fields = [x for x in row if not isinstance(x, dict)] if isinstance(row, list) else []
+            fields = [previous[i] if x == "." and i < len(previous) else x for i, x in enumerate(fields)]
+            if len(fields) >= 2:  # [namespace, name, dimension, value, ...]; a bare expression has none
+                out.append((fields[0], fields[1], tuple(sorted(zip(fields[2::2], fields[3::2], strict=False)))))
+                previous = fields
+    return out
+
+
+def _metric_reads(ctx: Context) -> set[ReadMetric]:
+    """Every metric the environment's alarms and dashboards read."""
+    reads: set[ReadMetric] = set()
+    for x in ctx.resources:
+        if x.type == "AWS::CloudWatch::Alarm":
+            reads.update(_alarm_reads(x.props))
+        elif x.type == "AWS::CloudWatch::Dashboard":
+            reads.update(_dashboard_reads(x.props))
+    return reads
+
+
+def _watched_values(ctx: Context, namespace: str, name: str, keys: list[str]) -> int:
+    """How many value combinations of these dimensions the env's alarms and dashboards read (each is a metric)."""
+    return sum(
+        1 for ns, n, dims in _metric_reads(ctx) if (ns, n) == (namespace, name) and sorted(k for k, _ in dims) == keys
+    )
+
+
 @pricer("AWS::Logs::MetricFilter")
 def _metric_filter(r: Resource, ctx: Context) -> list[Result]:
-    metrics = len(_prop(r, "MetricTransformations"))
-    return [_line(r, ctx, "custom metric (more if it has dimensions)", metrics, ("cloudwatch", "custom-metric"))]
+    """One custom metric per distinct namespace/name/dimension set; with dimensions, one per value combination:
+    those the env's alarms and dashboards read are counted (a floor: values nobody reads are metrics too)."""
+    first = _first_filters(ctx)
+    out: list[Result] = []
+    for transformation in _prop(r, "MetricTransformations"):
+        namespace, name, dimensions = key = _filter_metric(transformation)
+        if first.get(key) is not r:
+            continue
+        if not dimensions:
+            out.append(_line(r, ctx, f"custom metric {namespace}/{name}", 1, ("cloudwatch", "custom-metric")))
+            continue
+        keys = [k for k, _ in dimensions]
+        values = max(1, _watched_values(ctx, namespace, name, keys))
+        item = (
+            f"custom metrics {namespace}/{name} by {', '.join(keys)}: {values} value(s) alarms or dashboards read "
+            "(more if other values occur)"
+        )
+        out.append(_line(r, ctx, item, values, ("cloudwatch", "custom-metric")))
+    return out or [Free("its metrics are counted on another filter that publishes them too")]
 
 
 @pricer("AWS::ApiGatewayV2::Api")
@@ -396,9 +529,27 @@ def _behind_api(r: Resource) -> bool:
     )
 
 
+def _published_metrics(r: Resource, ctx: Context) -> list[Result]:
+    """Custom metrics a function writes itself (Powertools' EMF, POWERTOOLS_METRICS_NAMESPACE): those of its
+    namespace the env's alarms and dashboards read (a floor: which it writes is in its code, not the template)."""
+    namespace = r.props.get("Environment", {}).get("Variables", {}).get("POWERTOOLS_METRICS_NAMESPACE")
+    if not isinstance(namespace, str):
+        return []
+    metrics = sum(1 for ns, _, _ in _metric_reads(ctx) if ns == namespace)
+    if not metrics:
+        return []
+    item = f"custom metrics it writes to {namespace} (EMF) that alarms or dashboards read"
+    return [_line(r, ctx, item, metrics, ("cloudwatch", "custom-metric"))]
+
+
 @pricer("AWS::Lambda::Function")
 def _function(r: Resource, ctx: Context) -> list[Result]:
+    published = _published_metrics(r, ctx)
     if not _behind_api(r):
+        if published:
+            return published  # its runs, if scheduled, are priced on its schedule
+        if any(r.local_id in _scheduled_targets(r.template, schedule) for schedule in _schedules(r.template)):
+            return [Free("scheduled job: its runs are priced on its schedule")]
         return [Free("not behind the HTTP API: deploy- or schedule-driven, negligible invocations")]
     arch = _plain(_prop(r, "Architectures", default=["x86_64"])[0], "Architectures[0]")
     memory_mb = _prop(r, "MemorySize", default=128)
@@ -409,7 +560,92 @@ def _function(r: Resource, ctx: Context) -> list[Result]:
     return [
         _line(r, ctx, item, gb_seconds, ("lambda", f"compute-{arch}"), unit="GB-s"),
         _line(r, ctx, "requests (usage)", invocations / 1e6, ("lambda", "requests"), unit="M"),
+        *published,
     ]
+
+
+def _schedules(template: dict) -> list[dict]:
+    """Scheduler schedules and scheduled EventBridge rules of a template (rules on event patterns are not)."""
+    return [
+        x
+        for x in template.get("Resources", {}).values()
+        if x.get("Type") == "AWS::Scheduler::Schedule"
+        or (x.get("Type") == "AWS::Events::Rule" and "ScheduleExpression" in x.get("Properties", {}))
+    ]
+
+
+def _target_arns(schedule: dict) -> list[Any]:
+    props = schedule.get("Properties", {})
+    if schedule.get("Type") == "AWS::Scheduler::Schedule":
+        return [props.get("Target", {}).get("Arn")]
+    return [t.get("Arn") for t in props.get("Targets", [])]
+
+
+def _scheduled_targets(template: dict, schedule: dict) -> list[str | None]:
+    """Per target: the logical id of the Lambda function of this template it runs, else None."""
+    functions = [i for i, x in template.get("Resources", {}).items() if x.get("Type") == "AWS::Lambda::Function"]
+    return [next((f for f in functions if _refers_to(arn, f)), None) for arn in _target_arns(schedule)]
+
+
+def _schedule_runs(r: Resource) -> float:
+    if _prop(r, "State", default="ENABLED") == "DISABLED":
+        return 0.0
+    return runs_per_month(_prop(r, "ScheduleExpression"))
+
+
+@pricer("AWS::Scheduler::Schedule", "AWS::Events::Rule")
+def _schedule(r: Resource, ctx: Context) -> list[Result]:
+    """A job's runs, counted from its expression: the Lambda they run (GB-s and requests) and, for EventBridge
+    Scheduler, its invocations past the free tier. Rules on event patterns (AWS service events) are free."""
+    if r.type == "AWS::Events::Rule" and "ScheduleExpression" not in r.props:
+        return [Free("")]
+    runs = _schedule_runs(r)
+    if runs == 0:
+        return [Free("disabled or one-time (at) schedule")]
+    expression = r.props["ScheduleExpression"]
+    out: list[Result] = []
+    if r.type == "AWS::Scheduler::Schedule":
+        total = 0.0
+        for x in (x for x in ctx.resources if x.type == r.type):
+            try:
+                total += _schedule_runs(x)
+            except Unpriceable:
+                continue
+        beyond = max(0.0, total - EVENTBRIDGE_SCHEDULER_FREE_INVOCATIONS) * runs / total
+        item = f"invocations beyond the 14 M free per account ({_num(runs, 1)} runs/month: {expression})"
+        out.append(_line(r, ctx, item, beyond / 1e6, ("scheduler", "invocations"), unit="M"))
+    schedule = {"Type": r.type, "Properties": r.props}
+    for arn, function_id in zip(_target_arns(schedule), _scheduled_targets(r.template, schedule), strict=True):
+        if function_id is None:
+            out.append(r.unpriced(f"target {json.dumps(arn)[:80]}: only Lambda functions of this template are priced"))
+        else:
+            out += _job_runs(r, ctx, function_id, runs)
+    return out
+
+
+def _job_runs(r: Resource, ctx: Context, function_id: str, runs: float) -> list[Result]:
+    function = r.template["Resources"][function_id].get("Properties", {})
+    arch = _plain((function.get("Architectures") or ["x86_64"])[0], "the target's Architectures[0]")
+    memory_mb = _plain(function.get("MemorySize", 128), "the target's MemorySize")
+    timeout = _plain(function.get("Timeout", 3), "the target's Timeout")
+    if runs <= DAILY_RUNS_PER_MONTH:
+        seconds, per_run = float(timeout), "its timeout, an upper bound"
+    else:
+        seconds, per_run = min(SCHEDULED_RUN_SECONDS, float(timeout)), f"assumed; timeout {timeout} s"
+    gb_seconds = runs * seconds * memory_mb / 1024
+    item = f"{function_id} runs: {_num(runs, 1)}/month × {_num(seconds)} s ({per_run}) × {memory_mb} MB {arch}"
+    return [
+        _line(r, ctx, item, gb_seconds, ("lambda", f"compute-{arch}"), unit="GB-s"),
+        _line(
+            r, ctx, f"{function_id} requests ({_num(runs, 1)} runs/month)", runs / 1e6, ("lambda", "requests"), unit="M"
+        ),
+    ]
+
+
+@pricer("AWS::Chatbot::SlackChannelConfiguration", "AWS::Chatbot::MicrosoftTeamsChannelConfiguration")
+def _chat_channel(r: Resource, ctx: Context) -> list[Result]:
+    """Listed at $0 with its source rather than as free: the fee is 'none reported', not an AWS statement."""
+    return [_line(r, ctx, "chat channel configuration (no service fee)", 1, ("chatbot", "channel-configuration"))]
 
 
 @pricer("AWS::CodePipeline::Pipeline")
@@ -542,13 +778,65 @@ def _nested_stack(r: Resource, ctx: Context) -> list[Result]:
     raise Unpriceable("nested stack whose template is not in the assembly")
 
 
+def collector_metrics(ctx: Context) -> int:
+    """The usage figure, or what the collector's config declares for this environment."""
+    usage = ctx.env.usage.collector_custom_metrics
+    return emitted_metric_count(ctx.env) if usage is None else usage
+
+
+def collector_emf_gb(ctx: Context) -> float:
+    """GB a month of EMF log events carrying the collector's custom metrics (GB = 2^30 bytes, an upper bound:
+    one event per metric per interval)."""
+    events = collector_metrics(ctx) * HOURS_PER_MONTH * 3600 / COLLECTOR_INTERVAL_SECONDS
+    return events * EMF_BYTES_PER_EVENT / 1024**3
+
+
+def collector_log_group(ctx: Context) -> str:
+    return f"/aws/otel/{ctx.env.cluster_name}/kafka-metrics"
+
+
+def _emf_retention_days(ctx: Context) -> int:
+    """The retention of the collector's log group in the templates; the config's default if it is not there
+    (the exporter then creates it)."""
+    for x in ctx.resources:
+        if x.type == "AWS::Logs::LogGroup" and x.props.get("LogGroupName") == collector_log_group(ctx):
+            days = x.props.get("RetentionInDays")
+            if isinstance(days, int):
+                return days
+    return ctx.env.observability.log_retention_days
+
+
 def _env_wide(ctx: Context) -> list[Result]:
-    """Billed per environment, not per template resource: Kafka's PVC volumes and the log volume."""
+    """Billed per environment, not per template resource: Kafka's PVC volumes, the log volume, and the
+    collector's custom metrics (their count is usage: the exporter's series are not in any template)."""
     anchor, kafka, usage = Resource(ENV_WIDE, "-", "(config)", {}, {}), ctx.env.kafka, ctx.env.usage
     kafka_item = f"Kafka PVC volumes gp3 (config: {kafka.replicas} × {kafka.storage_gib} GiB, kept at night)"
     ingest, stored = usage.log_ingest_gb_per_month, usage.log_stored_gb
-    return [
+    out: list[Result] = [
         _line(anchor, ctx, kafka_item, kafka.replicas * kafka.storage_gib, ("ebs", "gp3"), unit="GB"),
         _line(anchor, ctx, "CloudWatch Logs ingestion (usage)", ingest, ("logs", "ingestion-standard"), unit="GB"),
         _line(anchor, ctx, "CloudWatch Logs storage (usage)", stored, ("logs", "storage"), unit="GB"),
     ]
+    metrics = collector_metrics(ctx)
+    if metrics:
+        emf_gb, retention = collector_emf_gb(ctx), _emf_retention_days(ctx)
+        emf = f"{metrics} × 1 event/{COLLECTOR_INTERVAL_SECONDS} s × {EMF_BYTES_PER_EVENT} B (assumed)"
+        kept = emf_gb * retention / (HOURS_PER_MONTH / 24)
+        out += [
+            _line(
+                anchor,
+                ctx,
+                "collector custom metrics (k8s_charts/kafka_metrics)"
+                if usage.collector_custom_metrics is None
+                else "collector custom metrics (usage)",
+                metrics,
+                ("cloudwatch", "custom-metric"),
+            ),
+            _line(
+                anchor, ctx, f"collector EMF log ingestion: {emf}", emf_gb, ("logs", "ingestion-standard"), unit="GB"
+            ),
+            _line(
+                anchor, ctx, f"collector EMF log storage ({retention} days kept)", kept, ("logs", "storage"), unit="GB"
+            ),
+        ]
+    return out

@@ -1,0 +1,1 @@
+../workload_health/app.py

@@ -7,6 +7,7 @@ volume claim templates, which every pod here needs.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from cdk8s import ApiObject, ApiObjectMetadata, App, Chart, JsonPatch
@@ -152,3 +153,16 @@ def custom_resource(
     resource = ApiObject(scope, id, api_version=api_version, kind=kind, metadata=metadata)
     resource.add_json_patch(JsonPatch.add("/spec", spec))
     return resource
+
+
+def surge_first() -> k8s.DeploymentStrategy:
+    """The new pod is ready before the old one goes: one replica rolls without a gap."""
+    return k8s.DeploymentStrategy(
+        type="RollingUpdate",
+        rolling_update=k8s.RollingUpdateDeployment(max_surge=int_or_string(1), max_unavailable=int_or_string(0)),
+    )
+
+
+def config_hash(text: str) -> dict[str, str]:
+    """Pod annotation for a program that reads its config once: a changed config rolls the pods."""
+    return {"erp.io/config-sha256": hashlib.sha256(text.encode()).hexdigest()[:16]}

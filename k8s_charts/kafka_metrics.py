@@ -35,7 +35,6 @@ the collector container mounts the token; kafka-exporter gets none.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 
@@ -360,17 +359,12 @@ class KafkaMetrics(Construct):
                 # One: a second would write every data point twice into the same log stream.
                 replicas=1,
                 selector=k8s.LabelSelector(match_labels=selector),
-                strategy=k8s.DeploymentStrategy(
-                    type="RollingUpdate",
-                    rolling_update=k8s.RollingUpdateDeployment(
-                        max_surge=common.int_or_string(1), max_unavailable=common.int_or_string(0)
-                    ),
-                ),
+                strategy=common.surge_first(),
                 template=k8s.PodTemplateSpec(
                     # The collector reads its config once: a changed config rolls the pod.
                     metadata=k8s.ObjectMeta(
                         labels=labels,
-                        annotations={"erp.io/config-sha256": hashlib.sha256(text.encode()).hexdigest()[:16]},
+                        annotations=common.config_hash(text),
                     ),
                     spec=k8s.PodSpec(
                         service_account_name=name,

@@ -17,8 +17,6 @@ tests/charts/test_collector.py).
 
 from __future__ import annotations
 
-import hashlib
-
 import yaml
 from cdk8s import ApiObjectMetadata
 from cdk8s_plus_27 import ConfigMap, Pods, Protocol, Service, ServiceAccount, ServicePort, k8s
@@ -173,17 +171,12 @@ class OtelCollector(Construct):
                 replicas=replicas,
                 selector=k8s.LabelSelector(match_labels=selector),
                 # The new pod is ready before the old one goes: with one replica, no gap in tracing.
-                strategy=k8s.DeploymentStrategy(
-                    type="RollingUpdate",
-                    rolling_update=k8s.RollingUpdateDeployment(
-                        max_surge=common.int_or_string(1), max_unavailable=common.int_or_string(0)
-                    ),
-                ),
+                strategy=common.surge_first(),
                 template=k8s.PodTemplateSpec(
                     # The collector reads its config once: a changed config must roll the pods.
                     metadata=k8s.ObjectMeta(
                         labels=labels,
-                        annotations={"erp.io/config-sha256": hashlib.sha256(text.encode()).hexdigest()[:16]},
+                        annotations=common.config_hash(text),
                     ),
                     spec=k8s.PodSpec(
                         service_account_name=name,

@@ -96,9 +96,7 @@ class ObservabilityStack(Stack):
         # Kafka lag, replication, brokers and disk, on what the kafka-metrics collector writes (and its log group).
         self.kafka = KafkaHealth(self, "KafkaHealth", config=config, action=self.alarm_topic.action)
         # The drift job (Workloads stack) runs under a fixed name; its failures page from here, like every alarm.
-        self.drift_failed = drift_failed_alarm(self, config)
-        self.drift_failed.add_alarm_action(self.alarm_topic.action)
-        self.drift_failed.add_ok_action(self.alarm_topic.action)
+        self.drift_failed = drift_failed_alarm(self, config, self.alarm_topic.action)
         self.tracing = TraceSampling(
             self,
             "Tracing",

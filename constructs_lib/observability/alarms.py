@@ -35,6 +35,14 @@ HOLD = cloudwatch.TreatMissingData.IGNORE
 GIB = 1024**3
 
 
+def paging_alarm(scope: Construct, id: str, *, action: cloudwatch.IAlarmAction, **props) -> cloudwatch.Alarm:
+    """An alarm that pages on ALARM and gives the all-clear on OK (whoever was paged learns it is over)."""
+    alarm = cloudwatch.Alarm(scope, id, **props)
+    alarm.add_alarm_action(action)
+    alarm.add_ok_action(action)
+    return alarm
+
+
 class PlatformAlarms(Construct):
     """Alarms named `{project}-{env}-<what>`; thresholds come from config.observability.thresholds."""
 
@@ -68,9 +76,10 @@ class PlatformAlarms(Construct):
         evaluation_periods: int = 1,
         datapoints_to_alarm: int | None = None,
     ) -> cloudwatch.Alarm:
-        alarm = cloudwatch.Alarm(
+        alarm = paging_alarm(
             self,
             name,
+            action=self._action,
             alarm_name=f"{self._prefix}-{name}",
             alarm_description=description,
             metric=metric,
@@ -80,9 +89,6 @@ class PlatformAlarms(Construct):
             datapoints_to_alarm=datapoints_to_alarm,
             treat_missing_data=missing,
         )
-        # The OK action is the all-clear: whoever was paged learns it is over without a console.
-        alarm.add_alarm_action(self._action)
-        alarm.add_ok_action(self._action)
         self.alarms.append(alarm)
         return alarm
 

@@ -40,6 +40,7 @@ from config.models import EnvironmentConfig
 from constructs_lib.common.nag import acknowledge
 from constructs_lib.common.python_function import PythonFunction
 from constructs_lib.common.reference_fingerprint import SCHEMA_REGION
+from constructs_lib.observability.alarms import paging_alarm
 from k8s_charts.common import new_chart
 from k8s_charts.manifests import INVENTORY_PREFIX
 
@@ -74,7 +75,9 @@ def drift_function_name(config: EnvironmentConfig) -> str:
     return f"{config.resource_prefix}-drift-check"
 
 
-def drift_failed_alarm(scope: Construct, config: EnvironmentConfig) -> cloudwatch.Alarm:
+def drift_failed_alarm(
+    scope: Construct, config: EnvironmentConfig, action: cloudwatch.IAlarmAction
+) -> cloudwatch.Alarm:
     """A failed or timed-out run: drift and orphans went unchecked today. Built in the Observability stack."""
     errors = cloudwatch.Metric(
         namespace="AWS/Lambda",
@@ -83,9 +86,10 @@ def drift_failed_alarm(scope: Construct, config: EnvironmentConfig) -> cloudwatc
         statistic="Sum",
         period=Duration.minutes(5),
     )
-    return cloudwatch.Alarm(
+    return paging_alarm(
         scope,
         "DriftCheckFailed",
+        action=action,
         alarm_name=f"{config.resource_prefix}-drift-check-failed",
         alarm_description=(
             "The daily drift check failed or timed out: drift and orphans went unchecked today "

@@ -38,6 +38,7 @@ from constructs import Construct
 
 from config.models import EnvironmentConfig
 from constructs_lib.common.policies import owned_log_group
+from constructs_lib.observability.alarms import paging_alarm
 from k8s_charts import names
 from k8s_charts.kafka import replication_factor
 from k8s_charts.kafka_metrics import (
@@ -237,9 +238,10 @@ class KafkaHealth(Construct):
         missing: cloudwatch.TreatMissingData,
         description: str,
     ) -> None:
-        alarm = cloudwatch.Alarm(
+        alarm = paging_alarm(
             self,
             name,
+            action=self._action,
             alarm_name=f"{self._prefix}-{name}",
             alarm_description=description,
             metric=metric,
@@ -249,8 +251,6 @@ class KafkaHealth(Construct):
             datapoints_to_alarm=periods,
             treat_missing_data=missing,
         )
-        alarm.add_alarm_action(self._action)
-        alarm.add_ok_action(self._action)
         self.alarms.append(alarm)
 
     # --- dashboard ------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ OUT ?= cdk.out
 # synth says so and goes on; every synth that deploys (deploy, diff, the pipeline) refuses them.
 PLACEHOLDERS ?= warn
 
-.PHONY: help setup system-deps synth test diff deploy cost bench bench-handler journeys lint clean release user frontend upgrade-check capacity
+.PHONY: help setup system-deps synth test diff deploy cost bench bench-pipeline bench-handler journeys lint clean release user frontend upgrade-check capacity
 
 help:
 	@echo "make synth            synthesize every environment (+ pipeline) into $(OUT)/"
@@ -44,6 +44,7 @@ help:
 	@echo "make upgrade-check TO=1.37 [ENV=dev]   offline rehearsal of the next Kubernetes minor (synthesizes first)"
 	@echo "make capacity [ENV=dev] [DETAIL=1]     per node group: requested CPU/memory/pods vs allocatable at min/desired/max"
 	@echo "make bench            wall time / peak memory / assembly sizes of synth (3 and 12 services) and test"
+	@echo "make bench-pipeline   the pipeline build's install phases, cold vs warm cache, and the modeled push-to-prod time (QUICK=1)"
 	@echo "make bench-handler    employee Lambda: p50/p95 per route at a few concurrency levels, cold import time"
 	@echo "make journeys         the frontend's journeys and the attacks: steps and result per environment (markdown)"
 
@@ -122,6 +123,10 @@ capacity: setup
 
 bench: setup system-deps
 	$(PY) -m tools.bench
+
+# The pipeline's Build-stage phases here (cold/warm caches) and the modeled push-to-dev/prod time (README).
+bench-pipeline: setup
+	$(PY) -m tools.bench_pipeline $(if $(QUICK),--quick)
 
 # The journey tests (tests/journeys) as a table: journey -> its calls -> result per environment.
 journeys: setup system-deps

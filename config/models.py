@@ -34,8 +34,11 @@ from config.hosting import (
     RouteConfig,
 )
 from config.sections import (
+    DEFAULT_BACKUP,
+    EDGE_REGION,
     ApiConfig,
     AuthConfig,
+    BackupConfig,
     CacheConfig,
     ClusterConfig,
     DatabaseConfig,
@@ -74,6 +77,7 @@ class EnvironmentConfig(Strict):
     mongodb: MongoDbConfig = MongoDbConfig()
     employee_proxy: EmployeeProxyConfig = EmployeeProxyConfig()
     schedule: ScheduleConfig | None = None
+    backup: BackupConfig = DEFAULT_BACKUP
     usage: UsageAssumptions = UsageAssumptions()
 
     @field_validator("region")
@@ -114,6 +118,16 @@ class EnvironmentConfig(Strict):
                 "cache.allow_plaintext_clients: production keeps TLS + AUTH on the cache; the client must read "
                 "spring.data.redis.password/ssl (README: Hosting a service here)"
             )
+        return self._production_backup_rules()
+
+    def _production_backup_rules(self) -> EnvironmentConfig:
+        """Issue 21: production's data survives the loss of its region, and its backups are proven to restore."""
+        if self.backup.copy is None:
+            raise ValueError("backup.copy: production copies its backups to a vault in a second region")
+        if self.backup.vault_lock is None:
+            raise ValueError("backup.vault_lock: production locks its backup vaults (governance or compliance)")
+        if self.backup.drill.schedule is None:
+            raise ValueError("backup.drill.schedule: production runs the restore drill on a schedule")
         return self._production_security_rules()
 
     def _production_security_rules(self) -> EnvironmentConfig:
@@ -150,6 +164,15 @@ class EnvironmentConfig(Strict):
             raise ValueError(
                 "edge.domain_name: production serves TLS 1.2+ on its own domain (CloudFront's default certificate "
                 "accepts TLS 1.0)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _backup_copy_region(self) -> EnvironmentConfig:
+        if self.backup.copy is not None and self.backup.copy.region == self.region:
+            raise ValueError(
+                f"backup.copy.region: {self.region} is this environment's own region; a copy there does not "
+                "survive the region's loss"
             )
         return self
 
@@ -307,6 +330,12 @@ class EnvironmentConfig(Strict):
     @property
     def stage_id(self) -> str:
         return self.name.capitalize()
+
+    @property
+    def deploy_regions(self) -> list[str]:
+        """Every region a stack of this environment lives in: its own, the edge's, the backup copy's."""
+        extra = [EDGE_REGION] + ([self.backup.copy.region] if self.backup.copy else [])
+        return [self.region, *(r for r in dict.fromkeys(extra) if r != self.region)]
 
     @property
     def ssm_prefix(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import warnings
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -760,6 +761,123 @@ class ScheduleConfig(Strict):
         return days * ((stop_h * 60 + stop_m) - (start_h * 60 + start_m)) / 60
 
 
+# `copy` (the field name the backup code reads) shadows BaseModel.copy, pydantic v1's deprecated method that
+# model_copy replaced; nothing here calls it. Only these two models' warning is silenced.
+warnings.filterwarnings("ignore", message=r'Field name "copy" in "Backup(Rule|Config)" shadows', category=UserWarning)
+# AWS Backup's cron: six fields (minutes hours day-of-month month day-of-week year) inside cron(...).
+BackupCron = Annotated[str, StringConstraints(pattern=r"^cron\([^()\s]+( [^()\s]+){5}\)$")]
+RegionName = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")]
+# AWS Backup's bounds for a recovery point's lifetime and a vault lock's retention.
+BACKUP_MAX_DAYS = 36500
+
+
+class BackupRule(Strict):
+    """One rule of the environment's backup plan: when AWS Backup starts a job and how long the point lives."""
+
+    name: K8sName
+    schedule: BackupCron
+    timezone: TimeZone = "Asia/Seoul"
+    retention_days: int = Field(ge=1, le=BACKUP_MAX_DAYS)
+    # A job that has not started this long after the scheduled time is cancelled (AWS Backup's minimum: 60).
+    start_window_minutes: int = Field(default=60, ge=60)
+    # ... and one still running this long after it is stopped.
+    completion_window_minutes: int = 480
+    # Copied to the second region's vault when backup.copy is set.
+    copy: bool = True
+
+    @model_validator(mode="after")
+    def _windows(self) -> BackupRule:
+        if self.completion_window_minutes < self.start_window_minutes + 60:
+            raise ValueError(
+                f"completion_window_minutes must be at least start_window_minutes + 60 "
+                f"({self.start_window_minutes + 60}): AWS Backup refuses a shorter completion window"
+            )
+        return self
+
+
+class BackupCopyConfig(Strict):
+    """Where prod's recovery points are copied (a vault of the same account in another region)."""
+
+    region: RegionName
+    retention_days: int = Field(ge=1, le=BACKUP_MAX_DAYS)
+
+
+class VaultLockConfig(Strict):
+    """AWS Backup Vault Lock. governance: recovery points cannot be deleted or shortened below min_retention_days,
+    but a principal allowed backup:DeleteBackupVaultLockConfiguration may remove the lock. compliance: after
+    changeable_for_days the lock can NEVER be removed or changed, by anyone (AWS included); every point is kept at
+    least min_retention_days and the vault cannot be deleted until it is empty."""
+
+    mode: Literal["governance", "compliance"]
+    min_retention_days: int = Field(ge=1, le=BACKUP_MAX_DAYS)
+    max_retention_days: int | None = Field(default=None, ge=1, le=BACKUP_MAX_DAYS)
+    # compliance only: the grace period (days) in which the lock can still be removed; AWS's minimum is 3.
+    changeable_for_days: int = Field(default=3, ge=3)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> VaultLockConfig:
+        if self.max_retention_days is not None and self.max_retention_days < self.min_retention_days:
+            raise ValueError("max_retention_days must be >= min_retention_days")
+        if self.mode == "governance" and "changeable_for_days" in self.model_fields_set:
+            raise ValueError(
+                "changeable_for_days: only compliance mode has a grace period (governance stays removable)"
+            )
+        return self
+
+
+class RestoreDrillConfig(Strict):
+    """The restore drill: the latest database recovery point restored into a temporary instance and checked."""
+
+    # None: on demand only (started by hand).
+    schedule: BackupCron | None = None
+    timezone: TimeZone = "Asia/Seoul"
+    instance_class: str = "t4g.micro"
+    # Alarm when a restore takes longer than this (the measured RTO of the database) ...
+    rto_target_minutes: int = Field(default=60, ge=5, le=1440)
+    # ... or the restored point is older than this (the RPO the plan achieves).
+    rpo_target_hours: int = Field(default=26, ge=1, le=8760)
+    # How far each employee table's row count may fall below the live database's (rows written since the point).
+    row_count_tolerance_pct: float = Field(default=10, ge=0, le=100)
+    # The whole drill, restore and cleanup included; past it the run fails (and still cleans up).
+    timeout_minutes: int = Field(default=180, ge=30, le=1440)
+
+
+class BackupConfig(Strict):
+    """AWS Backup of the database and Kafka's volumes (constructs_lib/data/backup.py)."""
+
+    rules: list[BackupRule] = Field(min_length=1)
+    # None: no second-region copy (production requires one).
+    copy: BackupCopyConfig | None = None
+    # None: no vault lock (production requires one). Applied to the copy vault too.
+    vault_lock: VaultLockConfig | None = None
+    drill: RestoreDrillConfig = RestoreDrillConfig()
+
+    @model_validator(mode="after")
+    def _rules(self) -> BackupConfig:
+        names = [r.name for r in self.rules]
+        if len(set(names)) != len(names):
+            raise ValueError("rules: names must be unique")
+        if self.copy is not None and not any(r.copy for r in self.rules):
+            raise ValueError("copy: no rule has copy: true, so nothing would reach the second region")
+        lock = self.vault_lock
+        if lock is None:
+            return self
+        upper = lock.max_retention_days or BACKUP_MAX_DAYS
+        lifetimes = [(f"rules[{r.name}].retention_days", r.retention_days) for r in self.rules]
+        if self.copy is not None:
+            lifetimes.append(("copy.retention_days", self.copy.retention_days))
+        for field, days in lifetimes:
+            if not lock.min_retention_days <= days <= upper:
+                raise ValueError(
+                    f"{field}: {days} days is outside the vault lock's [{lock.min_retention_days}, {upper}] "
+                    "(AWS Backup refuses the job)"
+                )
+        return self
+
+
+DEFAULT_BACKUP = BackupConfig(rules=[BackupRule(name="daily", schedule="cron(0 7 * * ? *)", retention_days=7)])
+
+
 class UsageAssumptions(Strict):
     """Inputs for usage-billed items in the cost estimate (stated, not measured)."""
 
@@ -783,6 +901,15 @@ class UsageAssumptions(Strict):
     frontend_storage_gb: float = Field(default=0.1, ge=0)
     edge_log_storage_gb: float = Field(default=2.0, ge=0)
     rds_backup_gb: float = Field(default=0.0, ge=0)
+    # AWS Backup: what one full recovery point holds, the database's data and the written blocks of all Kafka
+    # volumes together (None: the DB's allocated storage / replicas x storage_gib, upper bounds: snapshots store
+    # written blocks only). Each later point of a rule stores what changed since the one before: backup_change_pct
+    # of the data per day between two points (at most a full copy); a cross-region copy transfers that increment.
+    backup_db_gb: float | None = Field(default=None, ge=0)
+    backup_kafka_gb: float | None = Field(default=None, ge=0)
+    backup_change_pct: float = Field(default=5.0, ge=0, le=100)
+    # How long the restore drill's temporary instance lives per run: restore, check, delete (~30-60 min).
+    drill_instance_hours: float = Field(default=1.0, gt=0, le=24)
     # Custom metrics the kafka-metrics collector puts into CloudWatch; None: the series its config declares
     # (k8s_charts/kafka_metrics.emitted_metric_count: 8 with one broker, 12 with three).
     collector_custom_metrics: int | None = Field(default=None, ge=0)

@@ -85,7 +85,8 @@ KAFKA = ThirdPartyImage(
     digest="sha256:4ceccc577f03f51f6af8dbfda55194d0d892f4fa7913ffbded567ce3895622ed",
     source="apache/kafka:3.9.1@sha256:4ceccc57... pinned in several public repositories' compose files and tests",
 )
-# AWS Distro for OpenTelemetry collector (k8s_charts/tracing.py; contract k8s_charts/contracts/aws-otel-collector.yaml).
+# AWS Distro for OpenTelemetry collector (k8s_charts/tracing.py, k8s_charts/kafka_metrics.py: one image, two configs;
+# contract k8s_charts/contracts/aws-otel-collector.yaml, a section per config).
 ADOT_COLLECTOR = ThirdPartyImage(
     cache_prefix=ECR_PUBLIC_PREFIX,
     path="aws-observability/aws-otel-collector",

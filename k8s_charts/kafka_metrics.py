@@ -31,6 +31,10 @@ CA (EKS issues kubelet serving certificates through the kubernetes.io/kubelet-se
 a SAN). The kubelet authorises `/metrics` as `nodes/metrics` (get): that is the ClusterRole's only rule. Not the
 API server's node proxy (`nodes/proxy`): that subresource also reaches the kubelet's exec and log endpoints. Only
 the collector container mounts the token; kafka-exporter gets none.
+
+The collector is the tracing collector's image (k8s_charts/images.ADOT_COLLECTOR) with its own config: every key
+and switched-on value of that config is the pinned release's (k8s_charts/contracts/aws-otel-collector.yaml, section
+collector_config.configs.kafka_metrics, checked by tests/charts/test_kafka_metrics.py).
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ OTLP (gRPC 4317, HTTP 4318) goes into the same traces pipeline for OpenTelemetry
 A Deployment, not a DaemonSet like the daemon: the SDKs reach it through a ClusterIP Service (never the node's
 own pod), so one pod per node bought no locality, only cost growing with the node count. Two replicas (spread
 over zones and hosts, PDB) where the apps nodes guarantee two; one otherwise (dev), with a surge-first rollout.
-Every config key is one of the pinned release's (k8s_charts/contracts/aws-otel-collector.yaml, checked by
-tests/charts/test_collector.py).
+Every config key is one of the pinned release's (k8s_charts/contracts/aws-otel-collector.yaml, section
+collector_config.configs.tracing, checked by tests/charts/test_collector.py).
 """
 
 from __future__ import annotations

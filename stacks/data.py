@@ -12,6 +12,7 @@ from constructs import Construct
 
 from config.models import EnvironmentConfig
 from constructs_lib.common.parameters import EnvParameters
+from constructs_lib.data.backup import backup_tag_value
 from constructs_lib.data.cache import CACHE_PORT, ErpCache
 from constructs_lib.data.database import MYSQL_PORT, ErpDatabase
 from constructs_lib.data.database_users import DatabaseUsers, db_user_name
@@ -52,6 +53,7 @@ class DataStack(Stack):
             config=config.database,
             production=config.production,
             secret_name=config.secret_name("mysql"),
+            backup_tag_value=backup_tag_value(config),
         )
         # One MySQL user per consumer (DML unless it owns a schema), plus the migrations, run on deploy.
         self.database_users = DatabaseUsers(

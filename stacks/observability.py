@@ -22,6 +22,7 @@ from config.models import EnvironmentConfig
 from constructs_lib.common.policies import log_removal, retention
 from constructs_lib.observability.alarm_topic import AlarmTopic
 from constructs_lib.observability.alarms import PlatformAlarms
+from constructs_lib.observability.backup_alarms import backup_alarms
 from constructs_lib.observability.chat import chat_channel
 from constructs_lib.observability.dashboard import PlatformDashboard
 from constructs_lib.observability.drift import drift_failed_alarm
@@ -97,6 +98,8 @@ class ObservabilityStack(Stack):
         self.kafka = KafkaHealth(self, "KafkaHealth", config=config, action=self.alarm_topic.action)
         # The drift job (Workloads stack) runs under a fixed name; its failures page from here, like every alarm.
         self.drift_failed = drift_failed_alarm(self, config, self.alarm_topic.action)
+        # The restore drill (Backup stack) by its fixed name and metrics; AWS Backup's failed jobs by EventBridge.
+        self.backup_alarms = backup_alarms(self, config, self.alarm_topic.action, self.topic)
         self.tracing = TraceSampling(
             self,
             "Tracing",
@@ -109,7 +112,7 @@ class ObservabilityStack(Stack):
             self,
             "Dashboard",
             config=config,
-            alarms=[*self.alarms.alarms, self.drift_failed],
+            alarms=[*self.alarms.alarms, self.drift_failed, *self.backup_alarms],
             watched=watched,
             slo=self.slo,
             kafka=self.kafka,

@@ -8,7 +8,7 @@ from aws_cdk import aws_codepipeline as codepipeline
 from constructs import Construct
 
 from config.models import EnvironmentConfig, ToolchainConfig
-from config.sections import EDGE_REGION
+from constructs_lib.delivery.build_cache import BuildCache, cache_spec
 from constructs_lib.delivery.cli_pins import pin_security_check_cli
 from constructs_lib.delivery.github_oidc import GitHubDiffRole
 from constructs_lib.delivery.notifications import PipelineNotifications
@@ -20,19 +20,22 @@ from constructs_lib.delivery.pipeline_nag import (
 from constructs_lib.delivery.registry import deployed_images
 from constructs_lib.delivery.replacement_guard_step import replacement_guard_step
 from constructs_lib.delivery.steps import (
+    BUILD_COMPUTE,
     BUILD_IMAGE,
     CDK_ASSETS_CLI_VERSION,
     CDK_CLI_VERSION,
+    PYTHON,
     awake_check_step,
     grant_connection_use,
     protected_routes,
-    python_runtime,
     scan_gate_step,
     smoke_test_step,
+    synth_build_spec,
     synth_step,
 )
 from constructs_lib.delivery.storage import PipelineArtifactStore
 from constructs_lib.delivery.termination_protection import protected_stacks, termination_protection_step
+from constructs_lib.delivery.test_action import ParallelTestAction
 from constructs_lib.delivery.workload_inventory import expected_workloads
 from k8s_charts.images import node_platforms
 from stacks.stage import ErpStage
@@ -54,6 +57,7 @@ class PipelineStack(Stack):
     ) -> None:
         super().__init__(scope, id, **kwargs)
         artifacts = PipelineArtifactStore(self, "Artifacts")
+        build_cache = BuildCache(self, "BuildCache", access_logs=artifacts.access_logs)
         self.notifications = PipelineNotifications(
             self,
             "Notifications",
@@ -67,6 +71,9 @@ class PipelineStack(Stack):
             toolchain.branch,
             connection_arn=toolchain.connection_arn,
             trigger_on_push=False,
+            # A full clone, not the default zip: the zip turns symlinks (lambda_handlers/*/kube_api.py) into files
+            # holding the target's path, and the bundles would ship those.
+            code_build_clone_output=True,
         )
         self.pipeline = pipelines.CodePipeline(
             self,
@@ -87,10 +94,9 @@ class PipelineStack(Stack):
                 build_environment=codebuild.BuildEnvironment(build_image=BUILD_IMAGE)
             ),
             synth_code_build_defaults=pipelines.CodeBuildOptions(
-                build_environment=codebuild.BuildEnvironment(
-                    build_image=BUILD_IMAGE, compute_type=codebuild.ComputeType.MEDIUM
-                ),
-                partial_build_spec=python_runtime(),
+                build_environment=codebuild.BuildEnvironment(build_image=BUILD_IMAGE, compute_type=BUILD_COMPUTE),
+                partial_build_spec=synth_build_spec(cache_spec(BUILD_IMAGE, PYTHON)),
+                cache=build_cache.cache,
             ),
             # Service images are built for their `image.architectures` (the ERP's: linux/amd64, the apps nodes are
             # x86): the x86 build image builds them natively (constructs_lib/delivery/registry.py).
@@ -163,6 +169,9 @@ class PipelineStack(Stack):
             )
 
         self.pipeline.build_pipeline()
+        # Beside Synth in the Build stage; self-mutation (the next stage) waits for both.
+        self.tests = ParallelTestAction(self, "Tests", pipeline=self.pipeline, cache=build_cache, artifacts=artifacts)
+        build_cache.acknowledge_grants(self.pipeline.synth_project.role)
         pin_security_check_cli(self.pipeline)
         built = self.pipeline.pipeline
         grant_connection_use(built, toolchain.connection_arn)
@@ -189,7 +198,7 @@ class PipelineStack(Stack):
             repository=toolchain.repository,
             lookup_accounts=[
                 (toolchain.account, toolchain.region),
-                *((c.account, region) for c in stages for region in (c.region, EDGE_REGION)),
+                *((c.account, region) for c in stages for region in c.deploy_regions),
             ],
             provider_arn=toolchain.github_oidc_provider_arn,
         )

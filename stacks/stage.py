@@ -9,6 +9,7 @@ from config.models import EnvironmentConfig
 from config.sections import EDGE_REGION
 from stacks.api import ApiStack
 from stacks.auth import AuthStack
+from stacks.backup import BackupCopyStack, BackupStack
 from stacks.cluster import ClusterStack
 from stacks.data import EMPLOYEE_DB_USER, DataStack
 from stacks.edge import EdgeStack
@@ -71,6 +72,29 @@ class ErpStage(Stage):
             database=self.data.endpoints.database,
             stack_name=name("cluster"),
         )
+        # Backups (issue 21), before Workloads: its drift check covers only the stacks built before it. The copy
+        # vault is in another region and named, so the primary plan refers to it by ARN and deploys after it.
+        self.backup_copy: BackupCopyStack | None = None
+        if config.backup.copy is not None:
+            self.backup_copy = BackupCopyStack(
+                self,
+                "BackupCopy",
+                config=config,
+                stack_name=name("backup-copy"),
+                env=Environment(account=config.account, region=config.backup.copy.region),
+            )
+        self.backup = BackupStack(
+            self,
+            "Backup",
+            config=config,
+            vpc=self.network.vpc,
+            data=self.data.endpoints,
+            live_secret=self.data.database_users.secret(EMPLOYEE_DB_USER),
+            stack_name=name("backup"),
+        )
+        self.backup.add_stack_dependency(self.data)
+        if self.backup_copy is not None:
+            self.backup.add_stack_dependency(self.backup_copy)
         self.observability = ObservabilityStack(
             self,
             "Observability",

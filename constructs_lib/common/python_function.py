@@ -92,11 +92,29 @@ def build_bundle(entry: Path, cache_root: Path = CACHE_ROOT) -> Path:
 
 
 def _source_files(entry: Path) -> list[Path]:
-    return sorted(
+    """The folder's files; a symlinked file (a module shared by several functions) counts, and ships, as its target."""
+    files = sorted(
         path
         for path in entry.rglob("*")
         if path.is_file() and "__pycache__" not in path.parts and path.suffix not in (".pyc", ".pyo")
     )
+    for path in files:
+        if (target := _flattened_link(path)) is not None:
+            raise ValueError(
+                f"{path}: holds only the path {target!r}: a symlink that this checkout turned into a text file "
+                "(CodePipeline's source zip does; its source needs code_build_clone_output=True)"
+            )
+    return files
+
+
+def _flattened_link(path: Path) -> str | None:
+    """The target named by a symlink that a checkout without symlinks left as a one-line text file, else None."""
+    if path.is_symlink() or path.suffix not in BUNDLED_SUFFIXES or path.stat().st_size > 1024:
+        return None
+    text = path.read_text(encoding="utf-8", errors="replace").strip()
+    if not text or any(c.isspace() for c in text) or not (path.parent / text).is_file():
+        return None
+    return text
 
 
 def _pip_install(requirements: Path, target: Path) -> None:

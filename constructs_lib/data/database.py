@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Duration, Stack, Tags
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_rds as rds
 from constructs import Construct
@@ -11,6 +11,7 @@ from config.sections import DatabaseConfig
 from constructs_lib.common.nag import acknowledge, acknowledge_log_retention
 from constructs_lib.common.policies import data_removal, retain_fixed_name, retention
 from constructs_lib.common.security_groups import closed_security_group
+from constructs_lib.data.backup import BACKUP_TAG_KEY
 from k8s_charts import names
 
 MYSQL_PORT = names.MYSQL_PORT  # one source: k8s_charts/names (NetworkPolicy ports cannot be tokens)
@@ -28,6 +29,8 @@ class ErpDatabase(Construct):
         config: DatabaseConfig,
         production: bool,
         secret_name: str,
+        # The value of the tag the backup plan selects by (constructs_lib/data/backup.py); None: no plan selects it.
+        backup_tag_value: str | None = None,
     ) -> None:
         super().__init__(scope, id)
         major = ".".join(config.engine_version.split(".")[:2])
@@ -72,6 +75,9 @@ class ErpDatabase(Construct):
             # The CA the Lambdas' bundled rds-ca-bundle.pem verifies (also the default for new instances).
             ca_certificate=rds.CaCertificate.RDS_CA_RSA2048_G1,
         )
+        # The backup plan selects the database by this tag (constructs_lib/data/backup.py); tags update in place.
+        if backup_tag_value is not None:
+            Tags.of(self.instance.node.default_child).add(BACKUP_TAG_KEY, backup_tag_value)
         acknowledge_log_retention(Stack.of(self))
         # instance.secret is the target attachment; policies belong on the secret itself.
         self.secret = self.instance.secret

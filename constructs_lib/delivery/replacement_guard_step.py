@@ -33,7 +33,8 @@ def replacement_guard_step(
     Runs the trusted tools of the source revision on the assembly the pipeline just synthesized (the one
     it is about to deploy); the CLI assumes each stack's lookup role itself (read-only templates).
     """
-    role_arn = scan_role_arn(config)
+    # The stage's stacks live in more than one region (the edge, the backup copy): one lookup role per region.
+    role_arns = [scan_role_arn(config, region) for region in config.deploy_regions]
     pattern = shlex.quote(stage_pattern(config))
     return pipelines.CodeBuildStep(
         f"{stage_name}ReplacementGuard",
@@ -55,5 +56,5 @@ def replacement_guard_step(
             "cat diff.txt",
             "python3 -m tools.replacement_guard diff.txt --allowances config/allowed-replacements.yaml",
         ],
-        role_policy_statements=[iam.PolicyStatement(actions=["sts:AssumeRole"], resources=[role_arn])],
+        role_policy_statements=[iam.PolicyStatement(actions=["sts:AssumeRole"], resources=role_arns)],
     )

@@ -15,6 +15,7 @@ from aws_cdk import aws_iam as iam
 from config.models import EnvironmentConfig, ToolchainConfig
 from constructs_lib.api.http_api import HEALTH_PATH
 from constructs_lib.api.routes import smoke_paths
+from constructs_lib.delivery.build_cache import RESTORE, SAVE
 
 # Every CLI the pipeline installs is the one package.json pins (and package-lock.json locks): self-mutation and
 # the permissions-broadening check run this aws-cdk, asset publishing this cdk-assets (CDK Pipelines' defaults,
@@ -25,7 +26,10 @@ CDK_CLI_VERSION = json.loads(PACKAGE_JSON.read_text())["devDependencies"]["aws-c
 CDK_ASSETS_CLI_VERSION = json.loads(PACKAGE_JSON.read_text())["devDependencies"]["cdk-assets"]
 # Ubuntu 22.04 with python 3.11 and apt (the Makefile installs the rest, MariaDB for the tests included).
 BUILD_IMAGE = codebuild.LinuxBuildImage.STANDARD_7_0
+# Synth and Test (constructs_lib/delivery/test_action.py): 4 vCPUs, 7 GB.
+BUILD_COMPUTE = codebuild.ComputeType.MEDIUM
 PYTHON = "3.11"
+SYNTH_ID = "Synth"
 SMOKE_ATTEMPTS = 10
 SMOKE_DELAY_SECONDS = 15
 # Pods of a fresh deploy pull images and pass readiness (3 x 10 s NLB checks) within this.
@@ -40,12 +44,21 @@ def python_runtime() -> codebuild.BuildSpec:
 
 
 def grant_connection_use(pipeline: codepipeline.Pipeline, connection_arn: str) -> None:
-    """The Source action's role (created when the action is bound) gets the action of the ARN's prefix."""
+    """The Source action's role and every CodeBuild project that clones the source (a CODEBUILD_CLONE_REF
+    artifact is a reference: the project itself clones through the connection) get the action of the ARN's prefix;
+    CDK grants only `codestar-connections:UseConnection`, which a `codeconnections` ARN does not accept."""
+    statement = iam.PolicyStatement(actions=[connection_use_action(connection_arn)], resources=[connection_arn])
     for role in pipeline.node.find_child("Source").node.find_all():
         if isinstance(role, iam.Role) and role.node.id == "CodePipelineActionRole":
-            role.add_to_principal_policy(
-                iam.PolicyStatement(actions=[connection_use_action(connection_arn)], resources=[connection_arn])
-            )
+            role.add_to_principal_policy(statement)
+    source_output = pipeline.stages[0].actions[0].action_properties.outputs[0]
+    for stage in pipeline.stages[1:]:
+        for action in stage.actions:
+            properties = action.action_properties
+            if isinstance(properties.resource, codebuild.Project) and any(
+                artifact.artifact_name == source_output.artifact_name for artifact in properties.inputs or []
+            ):
+                properties.resource.add_to_role_policy(statement)
 
 
 def connection_use_action(connection_arn: str) -> str:
@@ -59,12 +72,21 @@ def connection_use_action(connection_arn: str) -> str:
 
 
 def synth_step(source: pipelines.IFileSetProducer) -> pipelines.ShellStep:
-    """The same two commands a person runs: every test first, then the cloud assembly."""
+    """Install (from the dependency cache) and synthesize, nothing else: the test suite runs beside it as its own
+    action (constructs_lib/delivery/test_action.py), and self-mutation waits for both."""
     return pipelines.ShellStep(
-        "Synth",
+        SYNTH_ID,
         input=source,
-        commands=["make test", "make synth PLACEHOLDERS=refuse"],
+        install_commands=[RESTORE],
+        commands=["make setup", SAVE, "make synth PLACEHOLDERS=refuse"],
         primary_output_directory="cdk.out",
+    )
+
+
+def synth_build_spec(cache: dict) -> codebuild.BuildSpec:
+    """The synth project's Python runtime and its `cache` section (merged into CDK Pipelines' buildspec)."""
+    return codebuild.BuildSpec.from_object(
+        {"phases": {"install": {"runtime-versions": {"python": PYTHON}}}, "cache": cache}
     )
 
 
@@ -184,19 +206,20 @@ def install_requirements(names: Sequence[str]) -> str:
     )
 
 
-def bootstrap_role_arn(template: str, config: EnvironmentConfig) -> str:
-    """One of the stage account's CDK bootstrap roles (DefaultStackSynthesizer.DEFAULT_*_ROLE_ARN)."""
+def bootstrap_role_arn(template: str, config: EnvironmentConfig, region: str | None = None) -> str:
+    """One of the stage account's CDK bootstrap roles (DefaultStackSynthesizer.DEFAULT_*_ROLE_ARN), in the stage's
+    region unless the stack lives elsewhere (the edge, the backup copy)."""
     return (
         template.replace("${AWS::Partition}", Aws.PARTITION)
         .replace("${AWS::AccountId}", config.account)
-        .replace("${AWS::Region}", config.region)
+        .replace("${AWS::Region}", region or config.region)
         .replace("${Qualifier}", DefaultStackSynthesizer.DEFAULT_QUALIFIER)
     )
 
 
-def scan_role_arn(config: EnvironmentConfig) -> str:
+def scan_role_arn(config: EnvironmentConfig, region: str | None = None) -> str:
     """The stage account's CDK lookup role: read-only, and trusted by the toolchain account after `--trust`."""
-    return bootstrap_role_arn(DefaultStackSynthesizer.DEFAULT_LOOKUP_ROLE_ARN, config)
+    return bootstrap_role_arn(DefaultStackSynthesizer.DEFAULT_LOOKUP_ROLE_ARN, config, region)
 
 
 BLOCKING_SEVERITIES = ("CRITICAL", "HIGH")

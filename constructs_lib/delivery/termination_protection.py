@@ -29,29 +29,29 @@ from constructs_lib.delivery.steps import BUILD_IMAGE, bootstrap_role_arn
 ACTIONS = ("cloudformation:UpdateTerminationProtection", "cloudformation:DescribeStacks")
 
 
-def deploy_role_arn(config: EnvironmentConfig) -> str:
-    """The stage account's CDK bootstrap deploy role."""
-    return bootstrap_role_arn(DefaultStackSynthesizer.DEFAULT_DEPLOY_ROLE_ARN, config)
+def deploy_role_arn(config: EnvironmentConfig, region: str) -> str:
+    """The stage account's CDK bootstrap deploy role in the stack's region (the backup copy lives in another)."""
+    return bootstrap_role_arn(DefaultStackSynthesizer.DEFAULT_DEPLOY_ROLE_ARN, config, region)
 
 
-def session_policy(config: EnvironmentConfig, stack_name: str) -> dict:
+def session_policy(config: EnvironmentConfig, stack_name: str, region: str) -> dict:
     return {
         "Version": "2012-10-17",
         "Statement": [
             {
                 "Effect": "Allow",
                 "Action": list(ACTIONS),
-                "Resource": f"arn:aws:cloudformation:{config.region}:{config.account}:stack/{stack_name}/*",
+                "Resource": f"arn:aws:cloudformation:{region}:{config.account}:stack/{stack_name}/*",
             }
         ],
     }
 
 
-def protection_commands(config: EnvironmentConfig, stack_name: str) -> list[str]:
+def protection_commands(config: EnvironmentConfig, stack_name: str, stack_region: str) -> list[str]:
     """POSIX sh (CodeBuild's default shell); one command, so the session's credentials reach every call."""
-    region = shlex.quote(config.region)
+    region = shlex.quote(stack_region)
     name = shlex.quote(stack_name)
-    policy = shlex.quote(json.dumps(session_policy(config, stack_name), separators=(",", ":")))
+    policy = shlex.quote(json.dumps(session_policy(config, stack_name, stack_region), separators=(",", ":")))
     return [
         "set -eu; "
         f'set -- $(aws sts assume-role --role-arn "$DEPLOY_ROLE_ARN" --role-session-name termination-protection '
@@ -66,13 +66,13 @@ def protection_commands(config: EnvironmentConfig, stack_name: str) -> list[str]
 
 
 def termination_protection_step(*, config: EnvironmentConfig, stack: Stack) -> pipelines.CodeBuildStep:
-    role_arn = deploy_role_arn(config)
+    role_arn = deploy_role_arn(config, stack.region)
     return pipelines.CodeBuildStep(
         f"{config.stage_id}{stack.node.id}TerminationProtection",
         build_environment=codebuild.BuildEnvironment(build_image=BUILD_IMAGE),
         timeout=Duration.minutes(10),
         env={"DEPLOY_ROLE_ARN": role_arn},
-        commands=protection_commands(config, stack.stack_name),
+        commands=protection_commands(config, stack.stack_name, stack.region),
         role_policy_statements=[iam.PolicyStatement(actions=["sts:AssumeRole"], resources=[role_arn])],
     )
 

@@ -17,8 +17,8 @@ Results: metrics DriftedStacks, OrphanedObjects and DriftCheckFailures every run
 only when something drifted or could not be checked. The message is SNS JSON: `default` is an Amazon Q Developer
 in chat applications custom notification, `email` a plain-text summary; both cut to fit SNS's 256 KB.
 
-The Kubernetes API is read the way the workload health reporter reads it (workload_health.py is a link to
-lambda_handlers/workload_health/app.py: the same token and client code, bundled with this function).
+The Kubernetes API is read through kube_api.py, a link to lambda_handlers/kube_api.py: the token and client code
+the workload health reporter and the scheduler use, bundled with this function.
 
 Environment:
     ENVIRONMENT                  the environment's prefix, for titles (erp-dev)
@@ -39,7 +39,6 @@ import base64
 import json
 import os
 import time
-import urllib.error
 import urllib.parse
 import uuid
 from collections.abc import Callable, Iterable
@@ -51,7 +50,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from workload_health import Fetch, KubeApi, KubeError, eks_token, http_fetch
+from kube_api import Fetch, KubeApi, KubeError, eks_token, http_fetch
 
 logger = Logger()
 metrics = Metrics()
@@ -65,6 +64,10 @@ MAX_PATHS = 20  # property paths listed per drifted resource
 LIST_LIMIT = 500
 DRIFT_STATES = ["MODIFIED", "DELETED"]
 AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
+# What lets this function's role read the cluster (named when the API server refuses it).
+ACCESS = (
+    "its EKS access entry (AmazonEKSViewPolicy on the platform's namespaces, constructs_lib/observability/drift.py)"
+)
 
 
 # ---- CloudFormation drift ---------------------------------------------------------------------------------------
@@ -182,23 +185,11 @@ class OrphanResult:
     problem: str | None = None
 
 
-class Cluster(KubeApi):
-    """workload_health's client, plus reads that hand back the status (a kind it may not list is not fatal)."""
-
-    def read(self, path: str) -> tuple[int, dict | None]:
-        headers = {"Authorization": f"Bearer {self.token()}", "Accept": "application/json"}
-        try:
-            status, body = self.fetch(self.endpoint + path, headers, self.context)
-        except (urllib.error.URLError, OSError) as error:
-            raise KubeError(f"cannot reach the cluster API at {self.endpoint}: {error}") from error
-        return status, (json.loads(body) if status == 200 else None)
-
-
 def _group_version_path(api_version: str) -> str:
     return "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
 
 
-def read_inventory(api: Cluster, namespace: str, configmaps: list[str]) -> set[str]:
+def read_inventory(api: KubeApi, namespace: str, configmaps: list[str]) -> set[str]:
     """Every object the charts' manifests hold ("Kind namespace/name"), the inventories themselves included."""
     expected = set()
     for name in configmaps:
@@ -206,8 +197,7 @@ def read_inventory(api: Cluster, namespace: str, configmaps: list[str]) -> set[s
         if status in (401, 403):
             raise KubeError(
                 f"the Kubernetes API refused this function's role ({status}) reading the inventory {namespace}/"
-                f"{name}: its EKS access entry (AmazonEKSViewPolicy on the platform's namespaces, "
-                "constructs_lib/observability/drift.py) must exist"
+                f"{name}: {api.access} must exist"
             )
         if status == 404:
             raise KubeError(f"the inventory ConfigMap {namespace}/{name} is missing (Workloads stack not deployed?)")
@@ -219,7 +209,7 @@ def read_inventory(api: Cluster, namespace: str, configmaps: list[str]) -> set[s
     return expected
 
 
-def resource_paths(api: Cluster, kinds: Iterable[str]) -> tuple[dict[str, str], list[str]]:
+def resource_paths(api: KubeApi, kinds: Iterable[str]) -> tuple[dict[str, str], list[str]]:
     """(kind -> its namespaced collection path with `{ns}`, kinds the API server does not serve)."""
     by_group: dict[str, list[str]] = {}
     for entry in kinds:
@@ -242,7 +232,7 @@ def resource_paths(api: Cluster, kinds: Iterable[str]) -> tuple[dict[str, str], 
     return paths, missing
 
 
-def list_labelled(api: Cluster, path: str, selector: str) -> list[dict] | None:
+def list_labelled(api: KubeApi, path: str, selector: str) -> list[dict] | None:
     """Every object at `path` carrying the labels (all pages), or None when this role may not list them."""
     items, token = [], ""
     while True:
@@ -259,7 +249,7 @@ def list_labelled(api: Cluster, path: str, selector: str) -> list[dict] | None:
 
 
 def find_orphans(
-    api: Cluster,
+    api: KubeApi,
     *,
     inventory_namespace: str,
     inventory: list[str],
@@ -447,7 +437,7 @@ def check_cluster(sts: Any, fetch: Fetch) -> OrphanResult:
     env = os.environ
     cluster = env["CLUSTER_NAME"]
     ca_pem = base64.b64decode(env["CA_DATA"]).decode()
-    api = Cluster(env["ENDPOINT"], ca_pem, lambda: eks_token(sts, cluster), fetch)
+    api = KubeApi(env["ENDPOINT"], ca_pem, lambda: eks_token(sts, cluster), fetch, access=ACCESS)
     return find_orphans(
         api,
         inventory_namespace=env["INVENTORY_NAMESPACE"],

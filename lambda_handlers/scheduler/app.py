@@ -39,6 +39,9 @@ Environment:
     AUTOSCALER        optional JSON {"namespace": "kube-system", "name": "cluster-autoscaler", "replicas": 1}:
                       the Deployment paused at night and scaled back to `replicas` in the morning
     ENDPOINT, CA_DATA the cluster API endpoint and its base64 CA bundle (required with AUTOSCALER)
+
+The Kubernetes API is called through kube_api.py (a link to lambda_handlers/kube_api.py), as workload_health and
+drift_check call it.
 """
 
 from __future__ import annotations
@@ -47,27 +50,20 @@ import base64
 import json
 import os
 import ssl
-import urllib.error
-import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
+from kube_api import Fetch, KubeApi, KubeError, eks_token, http_fetch
 
 logger = Logger(service="erp-scheduler")
 
 # For each action: the status the database must be in, and the call that changes it.
 DB_TRANSITIONS = {"stop": ("available", "stop_db_instance"), "start": ("stopped", "start_db_instance")}
-TOKEN_PREFIX = "k8s-aws-v1."
-CLUSTER_ID_HEADER = "x-k8s-aws-id"
-KUBE_TIMEOUT_SECONDS = 10
-
-
-class KubeError(Exception):
-    """The Kubernetes API could not be reached or refused the call."""
+# What lets this function's role scale the autoscaler (named when the API server refuses it).
+ACCESS = "its access entry and Role (constructs_lib/cluster/cluster_autoscaler.py PauseAccess)"
 
 
 @dataclass(frozen=True)
@@ -125,68 +121,6 @@ def _autoscaler_from_env(env: os._Environ | dict) -> Autoscaler | None:
     return Autoscaler(target["namespace"], target["name"], target["replicas"], env["ENDPOINT"], ca_pem)
 
 
-# --- the Kubernetes API (the token and calls as in lambda_handlers/workload_health) ------------------------------
-
-
-def eks_token(sts: Any, cluster: str) -> str:
-    """What `aws eks get-token` prints: a presigned GetCallerIdentity URL that names the cluster."""
-
-    def name_the_cluster(request: Any, **_: Any) -> None:
-        request.headers[CLUSTER_ID_HEADER] = cluster
-
-    sts.meta.events.register_first("before-sign.sts.GetCallerIdentity", name_the_cluster)
-    try:
-        url = sts.generate_presigned_url("get_caller_identity", Params={}, ExpiresIn=60, HttpMethod="GET")
-    finally:
-        sts.meta.events.unregister("before-sign.sts.GetCallerIdentity", name_the_cluster)
-    return TOKEN_PREFIX + base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
-
-
-# (method, url, headers, body, TLS context) -> (HTTP status, body)
-Fetch = Callable[[str, str, dict[str, str], bytes | None, ssl.SSLContext | None], tuple[int, bytes]]
-
-
-def http_fetch(
-    method: str, url: str, headers: dict[str, str], body: bytes | None, context: ssl.SSLContext | None
-) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, data=body, headers=headers, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=KUBE_TIMEOUT_SECONDS, context=context) as response:  # noqa: S310
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-
-
-class KubeApi:
-    """Calls against one cluster's API server, authenticated as this function's role."""
-
-    def __init__(self, endpoint: str, ca_pem: str, token: Callable[[], str], fetch: Fetch = http_fetch) -> None:
-        self.endpoint, self.token, self.fetch = endpoint.rstrip("/"), token, fetch
-        self.context = ssl.create_default_context(cadata=ca_pem)
-
-    def call(self, method: str, path: str, patch: dict | None = None) -> dict | None:
-        """The object at `path` (after the merge patch, if any), or None when it does not exist."""
-        headers = {"Authorization": f"Bearer {self.token()}", "Accept": "application/json"}
-        body = None
-        if patch is not None:
-            headers["Content-Type"] = "application/merge-patch+json"
-            body = json.dumps(patch).encode()
-        try:
-            status, answer = self.fetch(method, self.endpoint + path, headers, body, self.context)
-        except (urllib.error.URLError, OSError) as error:
-            raise KubeError(f"cannot reach the cluster API at {self.endpoint}: {error}") from error
-        if status == 404:
-            return None
-        if status in (401, 403):
-            raise KubeError(
-                f"the Kubernetes API refused this function's role ({status}) on {method} {path}: its access entry "
-                "and Role (constructs_lib/cluster/cluster_autoscaler.py PauseAccess) must exist"
-            )
-        if status != 200:
-            raise KubeError(f"{method} {path} answered {status}: {answer[:200].decode('utf-8', 'replace')}")
-        return json.loads(answer)
-
-
 def _scale_autoscaler(api: KubeApi, target: Autoscaler, replicas: int) -> dict:
     scale = api.call("GET", target.scale_path)
     if scale is None:
@@ -241,7 +175,7 @@ def _kube_api(target: Autoscaler, cluster: str, fetch: Fetch, sts: Any = None) -
     # The regional STS endpoint, as `aws eks get-token` uses: the API server calls it with the token.
     region = boto3.session.Session().region_name
     sts = sts or boto3.client("sts", region_name=region, endpoint_url=f"https://sts.{region}.amazonaws.com")
-    return KubeApi(target.endpoint, target.ca_pem, lambda: eks_token(sts, cluster), fetch)
+    return KubeApi(target.endpoint, target.ca_pem, lambda: eks_token(sts, cluster), fetch, access=ACCESS)
 
 
 @logger.inject_lambda_context(log_event=True)

@@ -5,9 +5,9 @@ The pipeline's smoke test must prove the pods users depend on - the services, th
 proxy, Kafka, the collectors, the controllers - and fail the stage on a crash loop. It runs in the toolchain
 account with the stage's read-only CDK lookup role, outside the VPC, and prod's Kubernetes API is private.
 So the reading happens here, inside the VPC: this function reads each workload through the Kubernetes API
-(as its own role, mapped to AmazonEKSViewPolicy by an EKS access entry; the token is made the way `aws eks
-get-token` makes it) and writes one JSON report to an SSM parameter, which the smoke test reads through the
-lookup role and requires to be newer than its own start (tools/smoke_check.py).
+(as its own role, mapped to AmazonEKSViewPolicy by an EKS access entry; kube_api.py, a link to
+lambda_handlers/kube_api.py, makes the token and the calls) and writes one JSON report to an SSM parameter, which
+the smoke test reads through the lookup role and requires to be newer than its own start (tools/smoke_check.py).
 
 A workload is available when its controller has seen the latest spec, every replica (every scheduled node, for
 a DaemonSet) runs the updated spec and is available/ready, the rollout is not stuck, and none of its pods is
@@ -24,15 +24,12 @@ from __future__ import annotations
 import base64
 import json
 import os
-import ssl
-import urllib.error
 import urllib.parse
-import urllib.request
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
+from kube_api import Fetch, KubeApi, KubeError, eks_token, http_fetch
 
 # Waiting reasons of a container that will not become ready by waiting.
 FAILING = frozenset(
@@ -47,69 +44,11 @@ FAILING = frozenset(
     }
 )
 API_PATHS = {"Deployment": "deployments", "StatefulSet": "statefulsets", "DaemonSet": "daemonsets"}
-TOKEN_PREFIX = "k8s-aws-v1."
-CLUSTER_ID_HEADER = "x-k8s-aws-id"
-TIMEOUT_SECONDS = 10
 # SSM standard parameters hold 4 KB: messages are cut to fit.
 MAX_REPORT = 4000
 AVAILABLE = "available"
-
-
-class KubeError(Exception):
-    """The Kubernetes API could not be read."""
-
-
-def eks_token(sts: Any, cluster: str) -> str:
-    """What `aws eks get-token` prints: a presigned GetCallerIdentity URL that names the cluster."""
-
-    def name_the_cluster(request: Any, **_: Any) -> None:
-        request.headers[CLUSTER_ID_HEADER] = cluster
-
-    sts.meta.events.register_first("before-sign.sts.GetCallerIdentity", name_the_cluster)
-    try:
-        url = sts.generate_presigned_url("get_caller_identity", Params={}, ExpiresIn=60, HttpMethod="GET")
-    finally:
-        sts.meta.events.unregister("before-sign.sts.GetCallerIdentity", name_the_cluster)
-    return TOKEN_PREFIX + base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
-
-
-# (url, headers, TLS context) -> (HTTP status, body)
-Fetch = Callable[[str, dict[str, str], ssl.SSLContext | None], tuple[int, bytes]]
-
-
-def http_fetch(url: str, headers: dict[str, str], context: ssl.SSLContext | None) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS, context=context) as response:  # noqa: S310
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-
-
-class KubeApi:
-    """GETs against one cluster's API server, authenticated as this function's role."""
-
-    def __init__(self, endpoint: str, ca_pem: str, token: Callable[[], str], fetch: Fetch = http_fetch) -> None:
-        self.endpoint, self.token, self.fetch = endpoint.rstrip("/"), token, fetch
-        self.context = ssl.create_default_context(cadata=ca_pem)
-
-    def get(self, path: str) -> dict | None:
-        """The object at `path`, or None when it does not exist."""
-        headers = {"Authorization": f"Bearer {self.token()}", "Accept": "application/json"}
-        try:
-            status, body = self.fetch(self.endpoint + path, headers, self.context)
-        except (urllib.error.URLError, OSError) as error:
-            raise KubeError(f"cannot reach the cluster API at {self.endpoint}: {error}") from error
-        if status == 404:
-            return None
-        if status in (401, 403):
-            raise KubeError(
-                f"the Kubernetes API refused this function's role ({status}) on GET {path}: its EKS access entry "
-                "(AmazonEKSViewPolicy, constructs_lib/delivery/workload_health.py) must exist"
-            )
-        if status != 200:
-            raise KubeError(f"GET {path} answered {status}: {body[:200].decode('utf-8', 'replace')}")
-        return json.loads(body)
+# What lets this function's role in (named when the API server refuses it).
+ACCESS = "its EKS access entry (AmazonEKSViewPolicy, constructs_lib/delivery/workload_health.py)"
 
 
 def workload_path(ref: str) -> tuple[str, str, str, str]:
@@ -201,7 +140,7 @@ def handler(event, context, *, sts=None, ssm=None, fetch: Fetch = http_fetch, no
     sts = sts or boto3.client("sts", region_name=region, endpoint_url=f"https://sts.{region}.amazonaws.com")
     ssm = ssm or boto3.client("ssm")
     ca_pem = base64.b64decode(os.environ["CA_DATA"]).decode()
-    api = KubeApi(os.environ["ENDPOINT"], ca_pem, lambda: eks_token(sts, cluster), fetch)
+    api = KubeApi(os.environ["ENDPOINT"], ca_pem, lambda: eks_token(sts, cluster), fetch, access=ACCESS)
     report = build_report(api, json.loads(os.environ["WORKLOADS"]), cluster, now or datetime.now(UTC))
     ssm.put_parameter(Name=os.environ["PARAMETER"], Value=fit(report), Type="String", Overwrite=True)
     return report

@@ -16,7 +16,7 @@ import pytest
 from constructs_lib.cluster import external_secrets, load_balancer_controller, reloader
 from constructs_lib.delivery.workload_inventory import HELM_WORKLOADS
 from k8s_charts.addon_policies import ADDON_NAMESPACES, ADDON_PODS, AddonPod
-from k8s_charts.namespace import POD_IDENTITY_AGENT
+from tests.charts.test_namespace import POD_IDENTITY_AGENT_IPV4
 from tests.support.charts import Manifest, find, selector_matches
 
 KUBE_DNS = ("kube-system", {"k8s-app": "kube-dns"})
@@ -120,7 +120,7 @@ def test_each_controller_reaches_the_api_server_and_only_what_it_needs(built, po
     # AWS APIs, their DNS names and Pod Identity credentials: only the two controllers with an AWS role.
     aws = pod.aws_apis
     assert allowed(policies, pod, "Egress", Peer(ip=AWS_API), 443) is aws
-    assert allowed(policies, pod, "Egress", Peer(ip=POD_IDENTITY_AGENT.split("/")[0]), 80) is aws
+    assert allowed(policies, pod, "Egress", Peer(ip=POD_IDENTITY_AGENT_IPV4.split("/")[0]), 80) is aws
     dns = Peer(namespace=KUBE_DNS[0], labels=KUBE_DNS[1])
     assert allowed(policies, pod, "Egress", dns, 53, "UDP") is aws
     # Never the data stores, the nodes' kubelets or IMDS.

@@ -5,9 +5,10 @@ ConfigMap mounted there. Checked: the X-Ray receiver on UDP 2000 with the sampli
 4317/4318, one traces pipeline into the X-Ray exporter, probes on the health_check extension, the Service's
 ports = the container's = the receivers', every tracing service's AWS_XRAY_DAEMON_ADDRESS resolving to a
 Service that selects the collector, no X-Ray daemon image anywhere, and every key of its config recorded in
-k8s_charts/contracts/aws-otel-collector.yaml: the collector refuses to start on an unknown key, so a made-up
-one must fail here rather than in the cluster. (The kafka-metrics collector runs the same image with its own
-config and contract, aws-otel-collector-metrics.yaml, checked by test_kafka_metrics.py.)
+k8s_charts/contracts/aws-otel-collector.yaml (collector_config.configs.tracing): the collector refuses to start on
+an unknown key, so a made-up one must fail here rather than in the cluster. (The kafka-metrics collector runs the
+same image with its own config, the contract's collector_config.configs.kafka_metrics, checked by
+test_kafka_metrics.py.)
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from .conftest import build
 CONTRACT = yaml.safe_load(
     (Path(__file__).resolve().parents[2] / "k8s_charts" / "contracts" / "aws-otel-collector.yaml").read_text()
 )
-SPEC = CONTRACT["collector_config"]
+# The image's config grammar with the keys the tracing config may use.
+SPEC = {**CONTRACT["collector_config"], **CONTRACT["collector_config"]["configs"]["tracing"]}
 COMPONENT_KINDS = ("extensions", "receivers", "processors", "exporters", "connectors")
 
 
@@ -281,6 +283,21 @@ def test_every_key_of_the_collector_config_is_in_the_contract(built):
     config = tracing_collector(built).config
     assert set(config) >= {"receivers", "processors", "exporters", "extensions", "service"}
     assert config_key_violations(config) == []
+
+
+def test_every_config_of_the_image_uses_only_types_compiled_into_it():
+    """One contract for the image, a section per config: each section's component types are the build's."""
+    grammar = CONTRACT["collector_config"]
+    assert set(grammar["configs"]) == {"tracing", "kafka_metrics"}
+    not_compiled = [
+        f"configs.{name}.{kind}.{component_type}"
+        for name, section in grammar["configs"].items()
+        for listing in (section["keys"], section.get("types", {}))
+        for kind, types in listing.items()
+        for component_type in types
+        if component_type not in grammar["compiled"][kind]
+    ]
+    assert not_compiled == []
 
 
 def test_the_key_check_rejects_what_the_pinned_version_does_not_have(built):

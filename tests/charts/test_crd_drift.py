@@ -4,13 +4,16 @@ Everywhere, CodeBuild included: each copy matches the checksum recorded when it 
 (k8s_charts/crds/SHA256SUMS), and every copy has one. Where ../shared/crds is beside the repository,
 the record must also match upstream. Where it is not, that one comparison cannot run: it is skipped
 with the reason in pytest's summary (`-ra` in pyproject.toml), or fails when ERP_REQUIRE_SHARED_CRDS=1
-says upstream must be there.
+says upstream must be there. CI (.ci/run) has ../shared beside the clone: it refuses to start without
+../shared/crds and sets ERP_REQUIRE_SHARED_CRDS=1, so there the comparison always runs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,7 @@ import pytest
 from tests.support.charts import CRD_DIR, SHARED_CRD_DIR
 
 SUMS_FILE = CRD_DIR / "SHA256SUMS"
+CI_RUN = Path(__file__).resolve().parents[2] / ".ci" / "run"
 REQUIRE_ENV = "ERP_REQUIRE_SHARED_CRDS"
 
 
@@ -59,3 +63,28 @@ def test_the_recorded_checksums_are_upstreams():
         upstream = SHARED_CRD_DIR / name
         assert upstream.is_file(), f"{name} is not in {SHARED_CRD_DIR}"
         assert sha256(upstream) == digest, f"{name} drifted from {SHARED_CRD_DIR}"
+
+
+def run_ci(tmp_path: Path, with_shared: bool) -> tuple[subprocess.CompletedProcess, str | None]:
+    """.ci/run from a scratch clone, `make` replaced by a stub that records ERP_REQUIRE_SHARED_CRDS."""
+    clone = tmp_path / "clone"
+    (clone / ".ci").mkdir(parents=True)
+    shutil.copy(CI_RUN, clone / ".ci" / "run")
+    if with_shared:
+        (tmp_path / "shared" / "crds").mkdir(parents=True)
+    bin_dir, record = tmp_path / "bin", tmp_path / "make-called"
+    bin_dir.mkdir()
+    (bin_dir / "make").write_text(f'#!/bin/sh\necho "$*:${{{REQUIRE_ENV}:-unset}}" > {record}\n')
+    (bin_dir / "make").chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    result = subprocess.run(["bash", str(clone / ".ci" / "run")], capture_output=True, text=True, env=env, check=False)
+    return result, record.read_text().strip() if record.exists() else None
+
+
+def test_ci_refuses_to_run_without_upstream_crds_and_requires_the_comparison(tmp_path):
+    result, make = run_ci(tmp_path, with_shared=False)
+    assert result.returncode != 0 and make is None
+    assert "shared/crds is missing" in result.stderr
+    result, make = run_ci(tmp_path / "with", with_shared=True)
+    assert result.returncode == 0, result.stderr
+    assert make == "test:1", "CI must run `make test` with ERP_REQUIRE_SHARED_CRDS=1"

@@ -3,8 +3,8 @@
 Everything is read from the rendered manifests: the exporter's args, the collector's config (the ConfigMap its
 `--config` names), the RBAC bound to its service account, the NetworkPolicies. The collector pipeline is run on
 made-up scrapes, the way the pinned versions process them (Prometheus relabeling, metrics_transform's aggregation,
-awsemf's declarations; k8s_charts/contracts/aws-otel-collector-metrics.yaml): `emf_metrics` is what reaches
-CloudWatch, and tests/infra/test_kafka_health.py checks every alarm against it.
+awsemf's declarations; k8s_charts/contracts/aws-otel-collector.yaml, collector_config.configs.kafka_metrics):
+`emf_metrics` is what reaches CloudWatch, and tests/infra/test_kafka_health.py checks every alarm against it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import yaml
 
 from k8s_charts import names
 from k8s_charts.kafka_metrics import EXPORTER_PORT, KUBELET_PORT, TOKEN_DIR, data_claims
-from k8s_charts.namespace import ANYWHERE, POD_IDENTITY_AGENT
+from k8s_charts.namespace import ANYWHERE
+from tests.charts.test_namespace import POD_IDENTITY_AGENT_IPV4
 from tests.contracts.test_third_party_contracts import arg_violations
 from tests.support.charts import Manifest, find, selector_matches
 
@@ -28,8 +29,9 @@ from .conftest import ENVIRONMENTS, build
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "k8s_charts" / "contracts"
 EXPORTER_CONTRACT = yaml.safe_load((CONTRACTS / "kafka-exporter.yaml").read_text())
-COLLECTOR_CONTRACT = yaml.safe_load((CONTRACTS / "aws-otel-collector-metrics.yaml").read_text())
-SPEC = COLLECTOR_CONTRACT["collector_config"]
+COLLECTOR_CONTRACT = yaml.safe_load((CONTRACTS / "aws-otel-collector.yaml").read_text())
+# The image's config grammar with the types, keys, values and behaviour the kafka-metrics config uses.
+SPEC = {**COLLECTOR_CONTRACT["collector_config"], **COLLECTOR_CONTRACT["collector_config"]["configs"]["kafka_metrics"]}
 NAME_LABEL = "app.kubernetes.io/name"
 
 
@@ -474,7 +476,7 @@ def test_kafka_metrics_reaches_the_brokers_the_kubelets_and_aws_only(built):
         ("kafka", (names.KAFKA_PORT, "TCP")),
         (built.values.vpc_cidr, (KUBELET_PORT, "TCP")),  # the nodes' kubelets
         (ANYWHERE, (443, "TCP")),  # the API server (pod discovery) and CloudWatch Logs
-        (POD_IDENTITY_AGENT, (80, "TCP")),
+        (POD_IDENTITY_AGENT_IPV4, (80, "TCP")),
         ("dns", (53, "UDP")),
         ("dns", (53, "TCP")),
     }

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
+import ipaddress
+
+import pytest
+
 from config.hosting import isolated_subnet_cidrs, nlb_private_ips
-from k8s_charts import names
-from k8s_charts.namespace import APP_NAMESPACE_CHART, POD_IDENTITY_AGENT
+from k8s_charts import build_charts, names
+from k8s_charts.namespace import APP_NAMESPACE_CHART
+from tests.charts.conftest import ENVIRONMENTS, build, fake_values
 from tests.support.charts import find, selector_matches, workloads
+
+# The EKS Pod Identity Agent's addresses, as AWS documents them (not the product's constant): "The agent uses the
+# loopback (localhost) IP address 169.254.170.23 for IPv4 and the localhost IP address [fd00:ec2::23] for IPv6"
+# (Amazon EKS User Guide, "Set up the Amazon EKS Pod Identity Agent", Considerations:
+# https://docs.aws.amazon.com/eks/latest/userguide/pod-id-agent-setup.html). Pods reach it over plain HTTP, port 80
+# (AWS_CONTAINER_CREDENTIALS_FULL_URI=http://169.254.170.23/v1/credentials).
+POD_IDENTITY_AGENT_IPV4 = "169.254.170.23/32"
+POD_IDENTITY_AGENT_IPV6 = "fd00:ec2::23/128"
+LINK_LOCAL = (ipaddress.ip_network("169.254.0.0/16"), ipaddress.ip_network("fe80::/10"))
 
 
 def policies(built) -> dict[str, dict]:
@@ -154,7 +169,33 @@ def test_collector_takes_xray_and_otlp_from_tracing_services_and_reaches_aws(bui
         assert ports([r for r in egress if r["to"] == collector_pods]) == collector, name
     assert ports(spec["egress"]) == {(443, "TCP"), (80, "TCP")}
     identity_rule = next(r for r in spec["egress"] if ports([r]) == {(80, "TCP")})
-    assert identity_rule["to"] == [{"ipBlock": {"cidr": POD_IDENTITY_AGENT}}]
+    assert identity_rule["to"] == [{"ipBlock": {"cidr": POD_IDENTITY_AGENT_IPV4}}]
+
+
+def test_link_local_egress_is_the_pod_identity_agent_alone(built):
+    """Every policy of every chart: an ipBlock that touches link-local space (IMDS at 169.254.169.254 lives there)
+    or the agent's IPv6 address is exactly one of the agent's documented addresses, on port 80 only."""
+    agent = {POD_IDENTITY_AGENT_IPV4, POD_IDENTITY_AGENT_IPV6}
+    seen = set()
+    for policy in find(built.everything, "NetworkPolicy"):
+        for rule in policy["spec"].get("egress", []):
+            for peer in rule.get("to", []):
+                block = peer.get("ipBlock", {}).get("cidr")
+                if block is None:
+                    continue
+                network = ipaddress.ip_network(block)
+                touches = any(network.overlaps(space) for space in LINK_LOCAL if space.version == network.version)
+                if not touches and not any(network.overlaps(ipaddress.ip_network(a)) for a in agent):
+                    continue
+                name = policy["metadata"]["name"]
+                # 0.0.0.0/0 overlaps everything; it is 443 only (test_only_pods_with_an_aws_identity_may_leave_the_vpc).
+                if network.prefixlen == 0:
+                    assert ports([rule]) == {(443, "TCP")}, name
+                    continue
+                assert block in agent, f"{name}: egress to {block}, wider than the Pod Identity Agent"
+                assert ports([rule]) == {(80, "TCP")}, name
+                seen.add(name)
+    assert seen  # the collector at least
 
 
 def test_only_pods_with_an_aws_identity_may_leave_the_vpc(built):
@@ -176,3 +217,31 @@ def test_every_pod_port_in_the_namespace_is_opened_somewhere(built):
         for container in w.pod_spec["containers"]:
             for port in container.get("ports", []):
                 assert (port["containerPort"], port.get("protocol", "TCP")) in admitted, (w.key, port)
+
+
+@pytest.mark.parametrize("env_name", ENVIRONMENTS)
+def test_a_service_that_declares_mysql_reaches_only_the_database_on_3306(env_name):
+    """No committed config declares `mysql`, so this branch of the egress policy is built here: the service that
+    declares it gets one rule, to the VPC the database lives in (config network.vpc_cidr), on 3306; nobody else
+    gets 3306, and nothing reaches it from anywhere wider."""
+    env = build(env_name).env
+    first = env.services[0].model_copy(update={"uses": [*env.services[0].uses, "mysql"]})
+    with_mysql = env.model_copy(update={"services": [first, *env.services[1:]]})
+    arn = f"arn:aws:secretsmanager:{env.region}:{env.account}:secret:erp/{env.name}/mysql/{first.name}-AbCdEf"
+    values = dataclasses.replace(fake_values(env), mysql_secret_arns={first.name: arn})
+    specs = {
+        p["metadata"]["name"]: p["spec"]
+        for p in find(build_charts(with_mysql, values)["namespace"].to_json(), "NetworkPolicy")
+    }
+    mysql = [
+        (name, rule)
+        for name, spec in specs.items()
+        for rule in spec.get("egress", [])
+        if (3306, "TCP") in ports([rule])
+    ]
+    assert mysql == [
+        (
+            f"allow-{first.name}-egress",
+            {"to": [{"ipBlock": {"cidr": env.network.vpc_cidr}}], "ports": [{"port": 3306, "protocol": "TCP"}]},
+        )
+    ]

@@ -54,6 +54,10 @@ PROD_RULES = [
     ("api.edge_only", False, "api.edge_only: production's API answers only through the edge"),
     ("edge.domain_name", None, "edge: domain_name and certificate_arn go together"),
     ("edge", {"waf": {"enabled": True}}, "edge.domain_name: production serves TLS 1.2+ on its own domain"),
+    # Issue 21: production's backups leave the region, are locked, and are restored on a schedule.
+    ("backup.copy", None, "backup.copy: production copies its backups to a vault in a second region"),
+    ("backup.vault_lock", None, "backup.vault_lock: production locks its backup vaults"),
+    ("backup.drill.schedule", None, "backup.drill.schedule: production runs the restore drill on a schedule"),
 ]
 
 
@@ -87,6 +91,7 @@ def test_committed_prod_passes_every_rule():
         ("auth.email", None),
         ("edge.waf.enabled", False),
         ("api.edge_only", False),
+        ("backup.drill.schedule", None),
     ],
 )
 def test_the_same_settings_are_allowed_outside_production(config_dir, field, value):
@@ -106,3 +111,57 @@ def test_endpoint_access_that_contradicts_the_public_cidrs_is_refused_everywhere
     restricted to them would shut out the nodes (they reach it from the NAT addresses)."""
     edit(config_dir, "dev", "cluster.endpoint_access", access)
     assert expected in error_of(config_dir, "dev")
+
+
+# Backup rules of every environment (issue 21): (dotted field in prod.yaml, bad value, the one-line error's tail).
+BACKUP_RULES = [
+    (
+        "backup.rules.0.retention_days",
+        5,
+        "backup: rules[daily].retention_days: 5 days is outside the vault lock's [7, 120] (AWS Backup refuses the job)",
+    ),
+    (
+        "backup.rules.1.retention_days",
+        365,
+        "backup: rules[weekly].retention_days: 365 days is outside the vault lock's [7, 120]",
+    ),
+    ("backup.copy.retention_days", 400, "backup: copy.retention_days: 400 days is outside the vault lock's [7, 120]"),
+    ("backup.copy.region", "ap-northeast-2", "backup.copy.region: ap-northeast-2 is this environment's own region"),
+    ("backup.rules.1.name", "daily", "backup: rules: names must be unique"),
+    (
+        "backup.rules.0.completion_window_minutes",
+        90,
+        "backup.rules.0: completion_window_minutes must be at least start_window_minutes + 60 (120)",
+    ),
+    ("backup.rules.0.start_window_minutes", 30, "backup.rules.0.start_window_minutes: Input should be greater than"),
+    ("backup.rules.0.schedule", "rate(1 day)", "backup.rules.0.schedule: String should match pattern"),
+    ("backup.rules.0.schedule", "cron(0 7 * * ?)", "backup.rules.0.schedule: String should match pattern"),
+    ("backup.vault_lock.max_retention_days", 3, "backup.vault_lock: max_retention_days must be >= min_retention_days"),
+    ("backup.vault_lock.changeable_for_days", 3, "backup.vault_lock: changeable_for_days: only compliance mode"),
+    ("backup.vault_lock.mode", "legal-hold", "backup.vault_lock.mode: Input should be 'governance' or 'compliance'"),
+    ("backup.drill.rto_target_minutes", 2, "backup.drill.rto_target_minutes: Input should be greater than or equal"),
+    ("backup.drill.timezone", "KST", "backup.drill.timezone: 'KST' is not an IANA time zone name"),
+]
+
+
+@pytest.mark.parametrize(("field", "value", "expected"), BACKUP_RULES, ids=[f"{r[0]}={r[1]!r}" for r in BACKUP_RULES])
+def test_each_backup_rule_rejects_its_break(config_dir, field, value, expected):
+    edit(config_dir, "prod", field, value)
+    assert expected in error_of(config_dir, "prod")
+
+
+def test_a_copy_needs_a_rule_that_copies(config_dir):
+    for index in (0, 1):
+        edit(config_dir, "prod", f"backup.rules.{index}.copy", False)
+    assert "backup: copy: no rule has copy: true" in error_of(config_dir, "prod")
+
+
+def test_a_compliance_lock_takes_its_grace_period(config_dir):
+    edit(
+        config_dir,
+        "prod",
+        "backup.vault_lock",
+        {"mode": "compliance", "min_retention_days": 7, "changeable_for_days": 7},
+    )
+    lock = load_environment("prod", config_dir).backup.vault_lock
+    assert (lock.mode, lock.max_retention_days, lock.changeable_for_days) == ("compliance", None, 7)

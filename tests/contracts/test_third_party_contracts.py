@@ -40,6 +40,7 @@ from typing import Any
 import pytest
 import yaml
 
+from config.kubernetes_versions import addon_version
 from k8s_charts import names
 from k8s_charts.images import CACHE_PREFIXES, THIRD_PARTY, ThirdPartyImage
 from tests.charts.conftest import ENVIRONMENTS, build
@@ -616,6 +617,16 @@ def pins(
     if contract.kind == "image":
         found.append((f"{contract['pinned_by']}.tag", contract_image(contract).tag, contract.version))
         return found
+    if contract.kind == "eks-addon":
+        # EKS runs its build of the driver, pinned per Kubernetes minor (config/kubernetes-versions.yaml); unpinned
+        # (None: EKS's default at create) stands for the newest tag read.
+        for env, config in sorted(configs.items()):
+            minor = config.cluster.kubernetes_version
+            pinned = addon_version(minor, contract.component)
+            driver = pinned.split("-eksbuild")[0] if pinned else contract.version
+            read = driver if driver in contract["read_at"] else f"one of {contract['read_at']}"
+            found.append((f"{env}: kubernetes-versions.yaml {minor} addons.{contract.component}", driver, read))
+        return found
     if contract.kind == "cli":
         found.append((contract["pinned_by"], package_json_pin(contract), contract.version))
         package = contract["source"]["package"]["name"]
@@ -660,7 +671,7 @@ def test_contract_records_its_source(component):
     contract = contracts()[component]
     source = contract["source"]
     assert source["repository"].startswith("https://github.com/") and source["tag"]
-    assert contract.kind in ("image", "helm-chart", "cli")
+    assert contract.kind in ("image", "helm-chart", "cli", "eks-addon")
     assert source["status"] in ("read", "unavailable", "published-package"), contract.file
     if source["status"] == "published-package":  # read from the package the lock file resolves, not from git
         package = source["package"]
@@ -687,6 +698,13 @@ def test_every_third_party_image_and_chart_has_a_contract(stack_templates):
         addon = resolve(contract["addon"])
         assert (addon.chart, addon.repository) == (contract["chart"], contract["repository"]), contract.file
         assert contract["pinned_by"] == f"config.cluster.helm.{addon.version_field}", contract.file
+
+
+def test_one_contract_per_pinned_image():
+    """An image run with several configs keeps one contract (its flags, env and source are the image's), with a
+    section per config (aws-otel-collector.yaml: collector_config.configs)."""
+    pins = [c["pinned_by"] for c in of_kind("image")]
+    assert sorted({pin for pin in pins if pins.count(pin) > 1}) == []
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)

@@ -4,12 +4,11 @@ message to the alarm topic when something is wrong and none when nothing is.
 SNS is moto's (the message is read back as the topic received it). moto 5.2.5 has none of CloudFormation's drift
 APIs (DetectStackDrift, DescribeStackDriftDetectionStatus, DescribeStackResourceDrifts), so those three calls are
 stubbed with botocore's Stubber, one client per region: a stack detected in the wrong region is an unexpected
-call. The Kubernetes API is a fake that filters by label selector like the API server does.
+call. The Kubernetes API is tests/support/fake_kube.py, which filters by label selector like the API server does.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime
 import json
 import urllib.parse
@@ -25,6 +24,7 @@ from moto.sns.models import sns_backends
 
 from tests.handlers.conftest import load_function
 from tests.support.aws import use_fake_credentials
+from tests.support.fake_kube import FakeKube, ca_data, kube_object
 
 HANDLER_DIR = Path(__file__).resolve().parents[2] / "lambda_handlers" / "drift_check"
 app = load_function(HANDLER_DIR).app  # imported as Lambda would (tests/handlers/conftest.py)
@@ -41,13 +41,6 @@ KINDS = [
     "networking.k8s.io/v1/NetworkPolicy",
     "elbv2.k8s.aws/v1beta1/TargetGroupBinding",
 ]
-# What the API server serves: group-version path -> [(kind, plural)].
-SERVED = {
-    "/api/v1": [("ConfigMap", "configmaps"), ("Service", "services")],
-    "/apis/apps/v1": [("Deployment", "deployments")],
-    "/apis/networking.k8s.io/v1": [("NetworkPolicy", "networkpolicies")],
-    "/apis/elbv2.k8s.aws/v1beta1": [("TargetGroupBinding", "targetgroupbindings")],
-}
 INVENTORY = {
     "platform-manifest-services": [
         "Deployment erp-dev/notification-service",
@@ -60,32 +53,6 @@ INVENTORY = {
 NOW = datetime.datetime(2026, 12, 5, 6, 0, tzinfo=datetime.UTC)
 
 
-def ca_pem() -> str:
-    """A self-signed certificate standing in for the cluster's CA (the TLS context must load it)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kubernetes")])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(NOW)
-        .not_valid_after(NOW + datetime.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
-CA_DATA = base64.b64encode(ca_pem().encode()).decode()
-
-
 # ---- the fake Kubernetes API ------------------------------------------------------------------------------------
 
 
@@ -93,10 +60,8 @@ def k8s_object(identity: str, *, labels: dict | None = None, owned: bool = False
     """An object from "Kind namespace/name", with the platform's labels unless told otherwise."""
     kind, where = identity.split(" ")
     namespace, name = where.split("/")
-    meta = {"name": name, "namespace": namespace, "labels": LABELS if labels is None else labels}
-    if owned:
-        meta["ownerReferences"] = [{"kind": "ExternalSecret", "name": name, "uid": "1"}]
-    return {"kind": kind, "metadata": meta}
+    owner = {"ownerReferences": [{"kind": "ExternalSecret", "name": name, "uid": "1"}]} if owned else {}
+    return kube_object(kind, namespace, name, labels=LABELS if labels is None else labels, metadata=owner)
 
 
 def inventory_configmap(name: str, objects: list[str]) -> dict:
@@ -111,37 +76,9 @@ def deployed() -> list[dict]:
     return objects
 
 
-class FakeKube:
-    """The API server: discovery, named GETs and label-selected lists; `forbidden` plurals answer 403."""
-
-    def __init__(self, objects: list[dict], forbidden: frozenset[str] = frozenset()) -> None:
-        self.objects, self.forbidden = objects, forbidden
-        self.plurals = {plural: kind for served in SERVED.values() for kind, plural in served}
-        self.requests: list[str] = []
-
-    def __call__(self, url: str, headers: dict, context) -> tuple[int, bytes]:
-        assert url.startswith(ENDPOINT) and headers["Authorization"].startswith("Bearer k8s-aws-v1.")
-        parsed = urllib.parse.urlparse(url.removeprefix(ENDPOINT))
-        self.requests.append(parsed.path + (f"?{parsed.query}" if parsed.query else ""))
-        if parsed.path in SERVED:
-            resources = [
-                {"name": plural, "kind": kind, "namespaced": True, "verbs": ["get", "list", "watch"]}
-                for kind, plural in SERVED[parsed.path]
-            ]
-            return 200, json.dumps({"resources": resources}).encode()
-        _, rest = parsed.path.split("/namespaces/")
-        namespace, plural, *name = rest.split("/")
-        if plural in self.forbidden:
-            return 403, b'{"kind":"Status","reason":"Forbidden"}'
-        kind = self.plurals[plural]
-        found = [o for o in self.objects if o["kind"] == kind and o["metadata"]["namespace"] == namespace]
-        if name:
-            match = [o for o in found if o["metadata"]["name"] == name[0]]
-            return (200, json.dumps(match[0]).encode()) if match else (404, b'{"reason":"NotFound"}')
-        query = urllib.parse.parse_qs(parsed.query)
-        wanted = dict(pair.split("=") for pair in query.get("labelSelector", [""])[0].split(",") if pair)
-        items = [o for o in found if wanted.items() <= o["metadata"]["labels"].items()]
-        return 200, json.dumps({"items": items, "metadata": {}}).encode()
+def cluster(objects: list[dict], forbidden: frozenset[str] = frozenset()) -> FakeKube:
+    """The API server holding `objects`; `forbidden` plurals answer 403 (outside the function's access)."""
+    return FakeKube(ENDPOINT, objects, forbidden=forbidden)
 
 
 # ---- CloudFormation (Stubber) and SNS (moto) --------------------------------------------------------------------
@@ -242,7 +179,7 @@ def aws(monkeypatch):
         "MAX_WAIT_SECONDS": "120",
         "CLUSTER_NAME": "erp-dev",
         "ENDPOINT": ENDPOINT,
-        "CA_DATA": CA_DATA,
+        "CA_DATA": ca_data(),
         "INVENTORY_NAMESPACE": "erp-dev",
         "INVENTORY": json.dumps(list(INVENTORY)),
         "NAMESPACES": json.dumps(["erp-dev", "logging"]),
@@ -303,14 +240,14 @@ def healthy_regions() -> dict[str, Drift]:
 
 
 def test_nothing_drifted_sends_no_message_and_writes_zeros(aws, capsys):
-    kube = FakeKube(deployed())
+    kube = cluster(deployed())
     result, sent, written = run(aws, healthy_regions(), kube, capsys)
     assert sent == []
     assert result["published"] is False
     assert written == {"DriftedStacks": 0, "OrphanedObjects": 0, "DriftCheckFailures": 0}
     # Every list asked the API server for the platform's labels only.
-    lists = [r for r in kube.requests if "labelSelector" in r]
-    assert lists and all(urllib.parse.quote(SELECTOR, safe="") in r for r in lists)
+    lists = [r.path for r in kube.requests if "labelSelector" in r.path]
+    assert lists and all(urllib.parse.quote(SELECTOR, safe="") in path for path in lists)
 
 
 def test_a_drifted_stack_is_reported_with_its_resource_and_property_paths(aws, capsys):
@@ -322,7 +259,7 @@ def test_a_drifted_stack_is_reported_with_its_resource_and_property_paths(aws, c
         .drifts("erp-dev-network", [security_group_drift(paths=("/SecurityGroupIngress/1", "/Tags/0/Value"))])
     )
     edge = in_sync(Drift(EDGE_REGION), "erp-dev-edge")  # finishes on the first poll
-    result, sent, written = run(aws, {REGION: network, EDGE_REGION: edge}, FakeKube(deployed()), capsys)
+    result, sent, written = run(aws, {REGION: network, EDGE_REGION: edge}, cluster(deployed()), capsys)
 
     assert written == {"DriftedStacks": 1, "OrphanedObjects": 0, "DriftCheckFailures": 0}
     chat, email, subject = parts(sent)
@@ -343,7 +280,7 @@ def test_a_stack_drift_detection_cannot_run_on_is_reported_not_crashed_on(aws, c
         "erp-dev-edge", "Stack [erp-dev-edge] is in UPDATE_IN_PROGRESS state and can not be checked for drift"
     )
     regions = {REGION: in_sync(Drift(REGION), "erp-dev-network"), EDGE_REGION: edge}
-    result, sent, written = run(aws, regions, FakeKube(deployed()), capsys)
+    result, sent, written = run(aws, regions, cluster(deployed()), capsys)
 
     assert written == {"DriftedStacks": 0, "OrphanedObjects": 0, "DriftCheckFailures": 1}
     chat, email, _ = parts(sent)
@@ -358,7 +295,7 @@ def test_a_detection_that_outlasts_the_wait_is_reported(aws, capsys):
     for _ in range(13):  # a poll every 10 s, from 0 s to the 120 s the wait allows
         network.status("erp-dev-network", "DETECTION_IN_PROGRESS")
     regions = {REGION: network, EDGE_REGION: in_sync(Drift(EDGE_REGION), "erp-dev-edge")}
-    _, sent, written = run(aws, regions, FakeKube(deployed()), capsys)
+    _, sent, written = run(aws, regions, cluster(deployed()), capsys)
 
     assert written["DriftCheckFailures"] == 1
     _, email, _ = parts(sent)
@@ -372,7 +309,7 @@ def test_orphans_are_listed_and_inventory_objects_unlabelled_and_owned_objects_a
         k8s_object("ConfigMap erp-dev/someone-elses", labels={"app.kubernetes.io/part-of": "other"}),
         k8s_object("ConfigMap erp-dev/made-by-a-controller", owned=True),
     ]
-    kube = FakeKube(objects, forbidden=frozenset({"targetgroupbindings"}))
+    kube = cluster(objects, forbidden=frozenset({"targetgroupbindings"}))
     result, sent, written = run(aws, healthy_regions(), kube, capsys)
 
     assert result["orphans"] == ["NetworkPolicy erp-dev/allow-legacy-service", "Service logging/old-collector"]
@@ -389,11 +326,24 @@ def test_orphans_are_listed_and_inventory_objects_unlabelled_and_owned_objects_a
 
 def test_a_missing_inventory_fails_the_orphan_check_without_listing_everything(aws, capsys):
     objects = [o for o in deployed() if o["metadata"]["name"] != "platform-manifest-logging"]
-    result, sent, written = run(aws, healthy_regions(), FakeKube(objects), capsys)
+    result, sent, written = run(aws, healthy_regions(), cluster(objects), capsys)
 
     assert result["orphans"] == [] and written["DriftCheckFailures"] == 1
     _, email, _ = parts(sent)
     assert "cluster objects: the inventory ConfigMap erp-dev/platform-manifest-logging is missing" in email
+
+
+def test_a_refused_inventory_read_names_the_access_the_function_needs(aws, capsys):
+    kube = cluster(deployed(), forbidden=frozenset({"configmaps"}))
+    result, sent, written = run(aws, healthy_regions(), kube, capsys)
+
+    assert result["orphans"] == [] and written["DriftCheckFailures"] == 1
+    _, email, _ = parts(sent)
+    assert (
+        "cluster objects: the Kubernetes API refused this function's role (403) reading the inventory "
+        "erp-dev/platform-manifest-services: its EKS access entry (AmazonEKSViewPolicy on the platform's "
+        "namespaces, constructs_lib/observability/drift.py) must exist"
+    ) in email
 
 
 def test_a_large_report_is_cut_to_fit_sns_with_a_count_of_what_was_left_out(aws, capsys):
@@ -406,7 +356,7 @@ def test_a_large_report_is_cut_to_fit_sns_with_a_count_of_what_was_left_out(aws,
         .drifts("erp-dev-network", resources)
     )
     regions = {REGION: network, EDGE_REGION: in_sync(Drift(EDGE_REGION), "erp-dev-edge")}
-    _, sent, written = run(aws, regions, FakeKube(deployed()), capsys)
+    _, sent, written = run(aws, regions, cluster(deployed()), capsys)
 
     assert written["DriftedStacks"] == 1
     ((_, message, *_),) = sent

@@ -1,4 +1,5 @@
-"""Races the old service lost: concurrent deductions, claims, check-ins and approvals on the real server.
+"""Races the old service lost: concurrent deductions, claims, check-ins, approvals and leave decisions on the
+real server.
 
 Each thread is its own "container": an independent copy of the app module (its own resolver,
 Database and MySQL session), released together by a barrier so the requests overlap.
@@ -22,17 +23,18 @@ def containers(employee):
     return [load_app_copy(employee, f"race{i}") for i in range(WORKERS)]
 
 
-def fire(containers, method: str, path: str, **options) -> list:
-    """The same request from every container at (nearly) the same instant."""
+def fire(containers, method: str, path: str | list[str], **options) -> list:
+    """The same request from every container at (nearly) the same instant; a list of paths: one per container."""
+    paths = path if isinstance(path, list) else [path] * len(containers)
     barrier = threading.Barrier(len(containers))
 
-    def one(app_module):
+    def one(app_module, request_path):
         app_module.db.connection()  # log in before the race: the race is about the request
         barrier.wait()
-        return call(app_module, method, path, **options)
+        return call(app_module, method, request_path, **options)
 
     with ThreadPoolExecutor(max_workers=len(containers)) as pool:
-        return list(pool.map(one, containers))
+        return list(pool.map(one, containers, paths))
 
 
 def balance(mariadb, employee_id: int) -> float:
@@ -109,3 +111,18 @@ def test_concurrent_approvals_of_one_named_employee_approve_once(containers, cle
     with mariadb.admin_connection(database=mariadb.database) as conn, conn.cursor() as cur:
         cur.execute("SELECT employee_id, status FROM quest_progress WHERE quest_id = 1 ORDER BY employee_id")
         assert cur.fetchall() == ((1, "WAITING_APPROVAL"), (3, "APPROVED"))
+
+
+def test_concurrent_decisions_decide_a_leave_once(containers, clean_database, mariadb):
+    """Leave 2 (employee 1's, PENDING): half the managers approve it, half reject it, at once. Without the row
+    lock every decider reads PENDING and every UPDATE lands: all answer 200 and the last write wins."""
+    paths = [f"/api/leaves/2/{'approve' if i % 2 else 'reject'}" for i in range(WORKERS)]
+    responses = fire(containers, "PUT", paths, role="manager")
+
+    assert sorted(r.status for r in responses) == [200] + [400] * (WORKERS - 1)
+    (winner,) = [r for r in responses if r.status == 200]
+    assert winner.body["status"] in ("APPROVED", "REJECTED")
+    assert {r.body["error"] for r in responses if r.status == 400} == {f"Leave is already {winner.body['status']}"}
+    with mariadb.admin_connection(database=mariadb.database) as conn, conn.cursor() as cur:
+        cur.execute("SELECT status FROM leaves WHERE id = 2")
+        assert cur.fetchone() == (winner.body["status"],)

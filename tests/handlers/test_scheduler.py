@@ -3,9 +3,7 @@ update_nodegroup_config, stop_db_instance and start_db_instance, so no Stubber i
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,6 +12,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from tests.handlers.conftest import load_function
+from tests.support.fake_kube import FakeKube, ca_data, kube_object
+
 APP = Path(__file__).resolve().parents[2] / "lambda_handlers" / "scheduler" / "app.py"
 CLUSTER = "erp-dev"
 DB_ID = "erp-dev-db"
@@ -21,16 +22,7 @@ DB_ID = "erp-dev-db"
 SIZES = {"apps": {"min": 1, "desired": 2, "max": 3}, "kafka": {"min": 1, "desired": 1, "max": 2}}
 
 
-def load_scheduler():
-    """Imported under its own name: every function folder has an app.py."""
-    spec = importlib.util.spec_from_file_location("scheduler_app", APP)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-scheduler = load_scheduler()
+scheduler = load_function(APP.parent).app  # imported as Lambda would (tests/handlers/conftest.py)
 
 
 def context() -> SimpleNamespace:
@@ -203,77 +195,44 @@ ENDPOINT = "https://0123456789ABCDEF.gr7.ap-northeast-2.eks.amazonaws.com"
 SCALE_URL = f"{ENDPOINT}/apis/apps/v1/namespaces/kube-system/deployments/cluster-autoscaler/scale"
 
 
-def ca_pem() -> str:
-    """A self-signed certificate standing in for the cluster's CA (the TLS context must load it)."""
-    import datetime
+class AutoscalerCluster(FakeKube):
+    """The API server with the autoscaler Deployment (unless `absent`). `seen` records the node groups' sizes at
+    each patch, so a test can tell what happened first."""
 
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+    def __init__(self, aws, *, absent: bool = False) -> None:
+        deployment = kube_object(
+            "Deployment", AUTOSCALER["namespace"], AUTOSCALER["name"], spec={"replicas": AUTOSCALER["replicas"]}
+        )
+        super().__init__(ENDPOINT, [] if absent else [deployment], on_patch=self.record_sizes)
+        self.aws, self.seen = aws, []
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kubernetes")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
+    def record_sizes(self, path: str, patch: dict) -> None:
+        self.seen.append({name: scaling(self.aws, name)["desiredSize"] for name in SIZES})
 
 
-class FakeKube:
-    """The autoscaler Deployment's scale subresource. `seen` records the node groups' sizes at each PATCH, so a
-    test can tell what happened first; `refuse` maps a method to an HTTP status or an exception."""
-
-    def __init__(self, aws, replicas: int = 1, refuse: dict | None = None, absent: bool = False) -> None:
-        self.aws, self.replicas, self.refuse, self.absent = aws, replicas, refuse or {}, absent
-        self.calls: list[tuple[str, str, dict, bytes | None]] = []
-        self.seen: list[dict] = []
-
-    def __call__(self, method, url, headers, body, context):
-        self.calls.append((method, url, headers, body))
-        refusal = self.refuse.get(method)
-        if isinstance(refusal, Exception):
-            raise refusal
-        if refusal:
-            return refusal, b'{"kind":"Status","message":"forbidden"}'
-        if self.absent:
-            return 404, b'{"kind":"Status","reason":"NotFound"}'
-        if method == "PATCH":
-            self.seen.append({name: scaling(self.aws, name)["desiredSize"] for name in SIZES})
-            self.replicas = json.loads(body)["spec"]["replicas"]
-        return 200, json.dumps({"kind": "Scale", "spec": {"replicas": self.replicas}}).encode()
+def replicas(kube: FakeKube) -> int:
+    return kube.find("Deployment", AUTOSCALER["namespace"], AUTOSCALER["name"])["spec"]["replicas"]
 
 
 @pytest.fixture
 def paused(aws, monkeypatch):
     """The scheduler as dev deploys it: it also pauses the Cluster Autoscaler."""
-    import base64
-
     monkeypatch.setenv("AUTOSCALER", json.dumps(AUTOSCALER))
     monkeypatch.setenv("ENDPOINT", ENDPOINT)
-    monkeypatch.setenv("CA_DATA", base64.b64encode(ca_pem().encode()).decode())
+    monkeypatch.setenv("CA_DATA", ca_data())
     return aws
 
 
-def run_with(kube: FakeKube, action: str) -> dict:
+def run_with(kube: AutoscalerCluster, action: str) -> dict:
     return scheduler.handler({"action": action}, context(), fetch=kube)
 
 
 def test_night_pauses_the_autoscaler_before_any_group_goes_to_zero(paused):
-    kube = FakeKube(paused)
+    kube = AutoscalerCluster(paused)
 
     summary = run_with(kube, "stop")
 
-    assert kube.replicas == 0
+    assert replicas(kube) == 0
     assert kube.seen == [{"apps": 2, "kafka": 1}], "paused while the groups still ran"
     assert scaling(paused, "apps") == {"minSize": 0, "desiredSize": 0, "maxSize": 3}
     assert scaling(paused, "kafka") == {"minSize": 0, "desiredSize": 0, "maxSize": 2}
@@ -281,14 +240,14 @@ def test_night_pauses_the_autoscaler_before_any_group_goes_to_zero(paused):
 
 
 def test_morning_restores_the_configured_sizes_then_resumes_the_autoscaler(paused):
-    kube = FakeKube(paused)
+    kube = AutoscalerCluster(paused)
     run_with(kube, "stop")
 
     summary = run_with(kube, "start")
 
     assert scaling(paused, "apps") == {"minSize": 1, "desiredSize": 2, "maxSize": 3}
     assert scaling(paused, "kafka") == {"minSize": 1, "desiredSize": 1, "maxSize": 2}
-    assert kube.replicas == 1
+    assert replicas(kube) == 1
     assert kube.seen[-1] == {"apps": 2, "kafka": 1}, "resumed only once the groups were back"
     assert summary["autoscaler"] == {"resume": {"result": "resumed", "before": 0, "after": 1}}
     # Twice is harmless.
@@ -296,52 +255,53 @@ def test_morning_restores_the_configured_sizes_then_resumes_the_autoscaler(pause
 
 
 def test_the_call_is_a_merge_patch_of_the_scale_as_the_functions_role(paused):
-    kube = FakeKube(paused)
+    kube = AutoscalerCluster(paused)
     run_with(kube, "stop")
 
-    (get, patch) = kube.calls
-    assert [get[0], get[1], patch[0], patch[1]] == ["GET", SCALE_URL, "PATCH", SCALE_URL]
-    assert json.loads(patch[3]) == {"spec": {"replicas": 0}}
-    assert patch[2]["Content-Type"] == "application/merge-patch+json"
-    assert patch[2]["Authorization"].startswith("Bearer k8s-aws-v1.")  # `aws eks get-token`'s format
+    (get, patch) = kube.requests
+    assert [get.method, get.url, patch.method, patch.url] == ["GET", SCALE_URL, "PATCH", SCALE_URL]
+    assert json.loads(patch.body) == {"spec": {"replicas": 0}}
+    assert patch.headers["Content-Type"] == "application/merge-patch+json"
+    assert patch.headers["Authorization"].startswith("Bearer k8s-aws-v1.")  # `aws eks get-token`'s format
 
 
 def test_a_failed_group_in_the_morning_still_resumes_the_autoscaler(paused, monkeypatch):
-    kube = FakeKube(paused)
+    kube = AutoscalerCluster(paused)
     run_with(kube, "stop")
     monkeypatch.setenv("NODEGROUP_SIZES", json.dumps({"apps": SIZES["apps"]}))  # kafka's size went missing
 
     with pytest.raises(RuntimeError, match=r"start failed for \['kafka'\]"):
         run_with(kube, "start")
-    assert kube.replicas == 1, "never paused beside running nodes"
+    assert replicas(kube) == 1, "never paused beside running nodes"
     assert scaling(paused, "apps")["desiredSize"] == 2
 
 
 def test_a_night_where_no_group_sleeps_resumes_the_autoscaler(paused, monkeypatch):
-    kube = FakeKube(paused)
+    kube = AutoscalerCluster(paused)
     monkeypatch.setenv("NODEGROUPS", json.dumps(["missing"]))
 
     with pytest.raises(RuntimeError, match=r"stop failed for \['missing'\]"):
         run_with(kube, "stop")
-    assert kube.replicas == 1, "the day goes on with its autoscaling"
+    assert replicas(kube) == 1, "the day goes on with its autoscaling"
     assert scaling(paused, "apps")["desiredSize"] == 2
 
 
 def test_a_night_where_one_group_failed_keeps_the_others_asleep(paused, monkeypatch):
     """Resuming would wake the groups that went to zero: the autoscaler stays paused, the run fails (alarm)."""
-    kube = FakeKube(paused)
+    kube = AutoscalerCluster(paused)
     monkeypatch.setenv("NODEGROUPS", json.dumps(["missing", "apps", "kafka"]))
 
     with pytest.raises(RuntimeError, match=r"stop failed for \['missing'\]"):
         run_with(kube, "stop")
-    assert kube.replicas == 0
+    assert replicas(kube) == 0
     assert scaling(paused, "apps")["desiredSize"] == scaling(paused, "kafka")["desiredSize"] == 0
 
 
 def test_a_pause_that_failed_still_puts_the_groups_to_sleep_and_fails_the_run(paused):
     import urllib.error
 
-    kube = FakeKube(paused, refuse={"GET": urllib.error.URLError("timed out")})
+    kube = AutoscalerCluster(paused)
+    kube.refuse = {"GET": urllib.error.URLError("timed out")}
 
     with pytest.raises(RuntimeError, match=r"stop failed for \['autoscaler pause'\].*cannot reach the cluster API"):
         run_with(kube, "stop")
@@ -349,17 +309,22 @@ def test_a_pause_that_failed_still_puts_the_groups_to_sleep_and_fails_the_run(pa
 
 
 def test_a_refused_resume_fails_the_run_after_the_groups_are_back(paused):
-    kube = FakeKube(paused)
+    kube = AutoscalerCluster(paused)
     run_with(kube, "stop")
     kube.refuse = {"PATCH": 403}
 
-    with pytest.raises(RuntimeError, match=r"start failed for \['autoscaler resume'\].*refused this function's role"):
+    with pytest.raises(RuntimeError, match=r"start failed for \['autoscaler resume'\]") as failed:
         run_with(kube, "start")
+    assert (
+        "the Kubernetes API refused this function's role (403) on PATCH "
+        "/apis/apps/v1/namespaces/kube-system/deployments/cluster-autoscaler/scale: its access entry and Role "
+        "(constructs_lib/cluster/cluster_autoscaler.py PauseAccess) must exist"
+    ) in str(failed.value)
     assert scaling(paused, "apps") == {"minSize": 1, "desiredSize": 2, "maxSize": 3}
 
 
 def test_a_missing_autoscaler_deployment_is_reported_not_fatal(paused):
-    summary = run_with(FakeKube(paused, absent=True), "stop")
+    summary = run_with(AutoscalerCluster(paused, absent=True), "stop")
 
     assert summary["autoscaler"] == {"pause": {"result": "absent"}}
     assert scaling(paused, "apps")["desiredSize"] == 0
@@ -369,5 +334,5 @@ def test_autoscaler_without_the_cluster_endpoint_fails_before_touching_anything(
     monkeypatch.delenv("ENDPOINT")
 
     with pytest.raises(ValueError, match="ENDPOINT"):
-        run_with(FakeKube(paused), "stop")
+        run_with(AutoscalerCluster(paused), "stop")
     assert scaling(paused, "apps")["desiredSize"] == 2

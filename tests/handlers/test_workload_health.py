@@ -19,6 +19,7 @@ import pytest
 from botocore.stub import Stubber
 
 from tests.handlers.conftest import load_function
+from tests.support.fake_kube import FakeKube, ca_data, kube_object
 
 APP = Path(__file__).resolve().parents[2] / "lambda_handlers" / "workload_health" / "app.py"
 ENDPOINT = "https://0123456789ABCDEF.gr7.ap-northeast-2.eks.amazonaws.com"
@@ -35,129 +36,92 @@ WORKLOADS = [
 app = load_function(APP.parent).app  # imported as Lambda would (tests/handlers/conftest.py)
 
 
-def ca_pem() -> str:
-    """A self-signed certificate standing in for the cluster's CA (the TLS context must load it)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kubernetes")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
 def deployment(
-    name: str, replicas: int = 1, available: int | None = None, updated: int | None = None, **status
+    namespace: str, name: str, replicas: int = 1, available: int | None = None, updated: int | None = None, **status
 ) -> dict:
-    return {
-        "metadata": {"name": name, "generation": 2},
-        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}}},
-        "status": {
+    return kube_object(
+        "Deployment",
+        namespace,
+        name,
+        metadata={"generation": 2},
+        spec={"replicas": replicas, "selector": {"matchLabels": {"app": name}}},
+        status={
             "observedGeneration": 2,
             "replicas": replicas,
             "updatedReplicas": replicas if updated is None else updated,
             "availableReplicas": replicas if available is None else available,
             **status,
         },
-    }
+    )
 
 
-def statefulset(name: str, replicas: int = 3, ready: int | None = None) -> dict:
-    return {
-        "metadata": {"name": name, "generation": 1},
-        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}}},
-        "status": {
+def statefulset(namespace: str, name: str, replicas: int = 3, ready: int | None = None) -> dict:
+    return kube_object(
+        "StatefulSet",
+        namespace,
+        name,
+        metadata={"generation": 1},
+        spec={"replicas": replicas, "selector": {"matchLabels": {"app": name}}},
+        status={
             "observedGeneration": 1,
             "readyReplicas": replicas if ready is None else ready,
             "updatedReplicas": replicas,
             "currentRevision": f"{name}-1",
             "updateRevision": f"{name}-1",
         },
-    }
+    )
 
 
-def daemonset(name: str, desired: int = 3, available: int | None = None) -> dict:
-    return {
-        "metadata": {"name": name, "generation": 1},
-        "spec": {"selector": {"matchLabels": {"app": name}}},
-        "status": {
+def daemonset(namespace: str, name: str, desired: int = 3, available: int | None = None) -> dict:
+    return kube_object(
+        "DaemonSet",
+        namespace,
+        name,
+        metadata={"generation": 1},
+        spec={"selector": {"matchLabels": {"app": name}}},
+        status={
             "observedGeneration": 1,
             "desiredNumberScheduled": desired,
             "updatedNumberScheduled": desired,
             "numberAvailable": desired if available is None else available,
         },
-    }
+    )
 
 
-def pods(*containers: tuple[str, str, int]) -> dict:
-    """Pods of a workload; each (pod name, waiting reason or '' for running, restarts)."""
-    items = []
+def pods(namespace: str, app_label: str, *containers: tuple[str, str, int]) -> list[dict]:
+    """Pods of a workload (labelled app=<app_label>); each (pod name, waiting reason or '' for running, restarts)."""
+    found = []
     for name, reason, restarts in containers:
         state = (
             {"waiting": {"reason": reason, "message": "back-off 5m0s restarting failed container"}}
             if reason
             else {"running": {}}
         )
-        items.append(
-            {
-                "metadata": {"name": name},
-                "status": {"containerStatuses": [{"name": "main", "restartCount": restarts, "state": state}]},
-            }
-        )
-    return {"items": items}  # fmt: skip
+        status = {"containerStatuses": [{"name": "main", "restartCount": restarts, "state": state}]}
+        found.append(kube_object("Pod", namespace, name, labels={"app": app_label}, status=status))
+    return found
 
 
-def healthy_cluster() -> dict[str, dict]:
-    return {
-        "/apis/apps/v1/namespaces/erp-dev/deployments/employee-service": deployment("employee-service"),
-        "/apis/apps/v1/namespaces/erp-dev/statefulsets/kafka": statefulset("kafka"),
-        "/apis/apps/v1/namespaces/logging/daemonsets/fluent-bit": daemonset("fluent-bit"),
-        "/apis/apps/v1/namespaces/kube-system/deployments/aws-load-balancer-controller": deployment(
-            "aws-load-balancer-controller"
-        ),
-    }
-
-
-class FakeKube:
-    """The API server: path -> object; pods are running unless `pods:<ns>:<selector>` says otherwise."""
-
-    def __init__(self, objects: dict[str, dict], status: int = 200) -> None:
-        self.objects, self.status = objects, status
-        self.requests: list[tuple[str, dict, object]] = []
-
-    def __call__(self, url: str, headers: dict, context) -> tuple[int, bytes]:
-        self.requests.append((url, headers, context))
-        assert url.startswith(ENDPOINT)
-        path = url.removeprefix(ENDPOINT)
-        if self.status != 200:
-            return self.status, b'{"kind":"Status","reason":"Forbidden"}'
-        if "/pods?" in path:
-            namespace = path.split("/namespaces/")[1].split("/")[0]
-            selector = urllib.parse.parse_qs(urllib.parse.urlparse(path).query)["labelSelector"][0]
-            return 200, json.dumps(self.objects.get(f"pods:{namespace}:{selector}", pods())).encode()
-        if path not in self.objects:
-            return 404, b'{"kind":"Status","reason":"NotFound"}'
-        return 200, json.dumps(self.objects[path]).encode()
+def healthy_cluster() -> FakeKube:
+    """Every workload rolled out, with running pods of its own and a crash-looping pod of someone else's."""
+    return FakeKube(
+        ENDPOINT,
+        [
+            deployment("erp-dev", "employee-service"),
+            *pods("erp-dev", "employee-service", ("employee-service-7d9f-aaaaa", "", 0)),
+            statefulset("erp-dev", "kafka"),
+            daemonset("logging", "fluent-bit"),
+            deployment("kube-system", "aws-load-balancer-controller"),
+            *pods("kube-system", "not-ours", ("not-ours-1", "CrashLoopBackOff", 9)),
+        ],
+    )
 
 
 @pytest.fixture(autouse=True)
 def env(monkeypatch):
     monkeypatch.setenv("CLUSTER_NAME", "erp-dev")
     monkeypatch.setenv("ENDPOINT", ENDPOINT)
-    monkeypatch.setenv("CA_DATA", base64.b64encode(ca_pem().encode()).decode())
+    monkeypatch.setenv("CA_DATA", ca_data())
     monkeypatch.setenv("WORKLOADS", json.dumps(WORKLOADS))
     monkeypatch.setenv("PARAMETER", PARAMETER)
     monkeypatch.setenv("AWS_REGION", "ap-northeast-2")
@@ -202,14 +166,15 @@ class _any:
 
 
 def test_every_workload_available_is_reported_and_read_as_this_role_with_an_eks_token():
-    kube = FakeKube(healthy_cluster())
+    kube = healthy_cluster()
     result, written = run(kube)
     assert written == result
     assert written["checked_at"] == "2026-12-04T09:00:30+00:00"
     assert written["workloads"] == {w: "available" for w in WORKLOADS}
-    url, headers, context = kube.requests[0]
-    assert isinstance(context, ssl.SSLContext) and context.verify_mode == ssl.CERT_REQUIRED
-    token = headers["Authorization"].removeprefix("Bearer ")
+    assert {r.method for r in kube.requests} == {"GET"}
+    first = kube.requests[0]
+    assert isinstance(first.context, ssl.SSLContext) and first.context.verify_mode == ssl.CERT_REQUIRED
+    token = first.headers["Authorization"].removeprefix("Bearer ")
     assert token.startswith("k8s-aws-v1.")
     presigned = base64.urlsafe_b64decode(token.removeprefix("k8s-aws-v1.") + "==").decode()
     query = urllib.parse.parse_qs(urllib.parse.urlparse(presigned).query)
@@ -219,12 +184,12 @@ def test_every_workload_available_is_reported_and_read_as_this_role_with_an_eks_
 
 
 def test_a_crash_looping_pod_is_reported():
-    broken = healthy_cluster()
-    broken["/apis/apps/v1/namespaces/erp-dev/deployments/employee-service"] = deployment(
-        "employee-service", available=0
-    )
-    broken["pods:erp-dev:app=employee-service"] = pods(("employee-service-7d9f-abcde", "CrashLoopBackOff", 6))
-    _, written = run(FakeKube(broken))
+    kube = healthy_cluster()
+    kube.put(deployment("erp-dev", "employee-service", available=0))
+    kube.remove("Pod", "erp-dev", "employee-service-7d9f-aaaaa")
+    for pod in pods("erp-dev", "employee-service", ("employee-service-7d9f-abcde", "CrashLoopBackOff", 6)):
+        kube.put(pod)
+    _, written = run(kube)
     state = written["workloads"]["erp-dev/Deployment/employee-service"]
     assert state.startswith(
         "0/1 available; pod employee-service-7d9f-abcde container main: CrashLoopBackOff (restarts 6)"
@@ -232,58 +197,61 @@ def test_a_crash_looping_pod_is_reported():
 
 
 def test_a_pod_that_cannot_pull_its_image_is_reported_while_the_old_pods_serve():
-    rolling = healthy_cluster()
-    path = "/apis/apps/v1/namespaces/kube-system/deployments/aws-load-balancer-controller"
-    rolling[path] = deployment("aws-load-balancer-controller", replicas=2, available=2, updated=1)
-    rolling["pods:kube-system:app=aws-load-balancer-controller"] = pods(("old-1", "", 0), ("old-2", "", 0), ("new-1", "ImagePullBackOff", 0))  # fmt: skip
-    _, written = run(FakeKube(rolling))
+    kube = healthy_cluster()
+    kube.put(deployment("kube-system", "aws-load-balancer-controller", replicas=2, available=2, updated=1))
+    for pod in pods("kube-system", "aws-load-balancer-controller", ("old-1", "", 0), ("old-2", "", 0), ("new-1", "ImagePullBackOff", 0)):  # fmt: skip
+        kube.put(pod)
+    _, written = run(kube)
     state = written["workloads"]["kube-system/Deployment/aws-load-balancer-controller"]
     assert "1/2 updated" in state and "pod new-1 container main: ImagePullBackOff" in state
 
 
 @pytest.mark.parametrize(
-    ("path", "obj", "workload", "expected"),
+    ("workload", "obj", "expected"),
     [
-        ("/apis/apps/v1/namespaces/erp-dev/statefulsets/kafka", statefulset("kafka", ready=2), "erp-dev/StatefulSet/kafka", "2/3 available"),
-        ("/apis/apps/v1/namespaces/logging/daemonsets/fluent-bit", daemonset("fluent-bit", desired=0), "logging/DaemonSet/fluent-bit", "scheduled on no node"),
-        ("/apis/apps/v1/namespaces/erp-dev/deployments/employee-service", None, "erp-dev/Deployment/employee-service", "not found (was it deployed?)"),
+        ("erp-dev/StatefulSet/kafka", statefulset("erp-dev", "kafka", ready=2), "2/3 available"),
+        ("logging/DaemonSet/fluent-bit", daemonset("logging", "fluent-bit", desired=0), "scheduled on no node"),
+        ("erp-dev/Deployment/employee-service", None, "not found (was it deployed?)"),
         (
-            "/apis/apps/v1/namespaces/erp-dev/deployments/employee-service",
-            deployment("employee-service", available=0, conditions=[{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "ReplicaSet has timed out progressing."}]),
             "erp-dev/Deployment/employee-service",
+            deployment("erp-dev", "employee-service", available=0, conditions=[{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "ReplicaSet has timed out progressing."}]),
             "0/1 available; rollout stuck: ReplicaSet has timed out progressing.",
         ),
         (
-            "/apis/apps/v1/namespaces/erp-dev/deployments/employee-service",
-            {**deployment("employee-service"), "metadata": {"name": "employee-service", "generation": 3}},
             "erp-dev/Deployment/employee-service",
+            {**deployment("erp-dev", "employee-service"), "metadata": {"name": "employee-service", "namespace": "erp-dev", "generation": 3}},
             "its controller has not seen the latest spec yet",
         ),
     ],
 )  # fmt: skip
-def test_a_workload_not_rolled_out_is_reported(path, obj, workload, expected):
-    cluster = healthy_cluster()
+def test_a_workload_not_rolled_out_is_reported(workload, obj, expected):
+    kube = healthy_cluster()
+    namespace, kind, name = workload.split("/")
     if obj is None:
-        del cluster[path]
+        kube.remove(kind, namespace, name)
     else:
-        cluster[path] = obj
-    _, written = run(FakeKube(cluster))
+        kube.put(obj)
+    _, written = run(kube)
     assert written["workloads"][workload] == expected
     assert [w for w, s in written["workloads"].items() if s != "available"] == [workload]
 
 
-def test_no_access_entry_is_reported_as_an_error():
-    _, written = run(FakeKube(healthy_cluster(), status=403))
+def test_no_access_entry_is_reported_as_an_error_naming_it():
+    kube = healthy_cluster()
+    kube.refuse = {"*": 403}
+    _, written = run(kube)
     assert "workloads" not in written
-    assert written["error"].startswith("the Kubernetes API refused this function's role (403)")
-    assert "AmazonEKSViewPolicy" in written["error"]
+    assert written["error"] == (
+        "the Kubernetes API refused this function's role (403) on GET "
+        "/apis/apps/v1/namespaces/erp-dev/deployments/employee-service: its EKS access entry "
+        "(AmazonEKSViewPolicy, constructs_lib/delivery/workload_health.py) must exist"
+    )
 
 
 def test_an_unreachable_endpoint_is_reported_as_an_error():
-    def unreachable(url, headers, context):
-        raise urllib.error.URLError(TimeoutError("timed out"))
-
-    _, written = run(unreachable)
+    kube = healthy_cluster()
+    kube.refuse = {"*": urllib.error.URLError(TimeoutError("timed out"))}
+    _, written = run(kube)
     assert written["error"].startswith(f"cannot reach the cluster API at {ENDPOINT}")
 
 

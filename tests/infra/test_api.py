@@ -188,6 +188,43 @@ def test_jwt_authorizer_on_every_route_but_health_and_preflight(stack_templates,
             assert route["AuthorizerId"] == {"Ref": authorizer_id}, key
 
 
+# Who may call what, typed from the ERP contract (../shared/erp-services.md; config/sections.py ApiConfig and the
+# employee Lambda's own checks), not read from route_plan: route key -> the groups whose scope the token needs.
+# Every other authenticated route asks for the verified-identity scope only.
+RESTRICTED_ROUTES = {
+    "DELETE /api/approvals": ("admin",),  # deletes every approval in the real service
+    "PUT /api/approvals/{id}/approve": ("admin", "manager"),
+    "PUT /api/approvals/{id}/reject": ("admin", "manager"),
+    "ANY /api/process/{proxy+}": ("admin", "manager"),  # driving the processing queue decides approvals
+    "ANY /api/processing/{proxy+}": ("admin", "manager"),  # the seed's alias
+    "DELETE /api/employees/{proxy+}": ("admin", "manager"),
+    "PUT /api/employees/{id}/leave-balance": ("admin", "manager"),
+    "POST /api/employees/{id}/deduct-leave": ("admin",),  # the in-cluster caller's, or an admin's
+}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_route_asks_for_exactly_the_scopes_of_who_may_call_it(stack_templates, configs, env):
+    """Each restricted route (config's api.restricted_routes and the services' group routes) against the table
+    above, and every other route against the verified scope: dropping one group's scope, or a whole restricted
+    route (its requests then fall to ANY .../{proxy+} and the verified scope), fails here."""
+    config = configs[env]
+    project = config.project
+    in_template = routes(api_template(stack_templates, env))
+    for key, groups in RESTRICTED_ROUTES.items():
+        assert key in in_template, f"{key} is not a route: its requests reach a route any verified user may call"
+        assert sorted(in_template[key].get("AuthorizationScopes", [])) == sorted(f"{project}/{g}" for g in groups), key
+    for key, route in in_template.items():
+        if key == HEALTH or key.startswith("OPTIONS ") or key in RESTRICTED_ROUTES:
+            continue
+        assert route["AuthorizationScopes"] == [f"{project}/verified"], key
+    # A route restricted in config but missing from the table must be added to it, with who may call it.
+    configured = {f"{r.method} {r.path}": tuple(r.groups) for r in config.api.restricted_routes} | {
+        f"ANY {r.path}/{{proxy+}}": tuple(r.groups) for r in config.all_routes if r.groups
+    }
+    assert {k: sorted(g) for k, g in configured.items()} == {k: sorted(g) for k, g in RESTRICTED_ROUTES.items()}
+
+
 @pytest.mark.parametrize("env", ENVS)
 def test_service_routes_go_through_the_vpc_link_to_their_own_listener(stack_templates, configs, env):
     api = api_template(stack_templates, env)

@@ -10,7 +10,10 @@ from tools.cost import estimate
 # Was 170: the ERP images are amd64-only, so dev runs x86 nodes (+$5.41 vs Graviton, `make cost COMPARE=graviton`).
 # Was 180: issue 20's telemetry (collector metrics, SLO burn-rate alarms, Kafka alarms, the drift job: +$8.4 with
 # dev's single SLO objective) and two pricing corrections (+$1.3: the workload-health job, per-container error lines).
-DEV_BUDGET_USD = 185.0
+# Was 185: issue 21's backups and restore drill (+$6.02): the vault's key $1, 7 daily points of the database
+# (26 GB × $0.095) and of Kafka's volume (13 GB × $0.05), the drill's secret $0.40, the three drill metrics its
+# alarms read $0.90 and those alarms $0.60; the drill runs on demand in dev (one run ~$0.03, nothing a month).
+DEV_BUDGET_USD = 195.0
 HOURS = 730
 
 
@@ -74,6 +77,11 @@ def test_dev_estimate_matches_a_hand_calculation(estimates, stack_templates):
         "http api 1 M requests": 1.23,
         "kafka pvc 10 GiB gp3": 10 * 0.0912,
         "logs 5 GB in, 10 GB stored": 5 * 0.76 + 10 * 0.0314,
+        # AWS Backup: 7 daily points of the 20 GiB database and the 10 GiB Kafka volume, each after the first a
+        # day's 5 % of changes (usage defaults).
+        "backup points": (1 + 6 * 0.05) * (20 * 0.095 + 10 * 0.05),
+        # The restore drill's metrics its alarms read (RestoreMinutes, RecoveryPointAgeHours, DrillSucceeded).
+        "restore drill metrics": 3 * 0.30,
     }
     assert count("AWS::EC2::NatGateway") == 0 and count("AWS::EKS::Nodegroup") == 1
     assert estimates["dev"].total == pytest.approx(sum(hand.values()), rel=0.03)

@@ -90,13 +90,170 @@ def test_trigger_ignores_pushes_that_touch_only_ignored_paths(pipeline, toolchai
     assert "**/*.md" in push["FilePaths"]["Excludes"]
 
 
-def test_synth_runs_the_test_suite_then_synth(pipeline, pipeline_json):
-    (synth,) = stage(pipeline, "Build")
+def build_actions(pipeline: dict, pipeline_json: dict) -> tuple[dict, dict]:
+    """(the action that writes the cloud assembly, the action that runs `make test`) of the Build stage."""
+    actions = stage(pipeline, "Build")
+    (synth,) = [a for a in actions if a.get("OutputArtifacts")]
+    (tests,) = [a for a in actions if "make test" in buildspec(pipeline_json, a)["phases"]["build"]["commands"]]
+    return synth, tests
+
+
+def test_synth_installs_and_synthesizes_only(pipeline, pipeline_json):
+    """Issue 23 item 3: the suite is no longer the synth's first command; it runs as its own action."""
+    synth, tests = build_actions(pipeline, pipeline_json)
+    assert synth is not tests
     spec = buildspec(pipeline_json, synth)
-    assert spec["phases"]["build"]["commands"] == ["make test", "make synth PLACEHOLDERS=refuse"]
+    commands = spec["phases"]["build"]["commands"]
+    assert commands[-1] == "make synth PLACEHOLDERS=refuse"
+    assert not any("make test" in c for c in commands)
     assert spec["artifacts"]["base-directory"] == "cdk.out"
     assert spec["phases"]["install"]["runtime-versions"]["python"] == "3.11"
     assert project(pipeline_json, synth)["Environment"]["Image"] == "aws/codebuild/standard:7.0"
+
+
+def test_tests_run_beside_the_synth_and_self_mutation_waits_for_both(pipeline, pipeline_json):
+    """CodePipeline starts a stage's actions of one run order together and the next stage only when all of them
+    succeeded: tests and synth in parallel, and a red test run stops the pipeline before it mutates or deploys."""
+    names = [s["Name"] for s in pipeline["Stages"]]
+    (source,) = stage(pipeline, "Source")
+    synth, tests = build_actions(pipeline, pipeline_json)
+    assert tests["RunOrder"] == synth["RunOrder"]
+    assert tests["InputArtifacts"] == synth["InputArtifacts"] == source["OutputArtifacts"]
+    assert tests["ActionTypeId"]["Category"] == "Test"
+    (mutate,) = stage(pipeline, "UpdatePipeline")
+    assert mutate["Name"] == "SelfMutate" and mutate["InputArtifacts"] == synth["OutputArtifacts"]
+    assert names.index("Build") < names.index("UpdatePipeline")
+    deploying = [s["Name"] for s in pipeline["Stages"] if deploy_actions(s["Actions"])]
+    assert deploying and all(names.index("UpdatePipeline") < names.index(n) for n in deploying)
+
+
+def make_rules() -> dict[str, tuple[list[str], str]]:
+    """The Makefile's rules: target -> (prerequisites, recipe text)."""
+    rules: dict[str, tuple[list[str], str]] = {}
+    current = None
+    for line in (REPO / "Makefile").read_text().splitlines():
+        rule = re.match(r"^([^\s:#=]+)\s*:(?![:=])\s*(.*)$", line)
+        if rule and not line.startswith("\t"):
+            current = rule.group(1)
+            rules[current] = (rule.group(2).split("#")[0].split(), "")
+        elif line.startswith("\t") and current is not None:
+            prerequisites, recipe = rules[current]
+            rules[current] = (prerequisites, recipe + line + "\n")
+        elif line and not line.startswith("\t"):
+            current = None
+    return rules
+
+
+def make_closure(target: str, rules: dict[str, tuple[list[str], str]]) -> set[str]:
+    seen, stack = set(), [target]
+    while stack:
+        name = stack.pop()
+        if name not in seen:
+            seen.add(name)
+            stack.extend(rules.get(name, ([], ""))[0])
+    return seen
+
+
+def test_mariadb_is_installed_by_the_test_action_only(pipeline, pipeline_json, cdk_out):
+    """Every CodeBuild project of the pipeline, through the make targets its buildspec runs (Makefile prerequisites
+    followed): only the Test action's reaches the rule that installs mariadb-server."""
+    rules = make_rules()
+    installers = {t for t, (_, recipe) in rules.items() if "apt-get" in recipe and "mariadb-server" in recipe}
+    assert installers, "no Makefile rule installs mariadb-server"
+    installing = set()
+    for logical_id, text in buildspec_texts(pipeline_json, cdk_out).items():
+        reached = set().union(set(), *(make_closure(t, rules) for t in re.findall(r"\bmake ([\w-]+)", text)))
+        if reached & installers or "mariadb" in text:
+            installing.add(logical_id)
+    _, tests = build_actions(pipeline, pipeline_json)
+    assert installing == {tests["Configuration"]["ProjectName"]["Ref"]}
+
+
+CACHED = {".venv/**/*", "node_modules/**/*", "/root/.cache/pip/**/*", "/root/.npm/**/*"}
+
+
+def test_build_actions_share_an_s3_dependency_cache_keyed_on_the_requirements(pipeline, pipeline_json):
+    """The venv, node_modules (the pinned CDK CLI) and the pip/npm downloads persist between runs; the key hashes the
+    requirements and the lock file, so a change of either writes a new cache instead of reusing a stale venv."""
+    caches, specs = [], []
+    for action in build_actions(pipeline, pipeline_json):
+        props = project(pipeline_json, action)
+        caches.append(props["Cache"])
+        spec = buildspec(pipeline_json, action)
+        specs.append(spec["cache"])
+        assert set(spec["cache"]["paths"]) >= CACHED
+        key = spec["cache"]["key"]
+        hashed = re.search(r"\$\(codebuild-hash-files ([^)]*)\)", key).group(1).split()
+        assert {"requirements.txt", "requirements-dev.txt", "package.json", "package-lock.json"} <= set(hashed)
+        assert spec["cache"]["fallback-keys"] and all(key.startswith(k) for k in spec["cache"]["fallback-keys"])
+        # The restored venv is checked (and moved to this build's path) before make runs; stamped after setup.
+        assert any("dependency_cache restore" in c for c in spec["phases"]["install"]["commands"])
+        commands = spec["phases"]["build"]["commands"]
+        save = next(i for i, c in enumerate(commands) if "dependency_cache save" in c)
+        assert commands.index("make setup") < save < len(commands) - 1
+    assert caches[0] == caches[1] and specs[0] == specs[1]  # one cache, both actions
+    assert caches[0]["Type"] == "S3" and caches[0]["CacheNamespace"]
+    bucket_id = caches[0]["Location"]["Fn::Join"][1][0]["Ref"]
+    bucket = pipeline_json["Resources"][bucket_id]["Properties"]
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    assert "LoggingConfiguration" in bucket
+    (rule,) = bucket["LifecycleConfiguration"]["Rules"]
+    assert rule["Status"] == "Enabled" and 0 < rule["ExpirationInDays"] <= 90
+    policy = next(
+        p["Properties"]["PolicyDocument"]
+        for p in resources_of(pipeline_json, "AWS::S3::BucketPolicy").values()
+        if p["Properties"]["Bucket"] == {"Ref": bucket_id}
+    )
+    assert any(s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}} for s in policy["Statement"])
+
+
+def fake_checkout(root: Path) -> Path:
+    """Dependency files, a venv whose console script and activate name their absolute path, and make's stamps."""
+    from constructs_lib.delivery import dependency_cache as dc
+
+    repo = root / "src"
+    (repo / ".venv" / "bin").mkdir(parents=True)
+    (repo / "node_modules").mkdir()
+    for name in dc.DEPENDENCY_FILES:
+        (repo / name).write_text(f"{name} pins\n")
+    (repo / ".venv" / "bin" / "python").symlink_to(sys.executable)
+    (repo / ".venv" / "bin" / "pip").write_text(f"#!{repo}/.venv/bin/python\nimport pip\n")
+    (repo / ".venv" / "bin" / "ruff").write_bytes(b"\x7fELF\0" + f"{repo}/.venv".encode())
+    for name in dc.MAKE_STAMPS:
+        (repo / name).touch()
+        os.utime(repo / name, (0, 0))
+    dc.save(repo)
+    return repo
+
+
+def test_a_restored_venv_is_moved_to_the_new_build_path_and_make_skips_reinstalling(tmp_path):
+    from constructs_lib.delivery import dependency_cache as dc
+
+    old = fake_checkout(tmp_path / "build-1")
+    new = tmp_path / "build-2" / "src"
+    new.parent.mkdir()
+    old.rename(new)
+    assert "hit" in dc.restore(new)
+    assert (new / ".venv/bin/pip").read_text().splitlines()[0] == f"#!{new}/.venv/bin/python"
+    assert f"{old}/.venv".encode() in (new / ".venv/bin/ruff").read_bytes()  # a native binary is left alone
+    assert all((new / name).stat().st_mtime > 0 for name in dc.MAKE_STAMPS)
+
+
+def test_a_restored_venv_of_other_requirements_is_removed(tmp_path):
+    from constructs_lib.delivery import dependency_cache as dc
+
+    repo = fake_checkout(tmp_path)
+    (repo / "requirements.txt").write_text("a new pin\n")
+    assert "stale" in dc.restore(repo)
+    assert not (repo / ".venv").exists() and not (repo / "node_modules").exists()
+    repo = fake_checkout(tmp_path / "again")
+    (repo / dc.STAMP).unlink()
+    assert "miss" in dc.restore(repo) and not (repo / ".venv").exists()
+    repo = fake_checkout(tmp_path / "new-image")  # the interpreter the venv links to is gone
+    (repo / ".venv/bin/python").unlink()
+    (repo / ".venv/bin/python").symlink_to(tmp_path / "gone")
+    assert "miss" in dc.restore(repo) and not (repo / ".venv").exists()
 
 
 def test_self_mutation_deploys_the_pipeline_stack(pipeline, pipeline_json):
@@ -394,6 +551,33 @@ def test_source_action_may_use_the_connection_under_its_own_prefix(pipeline_json
     assert any(f"{prefix}:UseConnection" in (a if isinstance(a, list) else [a]) for a in granted)
 
 
+def test_the_source_is_a_clone_every_build_reading_it_may_make(pipeline, pipeline_json, toolchain):
+    """The default zip turns symlinks (lambda_handlers/*/kube_api.py) into text files, which the Lambda bundles would
+    ship: the source is a clone reference, and each CodeBuild project that takes it clones through the connection."""
+    (source,) = stage(pipeline, "Source")
+    assert source["Configuration"]["OutputArtifactFormat"] == "CODEBUILD_CLONE_REF"
+    (output,) = (a["Name"] for a in source["OutputArtifacts"])
+    prefix = toolchain.connection_arn.split(":")[2]
+    readers = [
+        a
+        for s in pipeline["Stages"][1:]
+        for a in s["Actions"]
+        if a["ActionTypeId"]["Provider"] == "CodeBuild" and output in [i["Name"] for i in a.get("InputArtifacts", [])]
+    ]
+    assert {a["Name"] for a in readers} >= {"Synth", "Test"}
+    policies = resources_of(pipeline_json, "AWS::IAM::Policy").values()
+    for action in readers:
+        role = project(pipeline_json, action)["ServiceRole"]["Fn::GetAtt"][0]
+        granted = [
+            s["Action"]
+            for policy in policies
+            if {"Ref": role} in policy["Properties"]["Roles"]
+            for s in policy["Properties"]["PolicyDocument"]["Statement"]
+            if s.get("Resource") == toolchain.connection_arn
+        ]
+        assert any(f"{prefix}:UseConnection" in (a if isinstance(a, list) else [a]) for a in granted), action["Name"]
+
+
 @pytest.mark.parametrize(
     ("arn", "action"),
     [
@@ -410,8 +594,9 @@ def test_connection_action_matches_the_arn_prefix(arn, action):
     assert connection_use_action(arn) == action
 
 
-def test_prod_replacement_guard_runs_before_the_approval(pipeline, pipeline_json, configs):
-    """Issue 12 item 7: nothing stateful is replaced in prod without a reviewed allowance."""
+def test_prod_replacement_guard_runs_before_the_approval(pipeline, pipeline_json, configs, stack_artifacts):
+    """Issue 12 item 7: nothing stateful is replaced in prod without a reviewed allowance; the diff reads every
+    stack of the stage, so the guard may assume the lookup role of each region the stage deploys to."""
     prod = configs["prod"]
     actions = stage(pipeline, "Prod")
     order = {a["Name"]: a["RunOrder"] for a in actions}
@@ -428,7 +613,15 @@ def test_prod_replacement_guard_runs_before_the_approval(pipeline, pipeline_json
         for s in policy["Properties"]["PolicyDocument"]["Statement"]
         if s["Action"] == "sts:AssumeRole"
     ]
-    assert len(assumes) == 1 and f"cdk-hnb659fds-lookup-role-{prod.account}-{prod.region}" in assumes[0]
+    assert len(assumes) == 1
+    regions = set()
+    for name, (directory, _) in stack_artifacts.items():
+        if name.startswith(f"{prod.resource_prefix}-"):
+            artifacts = json.loads((directory / "manifest.json").read_text())["artifacts"].values()
+            regions |= {a["environment"].rsplit("/", 1)[1] for a in artifacts if a["type"].endswith("stack")}
+    assert len(regions) == 3  # its own, the edge's (us-east-1), the backup copy's
+    granted = set(re.findall(rf"cdk-hnb659fds-lookup-role-{prod.account}-([a-z0-9-]+)", assumes[0]))
+    assert granted == regions
     # The synthesized assembly is the build's second input, mounted as cdk.out.
     assert len(guard["InputArtifacts"]) == 2
 
@@ -493,6 +686,11 @@ def test_artifacts_are_cmk_encrypted_ssl_only_and_access_logged(pipeline, pipeli
         assert build["Properties"]["EncryptionKey"] == key
 
 
+def copy_region(env: str) -> str | None:
+    copy = load_environment(env).backup.copy
+    return copy.region if copy else None
+
+
 def test_github_oidc_role_is_for_this_repositorys_pull_requests_only(pipeline_json, toolchain):
     (provider_id, provider) = next(iter(resources_of(pipeline_json, "AWS::IAM::OIDCProvider").items()))
     assert provider["Properties"]["Url"] == "https://token.actions.githubusercontent.com"
@@ -532,7 +730,8 @@ def test_github_oidc_role_is_for_this_repositorys_pull_requests_only(pipeline_js
     accounts = {(toolchain.account, toolchain.region)} | {
         (load_environment(name).account, region)
         for name in toolchain.stages
-        for region in (load_environment(name).region, "us-east-1")  # the edge's stacks deploy in us-east-1
+        # its own region, the edge's (us-east-1), and prod's backup copy region
+        for region in (load_environment(name).region, "us-east-1", *filter(None, [copy_region(name)]))
     }
     assert assumable == {json.dumps(f"arn:aws:iam::{a}:role/cdk-hnb659fds-lookup-role-{a}-{r}") for a, r in accounts}
     # Read-only: assume the CDK lookup roles, read templates, read the bootstrap version.

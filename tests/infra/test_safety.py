@@ -45,7 +45,7 @@ def test_termination_protection_on_stateful_prod_stacks_only_and_applied_by_the_
     """The manifest flag is what `cdk deploy` applies by hand; CDK Pipelines ignores it (aws/aws-cdk#17871,
     #30405), so the pipeline enables it itself right after each of these stacks deploys (issue 18 item 13;
     tests/infra/test_termination_protection.py runs the step)."""
-    stateful = {"erp-prod-data", "erp-prod-auth"}
+    stateful = {"erp-prod-data", "erp-prod-auth", "erp-prod-backup", "erp-prod-backup-copy"}
     assert {name for name, on in termination_protected.items() if on} == stateful
     (pipeline,) = [
         r["Properties"]

@@ -16,7 +16,15 @@ import pytest
 from tests.conftest import resources_of
 
 PIPELINE = "erp-pipeline"
-STATEFUL = ("erp-prod-data", "erp-prod-auth")
+STATEFUL = ("erp-prod-data", "erp-prod-auth", "erp-prod-backup", "erp-prod-backup-copy")
+
+
+def stack_region(stack_artifacts, stack: str) -> str:
+    """Where the assembly deploys the stack (the backup copy lives outside the environment's region)."""
+    directory, _ = stack_artifacts[stack]
+    artifacts = json.loads((directory / "manifest.json").read_text())["artifacts"].values()
+    (environment,) = [a["environment"] for a in artifacts if a.get("properties", {}).get("stackName") == stack]
+    return environment.rsplit("/", 1)[1]
 
 
 def step_project(template: dict, stack: str) -> tuple[str, dict]:
@@ -32,9 +40,10 @@ def step_project(template: dict, stack: str) -> tuple[str, dict]:
 
 
 @pytest.mark.parametrize("stack", STATEFUL)
-def test_the_step_may_assume_only_the_prod_deploy_role(stack_templates, configs, stack):
+def test_the_step_may_assume_only_the_prod_deploy_role(stack_templates, stack_artifacts, configs, stack):
     template = stack_templates[PIPELINE]
     prod = configs["prod"]
+    region = stack_region(stack_artifacts, stack)
     _, project = step_project(template, stack)
     role = project["ServiceRole"]["Fn::GetAtt"][0]
     statements = [
@@ -45,7 +54,7 @@ def test_the_step_may_assume_only_the_prod_deploy_role(stack_templates, configs,
         if "sts:AssumeRole" in json.dumps(s["Action"])
     ]
     (assume,) = statements
-    deploy_role = f":iam::{prod.account}:role/cdk-hnb659fds-deploy-role-{prod.account}-{prod.region}"
+    deploy_role = f":iam::{prod.account}:role/cdk-hnb659fds-deploy-role-{prod.account}-{region}"
     assert deploy_role in json.dumps(assume["Resource"])
     env = {v["Name"]: v["Value"] for v in project["Environment"]["EnvironmentVariables"]}
     assert deploy_role in json.dumps(env["DEPLOY_ROLE_ARN"])
@@ -77,8 +86,11 @@ def run_step(template: dict, stack: str, tmp_path, describe_answer: str = "True"
 
 
 @pytest.mark.parametrize("stack", STATEFUL)
-def test_the_step_enables_protection_in_a_session_narrowed_to_that_stack(stack_templates, configs, tmp_path, stack):
+def test_the_step_enables_protection_in_a_session_narrowed_to_that_stack(
+    stack_templates, stack_artifacts, configs, tmp_path, stack
+):
     prod = configs["prod"]
+    region = stack_region(stack_artifacts, stack)
     code, calls, out = run_step(stack_templates[PIPELINE], stack, tmp_path)
     assert code == 0, out
     assert len(calls) == 3
@@ -87,11 +99,11 @@ def test_the_step_enables_protection_in_a_session_narrowed_to_that_stack(stack_t
     policy = json.loads(assume.split("--policy ")[1].split(" --query")[0])
     (statement,) = policy["Statement"]
     assert statement["Action"] == ["cloudformation:UpdateTerminationProtection", "cloudformation:DescribeStacks"]
-    assert statement["Resource"] == f"arn:aws:cloudformation:{prod.region}:{prod.account}:stack/{stack}/*"
+    assert statement["Resource"] == f"arn:aws:cloudformation:{region}:{prod.account}:stack/{stack}/*"
     # Both calls run as the narrowed session, not as the CodeBuild role.
     assert update == (
         f"cloudformation update-termination-protection --enable-termination-protection --stack-name {stack} "
-        f"--region {prod.region} | key=AKIDSESSION"
+        f"--region {region} | key=AKIDSESSION"
     )
     assert describe.startswith(f"cloudformation describe-stacks --stack-name {stack}") and "key=AKIDSESSION" in describe
     assert f"{stack}: termination protection True" in out

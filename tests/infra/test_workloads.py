@@ -260,6 +260,61 @@ def test_pods_reach_database_and_cache_through_the_cluster_security_group(stack_
         assert f"erp-{env}-data" in json.dumps(rule["Properties"]["GroupId"])
 
 
+def deployed_objects(stack_templates, env) -> list[dict]:
+    """Every Kubernetes object the environment's stacks apply (Cluster and Workloads manifests alike)."""
+    return [
+        obj
+        for name, template in stack_templates.items()
+        if name.startswith(f"erp-{env}-")
+        for resource in resources_of(template, "Custom::AWSCDK-EKS-KubernetesResource").values()
+        for obj in objects_of(resource)
+    ]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_service_port_reaches_a_port_its_pods_listen_on(stack_templates, env):
+    """Service port -> targetPort (a number, a name, or absent: the port itself) -> the containerPort of EVERY pod
+    it selects, protocol included; each TargetGroupBinding names a port of its Service. A hard-coded targetPort
+    renders and applies cleanly and only times out at run time."""
+    objects = deployed_objects(stack_templates, env)
+    pods = [
+        (o["metadata"].get("namespace", "default"), o["metadata"]["name"], o["spec"]["template"])
+        for o in objects
+        if o["kind"] in ("Deployment", "StatefulSet", "DaemonSet")
+    ]
+    services = {
+        (o["metadata"].get("namespace", "default"), o["metadata"]["name"]): o for o in objects if o["kind"] == "Service"
+    }
+    assert len(services) >= 6, sorted(services)  # the three services, the employee proxy, Kafka (2), the collector
+    for (namespace, name), service in services.items():
+        selector = service["spec"]["selector"]
+        selected = [
+            (workload, template["spec"]["containers"])
+            for ns, workload, template in pods
+            if ns == namespace and all(template["metadata"]["labels"].get(k) == v for k, v in selector.items())
+        ]
+        assert selected, f"Service {namespace}/{name} selects no pod"
+        for port in service["spec"]["ports"]:
+            target, protocol = port.get("targetPort", port["port"]), port.get("protocol", "TCP")
+            for workload, containers in selected:
+                listening = [
+                    p
+                    for c in containers
+                    for p in c.get("ports", [])
+                    if p.get("protocol", "TCP") == protocol
+                    and (p.get("name") == target if isinstance(target, str) else p["containerPort"] == target)
+                ]
+                assert listening, (
+                    f"Service {namespace}/{name} port {port['port']}/{protocol} -> targetPort {target}: "
+                    f"no container of {workload} listens there"
+                )
+    for binding in (o for o in objects if o["kind"] == "TargetGroupBinding"):
+        ref = binding["spec"]["serviceRef"]
+        service = services[(binding["metadata"]["namespace"], ref["name"])]
+        key = "name" if isinstance(ref["port"], str) else "port"
+        assert ref["port"] in [p.get(key) for p in service["spec"]["ports"]], binding["metadata"]["name"]
+
+
 @pytest.mark.parametrize("env", ["dev", "prod"])
 def test_employee_proxy_is_the_one_caller_of_the_function_url(stack_templates, env):
     """The in-cluster employee-service proxy's Pod Identity role may invoke the employee Lambda through its

@@ -1,4 +1,5 @@
-"""The dev estimate per resource type against a hand calculation, so no type can silently turn free.
+"""The dev estimate per resource type against a hand calculation, so no type can silently turn free; prod's
+priced types (what only prod has, the web ACLs, by hand) too.
 
 The total-only check (tests/infra/test_cost_estimate.py, ±3 %) let a scratch copy price every metric
 filter at $0 unnoticed. Here each type's dollars are compared on their own. Prices are typed from
@@ -26,6 +27,8 @@ NLB_HOUR = 0.0225
 RDS_HOUR = {"db.t4g.micro single-az": 0.025}
 RDS_GP3_GB_MONTH = 0.131
 RDS_BACKUP_GB_MONTH = 0.095
+# AWS Backup recovery points: RDS and EBS snapshot storage.
+RDS_POINT_GB_MONTH, EBS_POINT_GB_MONTH = 0.095, 0.05
 VALKEY_HOUR = {"cache.t4g.micro": 0.0192}
 HTTP_API_PER_M = 1.23
 LAMBDA_GB_SECOND = {"arm64": 0.0000133334, "x86_64": 0.0000166667}
@@ -42,6 +45,9 @@ CLOUDFRONT_HTTPS_PER_10K = 0.012
 CLOUDFRONT_DATA_OUT_GB = 0.120
 CLOUDFRONT_FUNCTION_PER_M = 0.10
 S3_GB_MONTH = 0.025
+# AWS WAF, same in every region (../shared/pricing-ap-northeast-2.md): per web ACL, per rule (a managed group
+# counts as one), per million requests inspected.
+WAF_ACL_MONTH, WAF_RULE_MONTH, WAF_PER_M_REQUESTS = 5.00, 1.00, 0.60
 # Scheduled jobs: runs per month averaged over 2025-2028 (1461 days, 48 months); a job running daily or less often
 # is billed its whole timeout per run, a more frequent one 5 s per run. Collector EMF: one 300-byte event per metric
 # every 30 s (kafka-exporter's scrape).
@@ -158,6 +164,13 @@ def hand_calculation(config, templates) -> dict[str, float]:
     alarm_metrics = sum(
         len([m for m in a.get("Metrics", []) if "MetricStat" in m]) or 1 for a in all_of("AWS::CloudWatch::Alarm")
     )
+    # AWS Backup in dev: one daily rule and no copy; the oldest point is full, each later one a day's changes.
+    (daily,) = config.backup.rules
+    assert daily.schedule == "cron(0 7 * * ? *)" and config.backup.copy is None
+    chain = 1 + (daily.retention_days - 1) * usage.backup_change_pct / 100
+    db_full = db.allocated_storage_gib if usage.backup_db_gb is None else usage.backup_db_gb
+    kafka_full = config.kafka.replicas * config.kafka.storage_gib
+    kafka_full = kafka_full if usage.backup_kafka_gb is None else usage.backup_kafka_gb
     return {
         "AWS::EKS::Cluster": EKS_CLUSTER_HOUR * HOURS,
         "AWS::EKS::Nodegroup": nodes,
@@ -169,10 +182,12 @@ def hand_calculation(config, templates) -> dict[str, float]:
         + usage.rds_backup_gb * RDS_BACKUP_GB_MONTH,
         "AWS::ElastiCache::ReplicationGroup": VALKEY_HOUR[config.cache.node_type] * HOURS * (config.cache.replicas + 1),
         "AWS::ApiGatewayV2::Api": usage.api_requests_per_month / 1e6 * HTTP_API_PER_M,
-        # The drift check's three EMF metrics (DriftedStacks, OrphanedObjects, DriftCheckFailures) are on the dashboard.
-        "AWS::Lambda::Function": lambdas + 3 * CUSTOM_METRIC_MONTH,
+        # The drift check's three EMF metrics (DriftedStacks, OrphanedObjects, DriftCheckFailures), on the dashboard,
+        # and the restore drill's three its alarms read (DrillSucceeded, RestoreMinutes, RecoveryPointAgeHours).
+        "AWS::Lambda::Function": lambdas + (3 + 3) * CUSTOM_METRIC_MONTH,
         "AWS::SecretsManager::Secret": len(all_of("AWS::SecretsManager::Secret")) * SECRET_MONTH,
         "AWS::KMS::Key": len(all_of("AWS::KMS::Key")) * KMS_KEY_MONTH,
+        "AWS::Backup::BackupPlan": chain * (db_full * RDS_POINT_GB_MONTH + kafka_full * EBS_POINT_GB_MONTH),
         "AWS::Logs::MetricFilter": custom_metrics * CUSTOM_METRIC_MONTH,
         "AWS::CloudWatch::Alarm": alarm_metrics * ALARM_METRIC_MONTH,
         "AWS::CloudWatch::CompositeAlarm": len(all_of("AWS::CloudWatch::CompositeAlarm")) * COMPOSITE_ALARM_MONTH,
@@ -226,3 +241,55 @@ def test_the_types_billed_per_unit_are_really_in_the_dev_templates(dev):
     ):
         assert any(resources_of(t, rtype) for t in templates.values()), rtype
         assert priced.get(rtype, 0) > 0, f"{rtype} priced as free"
+
+
+# --- prod ---------------------------------------------------------------------------------------------------
+
+# Every type prod is billed for. Free by rule: one dashboard (three per account are free). A type that moves into
+# the free list, or a pricer that returns $0, fails here; a new priced type must be added on purpose.
+PROD_PRICED = {
+    "(config)", "AWS::ApiGatewayV2::Api", "AWS::CloudFront::Distribution", "AWS::CloudFront::Function",
+    "AWS::CloudWatch::Alarm", "AWS::CloudWatch::CompositeAlarm", "AWS::Cognito::UserPool", "AWS::EC2::EIP",
+    "AWS::EC2::NatGateway", "AWS::EC2::VPCEndpoint", "AWS::ECR::Repository", "AWS::EKS::Cluster",
+    "AWS::EKS::Nodegroup", "AWS::ElasticLoadBalancingV2::LoadBalancer", "AWS::Events::Rule", "AWS::KMS::Key",
+    "AWS::Lambda::Function", "AWS::Logs::MetricFilter", "AWS::RDS::DBInstance", "AWS::S3::Bucket",
+    "AWS::Scheduler::Schedule", "AWS::SecretsManager::Secret", "AWS::WAFv2::WebACL", "AWS::Backup::BackupPlan",
+    "AWS::StepFunctions::StateMachine",
+}  # fmt: skip
+PROD_FREE = {"AWS::CloudWatch::Dashboard"}
+
+
+@pytest.fixture(scope="module")
+def prod(cdk_out, configs, stack_templates):
+    config = configs["prod"]
+    templates = {n: t for n, t in stack_templates.items() if n.startswith("erp-prod-")}
+    return config, templates, estimate(cdk_out, config).lines
+
+
+def test_every_prod_type_is_priced_and_not_free(prod):
+    _, _, lines = prod
+    priced: dict[str, float] = defaultdict(float)
+    for line in lines:
+        priced[line.type] += line.usd
+    assert set(priced) == PROD_PRICED | PROD_FREE, "a resource type appeared in or vanished from prod's priced lines"
+    assert {rtype for rtype, usd in priced.items() if usd <= 0} == PROD_FREE
+
+
+def test_each_prod_web_acl_costs_its_fee_its_rules_and_the_requests_it_inspects(prod):
+    """By hand, per ACL: the REGIONAL one on the user pool inspects the auth requests, the CLOUDFRONT one every
+    edge request (usage in config/prod.yaml)."""
+    config, templates, lines = prod
+    usage = config.usage
+    acls = {
+        (stack, logical_id): acl["Properties"]
+        for stack, template in templates.items()
+        for logical_id, acl in resources_of(template, "AWS::WAFv2::WebACL").items()
+    }
+    assert sorted(p["Scope"] for p in acls.values()) == ["CLOUDFRONT", "REGIONAL"]
+    requests = {"REGIONAL": usage.auth_requests_per_month, "CLOUDFRONT": usage.edge_requests_per_month}
+    for (stack, logical_id), props in acls.items():
+        billed = sum(line.usd for line in lines if (line.stack, line.logical_id) == (stack, logical_id))
+        hand = (
+            WAF_ACL_MONTH + len(props["Rules"]) * WAF_RULE_MONTH + requests[props["Scope"]] / 1e6 * WAF_PER_M_REQUESTS
+        )
+        assert billed == pytest.approx(hand, rel=1e-9), f"{stack}/{logical_id} ({props['Scope']})"

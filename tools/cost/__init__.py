@@ -9,7 +9,8 @@ resource type the estimator does not know is listed too, never dropped.
                          [--compare BASE_CDK_OUT | --compare-graviton] [--include-pipeline]
 
 Split by job: prices.py (the price sheet), model.py (what an estimate holds), pricers.py (one pricer
-per resource type), schedules.py (runs per month of a schedule expression), assembly.py (reading the
+per resource type), backup.py (AWS Backup's recovery points and copies, the restore drill's state machine),
+schedules.py (runs per month and run times of a schedule expression), assembly.py (reading the
 synthesized templates), output.py (text, markdown, JSON, delta), cli.py (the command line).
 """
 

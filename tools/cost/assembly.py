@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from config.models import EnvironmentConfig
+from tools.cost import backup  # registers the AWS Backup and Step Functions pricers
 from tools.cost.model import ENV_WIDE, Context, Estimate, Free, Line, Resource, Result, Unpriced, _num
 from tools.cost.pricers import (
     BUILD_MINUTES_PER_PROJECT_RUN,
@@ -145,10 +146,11 @@ def _assumptions(ctx: Context, include_pipeline: bool) -> list[str]:
         f"Kafka: {env.kafka.replicas} × {env.kafka.storage_gib} GiB gp3 PVC volumes from config, billed all month "
         "(scale-to-zero keeps them)",
         "not estimated: data transfer (internet out, cross-AZ), NLCU/LCU, API calls to Secrets Manager/KMS, "
-        "X-Ray traces, EBS snapshots"
+        "X-Ray traces, EBS snapshots outside AWS Backup"
         + (", Container Insights metrics" if env.observability.container_insights else ""),
     ]
     items += _telemetry_assumptions(ctx)
+    items += backup.backup_assumptions(ctx)
     if env.uses_employee_api:
         items.append(
             "employee-service proxy (in-cluster SigV4 proxy to the employee Lambda's function URL): $0 added: "

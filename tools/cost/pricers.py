@@ -615,12 +615,15 @@ def _schedule(r: Resource, ctx: Context) -> list[Result]:
         item = f"invocations beyond the 14 M free per account ({_num(runs, 1)} runs/month: {expression})"
         out.append(_line(r, ctx, item, beyond / 1e6, ("scheduler", "invocations"), unit="M"))
     schedule = {"Type": r.type, "Properties": r.props}
+    machines = [
+        i for i, x in r.template.get("Resources", {}).items() if x.get("Type") == "AWS::StepFunctions::StateMachine"
+    ]
     for arn, function_id in zip(_target_arns(schedule), _scheduled_targets(r.template, schedule), strict=True):
-        if function_id is None:
-            out.append(r.unpriced(f"target {json.dumps(arn)[:80]}: only Lambda functions of this template are priced"))
-        else:
+        if function_id is not None:
             out += _job_runs(r, ctx, function_id, runs)
-    return out
+        elif not any(_refers_to(arn, m) for m in machines):  # a state machine's runs are priced on it
+            out.append(r.unpriced(f"target {json.dumps(arn)[:80]}: only Lambda functions of this template are priced"))
+    return out or [Free("it starts a state machine of this template: its runs are priced there")]
 
 
 def _job_runs(r: Resource, ctx: Context, function_id: str, runs: float) -> list[Result]:

@@ -12,11 +12,13 @@ from __future__ import annotations
 import calendar
 import re
 from datetime import date
+from functools import cache
 
 from tools.cost.prices import HOURS_PER_MONTH, Unpriceable
 
 # Four whole years, one of them a leap year: 1461 days, 48 months.
 YEARS = (2025, 2026, 2027, 2028)
+DAYS_PER_MONTH = sum(365 + calendar.isleap(year) for year in YEARS) / (12 * len(YEARS))  # 30.4375
 RATE_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 MONTHS = {"JAN": 1, "FEB": 2, "MAR": 3, "APR": 4, "MAY": 5, "JUN": 6}
 MONTHS |= {"JUL": 7, "AUG": 8, "SEP": 9, "OCT": 10, "NOV": 11, "DEC": 12}
@@ -46,6 +48,36 @@ def _cron_runs_per_month(fields: list[str]) -> float:
     month_set = _values(months, 1, 12, MONTHS)
     days = sum(len(_days(dom, dow, year, month)) for year in YEARS for month in range(1, 13) if month in month_set)
     return per_day * days / (12 * len(YEARS))
+
+
+@cache
+def run_times(expression: str, years: range | tuple[int, ...]) -> tuple[float, ...]:
+    """When a schedule runs over whole years, in days since 1 January of the first (the time zone is left out: it
+    moves every run of a schedule alike). Backups need the times, not only the count: what a recovery point stores
+    depends on the gap to the one before it."""
+    expression = expression.strip()
+    origin = date(years[0], 1, 1).toordinal()
+    end = date(years[-1] + 1, 1, 1).toordinal() - origin
+    if expression.startswith("at("):
+        return ()
+    if match := re.fullmatch(r"rate\((\d+) (minute|hour|day)s?\)", expression):
+        step = int(match[1]) * RATE_SECONDS[match[2]] / 86400
+        if step <= 0:
+            raise Unpriceable(f"{expression}: a rate below 1")
+        return tuple(i * step for i in range(int(end / step) + 1) if i * step < end)
+    match = re.fullmatch(r"cron\(([^()]+)\)", expression)
+    if not match or len(fields := match[1].split()) != 6:
+        raise Unpriceable(f"schedule expression {expression!r}: not a 6-field cron(), rate() or at()")
+    minutes, hours, dom, months, dow, _year = fields
+    in_day = sorted(h / 24 + m / 1440 for h in _values(hours, 0, 23) for m in _values(minutes, 0, 59))
+    month_set = _values(months, 1, 12, MONTHS)
+    return tuple(
+        date(year, month, day).toordinal() - origin + t
+        for year in years
+        for month in sorted(month_set)
+        for day in sorted(_days(dom, dow, year, month))
+        for t in in_day
+    )
 
 
 def _values(field: str, low: int, high: int, names: dict[str, int] | None = None) -> set[int]:

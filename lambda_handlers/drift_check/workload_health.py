@@ -1,1 +1,0 @@
-../workload_health/app.py

@@ -322,6 +322,14 @@ def _open(connector: Connect, what: str, **kwargs) -> pymysql.Connection:
         raise DatabaseUnreachable(f"{what} ({kwargs['host']}): {exc}") from exc
 
 
+def _counts(connector: Connect, what: str, **kwargs) -> dict[str, int | None]:
+    conn = _open(connector, what, **kwargs)
+    try:
+        return table_counts(conn)
+    finally:
+        conn.close()
+
+
 def table_counts(conn: pymysql.Connection) -> dict[str, int | None]:
     """Row count of each of TABLES in the connection's schema; None for a table that does not exist."""
     with conn.cursor() as cur:
@@ -365,7 +373,7 @@ def check(state: dict, settings: Settings, clients: Clients, now: datetime, conn
     endpoint = instance["Endpoint"]
     drill_password = clients.secrets.get_secret_value(SecretId=settings.drill_secret)["SecretString"]
     live_secret = json.loads(clients.secrets.get_secret_value(SecretId=settings.live_secret)["SecretString"])
-    restored_conn = _open(
+    restored = _counts(
         connector,
         "restored copy",
         host=endpoint["Address"],
@@ -375,11 +383,7 @@ def check(state: dict, settings: Settings, clients: Clients, now: datetime, conn
         database=settings.database,
         ca_bundle=settings.ca_bundle,
     )
-    try:
-        restored = table_counts(restored_conn)
-    finally:
-        restored_conn.close()
-    live_conn = _open(
+    live = _counts(
         connector,
         "live database",
         host=live_secret["host"],
@@ -389,10 +393,6 @@ def check(state: dict, settings: Settings, clients: Clients, now: datetime, conn
         database=settings.database,
         ca_bundle=settings.ca_bundle,
     )
-    try:
-        live = table_counts(live_conn)
-    finally:
-        live_conn.close()
     counts = {table: {"restored": restored[table], "live": live[table]} for table in TABLES}
     problems = compare(restored, live, settings.tolerance_pct)
     if problems:

@@ -43,7 +43,7 @@ help:
 	@echo "make frontend ENV=dev SRC=<frontend checkout>   build the unchanged ERP frontend for ENV and publish it to its edge"
 	@echo "make upgrade-check TO=1.37 [ENV=dev]   offline rehearsal of the next Kubernetes minor (synthesizes first)"
 	@echo "make capacity [ENV=dev] [DETAIL=1]     per node group: requested CPU/memory/pods vs allocatable at min/desired/max"
-	@echo "make bench            wall time / peak memory / assembly sizes of synth (3 and 12 services) and test"
+	@echo "make bench            synth vs a minimal reference app, peak memory, 3 vs 12 services, sizes, test time"
 	@echo "make bench-pipeline   the pipeline build's install phases, cold vs warm cache, and the modeled push-to-prod time (QUICK=1)"
 	@echo "make bench-handler    employee Lambda: p50/p95 per route at a few concurrency levels, cold import time"
 	@echo "make journeys         the frontend's journeys and the attacks: steps and result per environment (markdown)"
@@ -75,9 +75,11 @@ synth: setup
 	$(PY) -m tools.nag_report $(OUT)
 	@echo "synthesized to $(abspath $(OUT)) (templates: $(OUT)/assembly-*/*.template.json)"
 
-# Two workers on the two cores; a file's tests stay on one worker, so a module's extra synth runs once.
+# Two workers on the two cores; a file's tests stay on one worker, so a module's extra synth runs once. Files are
+# handed out in collection order (tests/conftest.py puts the dearest first), not xdist's most-tests-first; the
+# workers share one session synth (tests/conftest.py cdk_out).
 test: setup system-deps lint
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -121,8 +123,10 @@ upgrade-check: synth
 capacity: setup
 	$(PY) -m config.capacity $(if $(ENV),--env $(ENV)) $(if $(DETAIL),--detail)
 
+# Synth against tools/bench/reference_app (interleaved runs), 3 vs 12 services, then `make test`.
+# BENCH_ARGS="--runs 5 --no-test" to change; `$(PY) tools/bench/profile_synth.py` for the per-phase breakdown.
 bench: setup system-deps
-	$(PY) -m tools.bench
+	$(PY) -m tools.bench $(BENCH_ARGS)
 
 # The pipeline's Build-stage phases here (cold/warm caches) and the modeled push-to-dev/prod time (README).
 bench-pipeline: setup

@@ -1,11 +1,18 @@
-"""Synthesize the whole app ONCE per test session; every template assertion reads from it."""
+"""Synthesize the whole app ONCE per test session; every template assertion reads from it.
+
+Under pytest-xdist (`make test`: two workers) the workers share that one assembly: the first worker to ask
+synthesizes it under a file lock in the session's base directory, the other waits and reads it. Heavy
+modules are handed out first (HEAVY_FIRST), so the worker that is not synthesizing has work of its own.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -57,9 +64,33 @@ def configs():
     return {name: load_environment(name) for name in environment_names()}
 
 
+def shared_by_workers(request: pytest.FixtureRequest, name: str, make: Callable[[Path], object]) -> Path:
+    """`make(directory)` once per test session, also across xdist workers; tests only read the directory.
+
+    A worker's base temp is <session base>/popen-<worker id>: the first worker takes the lock and builds
+    <session base>/<name>, the others wait for it. A build that raised leaves no marker, so the next worker
+    tries again (and fails the same way, in its own tests). Without xdist: a fresh directory of this session.
+    """
+    factory = request.config._tmp_path_factory  # noqa: SLF001 (what tmp_path_factory is)
+    worker = getattr(request.config, "workerinput", {}).get("workerid")
+    base = factory.getbasetemp()
+    if worker is None or base.name != f"popen-{worker}":
+        directory = factory.mktemp(name)
+        make(directory)
+        return directory
+    directory, done = base.parent / name, base.parent / f"{name}.done"
+    with open(base.parent / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes (or the worker dies)
+        if not done.exists():
+            shutil.rmtree(directory, ignore_errors=True)
+            make(directory)
+            done.touch()
+    return directory
+
+
 @pytest.fixture(scope="session")
-def cdk_out(tmp_path_factory) -> Path:
-    return synth_app(tmp_path_factory.mktemp("cdk.out"))
+def cdk_out(request) -> Path:
+    return shared_by_workers(request, "cdk.out", synth_app)
 
 
 @pytest.fixture(scope="session")
@@ -103,6 +134,37 @@ def template(stack_templates):
         return Template.from_json(stack_templates[stack_name])
 
     return get
+
+
+# The modules that cost most (extra synths, the runbook's strict run, cfn-lint, the secret scan), dearest first.
+# `make test` runs `--dist loadfile --no-loadscope-reorder`: files are handed to the workers in collection
+# order, so these start first and the rest fill in around them instead of leaving one worker with a long tail.
+# The first one reads the session synth (its worker makes it); the next are independent of it.
+HEAVY_FIRST = (
+    "tests/infra/test_safety.py",
+    "tests/infra/test_placeholders.py",
+    "tests/infra/test_scale.py",
+    "tests/infra/test_update_safety.py",
+    "tests/infra/test_references.py",
+    "tests/infra/test_chat.py",
+    "tests/infra/test_template_identity.py",
+    "tests/test_secret_scan.py",
+    "tests/infra/test_synth_matches_cli.py",
+    "tests/infra/test_upgrade_rehearsal.py",
+    "tests/tools/test_synth.py",
+)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Heavy modules first (in HEAVY_FIRST's order), every other test after them in its collected order."""
+    rank = {path: n for n, path in enumerate(HEAVY_FIRST)}
+
+    def key(item) -> int:
+        path = Path(str(item.path)).resolve()
+        relative = path.relative_to(REPO).as_posix() if path.is_relative_to(REPO) else ""
+        return rank.get(relative, len(rank))
+
+    items.sort(key=key)  # stable: within a file, and among the rest, collection order stays
 
 
 def resources_of(template_json: dict, resource_type: str) -> dict[str, dict]:

@@ -67,13 +67,21 @@ HELM_ADDONS = {
 
 
 def chart_workloads(config: EnvironmentConfig) -> list[Workload]:
-    found = []
-    for chart in build_charts(config, token_values(config)).values():
-        for manifest in chart.to_json():
-            if manifest.get("kind") in WORKLOAD_KINDS:
-                metadata = manifest["metadata"]
-                found.append(Workload(metadata.get("namespace", "default"), manifest["kind"], metadata["name"]))
-    return found
+    """Rendered once per configuration: the pipeline's smoke test and the stage's health check both ask, and
+    each rendering of every chart costs ~1,000 kernel round trips."""
+    key = config.model_dump_json()
+    if key not in _RENDERED:
+        found = []
+        for chart in build_charts(config, token_values(config)).values():
+            for manifest in chart.to_json():
+                if manifest.get("kind") in WORKLOAD_KINDS:
+                    metadata = manifest["metadata"]
+                    found.append(Workload(metadata.get("namespace", "default"), manifest["kind"], metadata["name"]))
+        _RENDERED[key] = tuple(found)
+    return list(_RENDERED[key])
+
+
+_RENDERED: dict[str, tuple[Workload, ...]] = {}
 
 
 def helm_workloads() -> list[Workload]:

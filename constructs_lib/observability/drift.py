@@ -121,6 +121,25 @@ def environment_stacks(scope: Construct) -> list[Stack]:
     return [child for child in Stage.of(scope).node.children if isinstance(child, Stack)]
 
 
+def resource_types(stacks: Iterable[Stack]) -> set[str]:
+    """The CloudFormation types in these stacks. An L1 class names its type (one kernel call per class); only a
+    plain CfnResource (custom resources) is asked one by one: ~1,300 kernel round trips fewer per synth."""
+    by_class: dict[type, str] = {}
+    types = set()
+    for stack in stacks:
+        for found in stack.node.find_all():
+            if not isinstance(found, CfnResource):
+                continue
+            cls = type(found)
+            if "CFN_RESOURCE_TYPE_NAME" not in vars(cls):
+                types.add(found.cfn_resource_type)
+                continue
+            if cls not in by_class:
+                by_class[cls] = cls.CFN_RESOURCE_TYPE_NAME
+            types.add(by_class[cls])
+    return types
+
+
 def read_actions(stacks: Iterable[Stack]) -> list[str]:
     """What drift detection needs to read every resource of these stacks: the Describe/Get/List actions of their
     types' read handlers, data reads left out."""
@@ -134,7 +153,7 @@ def read_actions(stacks: Iterable[Stack]) -> list[str]:
         for service, spec in load_resource(AdditionalSpecs, "Policies.json").items()
         for action in spec.get("Actions", {})
     }
-    types = {c.cfn_resource_type for s in stacks for c in s.node.find_all() if isinstance(c, CfnResource)}
+    types = resource_types(stacks)
     actions = set()
     for resource_type in types:
         schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema(SCHEMA_REGION, resource_type).schema

@@ -39,15 +39,12 @@ PACKAGE = json.loads((REPO / "package.json").read_text())["devDependencies"]
 
 # Figures used when a phase is not run here. Each names its source; "assumed" means neither measured nor documented.
 REUSED = {
-    "tests": (
-        240.0,
-        "reused: full suite on this machine at main@ab1f5f1, -n 2 --dist loadfile; --phases tests measures",
-    ),
-    "synth": (106.0, "reused: tools.synth of the whole app on this machine, under load; --phases synth measures"),
-    "pip_cold": (300.0, "assumed: 1.2 GB venv from PyPI; --phases pip measures"),
-    "pip_warm": (90.0, "assumed: the same from a warm wheel cache; --phases pip measures"),
-    "restore_extract": (30.0, "assumed: extracting the cache archive; --phases extract measures"),
-    "mariadb": (45.0, "assumed: apt-get update + install mariadb-server; --apt measures download and unpack"),
+    "tests": (162.4, "reused: pytest of a fresh clone's .ci/run at 3a9ab6e (2026-12-05); --phases tests measures"),
+    "synth": (60.8, "reused: make bench, median make synth under load (2026-12-05); --phases synth measures"),
+    "pip_cold": (652.2, "reused: --phases pip here under load (2026-12-05), fresh venv, empty pip cache"),
+    "pip_warm": (261.8, "reused: --phases pip here under load (2026-12-05), fresh venv, warm pip cache"),
+    "restore_extract": (12.2, "reused: --phases extract here (2026-12-05), tar of .venv and node_modules"),
+    "mariadb": (16.5, "reused: --apt here (2026-12-05), apt download + unpack of mariadb-server"),
 }
 SLOW_PHASES = ("pip", "extract", "synth", "tests")
 ASSUMED = {
@@ -340,7 +337,8 @@ def main(argv: list[str] | None = None) -> int:
         if cdk_out is None or not any(cdk_out.glob("*.template.json")):
             cdk_out = scratch / "model.out"
             subprocess.run(
-                [str(REPO / ".venv" / "bin" / "python"), "-m", "tools.synth", "--output", str(cdk_out)],
+                [str(REPO / ".venv" / "bin" / "python"), "-m", "tools.synth", "--output", str(cdk_out),
+                 "-c", "erp:placeholders=warn"],  # a review synth: the model reads the pipeline's shape only
                 cwd=REPO, env={**os.environ, **node_env()}, check=True, stdout=subprocess.DEVNULL,
             )  # fmt: skip
         pipeline = pipeline_properties(cdk_out)

@@ -66,9 +66,11 @@ SETTING_FLAGS = {
 
 
 def cli_flags(repo: Path = REPO) -> dict[str, object]:
+    """As the CLI's contextFromSettings: a setting that is off leaves its flag out (it is never passed as false)."""
     settings = _json(repo / "cdk.json")
-    flags = {**CLI_FLAGS, **{flag: bool(settings[key]) for key, flag in SETTING_FLAGS.items() if key in settings}}
-    if settings.get("versionReporting") is False:  # the CLI says it with a key of its own as well
+    off = {flag for key, flag in SETTING_FLAGS.items() if settings.get(key, True) is False}
+    flags = {flag: value for flag, value in CLI_FLAGS.items() if flag not in off}
+    if settings.get("versionReporting") is False:  # the CLI says it with a key of its own instead
         flags["aws:cdk:disable-version-reporting"] = True
     return flags
 

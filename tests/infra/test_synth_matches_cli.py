@@ -98,6 +98,9 @@ def cli_environment() -> dict[str, str]:
         "CDK_DISABLE_CLI_TELEMETRY": "true",
         "CDK_DISABLE_VERSION_CHECK": "1",
         "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+        # CI=true makes the CLI print its warnings on stdout (CI sets it): the same here, so `cdk ls` output that
+        # a warning pollutes fails on every machine, not only in CI.
+        "CI": "true",
     }
 
 

@@ -52,6 +52,23 @@ def test_context_merges_like_the_cli_and_adds_its_flags(tmp_path):
     assert context["@aws-cdk/core:failSynthOnValidationErrors"] is False
 
 
+def test_a_setting_turned_off_leaves_its_flag_out_as_the_cli_does(tmp_path):
+    """The CLI never passes these flags as false; it omits them (and says versionReporting off with its own key)."""
+    settings = {"app": "x", "pathMetadata": False, "assetMetadata": False, "versionReporting": False}
+    (tmp_path / "cdk.json").write_text(json.dumps(settings))
+    flags = synth.cli_flags(repo=tmp_path)
+    assert not {"aws:cdk:enable-path-metadata", "aws:cdk:enable-asset-metadata", "aws:cdk:version-reporting"} & set(
+        flags
+    )
+    assert flags["aws:cdk:disable-version-reporting"] is True
+
+
+def test_cdk_json_sets_no_reserved_context_key():
+    """The CLI warns about `aws:` keys in cdk.json's context (on stdout in CI, where it broke `cdk ls`)."""
+    context = json.loads((synth.REPO / "cdk.json").read_text())["context"]
+    assert not [key for key in context if key.startswith("aws:")]
+
+
 def test_the_committed_project_context_is_cdk_json_plus_the_lookups():
     flags = json.loads((synth.REPO / "cdk.json").read_text())["context"]
     lookups = json.loads((synth.REPO / "cdk.context.json").read_text())

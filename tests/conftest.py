@@ -16,7 +16,6 @@ from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
-import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
 
@@ -24,10 +23,34 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from app import build  # noqa: E402
+from app import build, new_app  # noqa: E402
 from config import CONFIG_DIR, environment_names, load_environment  # noqa: E402
 from config.placeholders import CONTEXT_KEY as PLACEHOLDERS_KEY  # noqa: E402
 from tools.synth import project_context  # noqa: E402
+
+
+# moto's EC2 backend (which RDS and EKS build on) parses ~2,500 default AMIs per test; no test reads them.
+os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+
+
+def _parse_botocore_files_once() -> None:
+    """Every new boto3 Session re-parses botocore's JSON (endpoints.json alone is ~1 MB), and moto opens one per
+    test and per IAM role it validates: 47 % of the scheduler tests' time. The files are read-only data (botocore
+    already shares one parse between the clients of a session), so the worker shares one parse per file."""
+    from botocore.loaders import JSONFileLoader
+
+    parse = JSONFileLoader.load_file
+    parsed: dict[str, object] = {}
+
+    def load_file(self, file_path):
+        if file_path not in parsed:
+            parsed[file_path] = parse(self, file_path)
+        return parsed[file_path]
+
+    JSONFileLoader.load_file = load_file
+
+
+_parse_botocore_files_once()
 
 
 def cdk_context() -> dict:
@@ -40,7 +63,7 @@ def synth_app(outdir: Path, **context: str) -> Path:
     """Build and synthesize the app into `outdir` with the project's context plus `context`; the committed
     placeholders are fine for tests (a review synth), unless `context` says otherwise."""
     placeholders = os.environ.get("ERP_TEST_PLACEHOLDERS", "warn")  # tests/infra/test_placeholders.py: refuse
-    app = cdk.App(outdir=str(outdir), context={**cdk_context(), PLACEHOLDERS_KEY: placeholders, **context})
+    app = new_app(outdir=str(outdir), context={**cdk_context(), PLACEHOLDERS_KEY: placeholders, **context})
     build(app)
     try:
         app.synth()

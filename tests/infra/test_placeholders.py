@@ -17,10 +17,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import aws_cdk as cdk
 import pytest
 
-from app import build
+from app import build, new_app
 from config import CONFIG_DIR, ConfigError
 from config.placeholders import find_placeholders, rule_for
 from tests.conftest import REPO, cdk_context
@@ -82,7 +81,7 @@ def test_real_values_are_not_placeholders(value):
 
 
 def test_a_synth_that_deploys_refuses_a_placeholder_with_one_line():
-    app = cdk.App(context={**cdk_context(), "env": "dev"})  # no erp:placeholders: refuse, as `cdk deploy` does
+    app = new_app(context={**cdk_context(), "env": "dev"})  # no erp:placeholders: refuse, as `cdk deploy` does
     with pytest.raises(ConfigError) as refused:
         build(app)
     message = str(refused.value)

@@ -13,7 +13,7 @@ from pathlib import Path
 import aws_cdk as cdk
 import pytest
 
-from app import build
+from app import build, new_app
 from config.placeholders import CONTEXT_KEY as PLACEHOLDERS_KEY
 from constructs_lib.common.reference_fingerprint import (
     FINGERPRINT_PROPERTY,
@@ -30,7 +30,7 @@ SERVICE = "notification-service"
 
 def dev_stage(outdir) -> tuple[cdk.App, ErpStage]:
     # A review synth: the committed placeholders are fine here (tests/conftest.py synth_app does the same).
-    app = cdk.App(outdir=str(outdir), context={**cdk_context(), PLACEHOLDERS_KEY: "warn", "env": "dev"})
+    app = new_app(outdir=str(outdir), context={**cdk_context(), PLACEHOLDERS_KEY: "warn", "env": "dev"})
     build(app)
     return app, next(c for c in app.node.find_all() if isinstance(c, ErpStage))
 

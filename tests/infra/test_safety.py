@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -77,17 +78,37 @@ def test_acknowledgements_go_through_one_helper_that_demands_a_reason():
         acknowledge(Stack(), "AwsSolutions-IAM4", "ok")
 
 
-def test_cfn_lint_reports_no_errors(cdk_out):
-    templates = sorted(str(p) for p in cdk_out.rglob("*.template.json"))
-    assert templates
-    result = subprocess.run(
+def cfn_lint(templates: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [str(Path(sys.executable).parent / "cfn-lint"), "--format", "parseable", *templates],
         capture_output=True,
         text=True,
         timeout=300,
         cwd=REPO,
     )
+
+
+def test_cfn_lint_reports_no_errors(cdk_out):
+    templates = sorted(str(p) for p in cdk_out.rglob("*.template.json"))
+    assert templates
+    result = cfn_lint(templates)
     # cfn-lint's exit code is a bit mask: 2 = errors, 4 = warnings, 8 = informational.
     assert result.returncode & 2 == 0, result.stdout + result.stderr
     assert result.returncode & 4 == 0, f"warnings to review:\n{result.stdout}"
     assert result.returncode in (0, 8), f"cfn-lint did not run cleanly:\n{result.stdout}{result.stderr}"
+
+
+def test_template_validation_is_cfn_lint_and_it_fails_a_broken_template(cdk_out, tmp_path):
+    """The platform's App turns aws-cdk-lib's built-in validation (a port of cfn-lint's rules, warnings only)
+    off to halve synth (app.new_app); cfn-lint must then be what refuses a schema error in a real template."""
+    report = json.loads((cdk_out / "validation-report.json").read_text())
+    assert [r["pluginName"] for r in report["pluginReports"] if "CloudFormation" in r["pluginName"]] == []
+    source = next(cdk_out.rglob("*Registry*.template.json"))
+    template = json.loads(source.read_text())
+    resource = next(r for r in template["Resources"].values() if r["Type"] == "AWS::ECR::Repository")
+    resource["Properties"]["ImageTagMutability"] = "SOMETIMES"  # not in the resource schema's enum
+    broken = tmp_path / source.name
+    broken.write_text(json.dumps(template))
+    result = cfn_lint([str(broken)])
+    assert result.returncode & 2, result.stdout
+    assert ":E3030:'SOMETIMES' is not one of" in result.stdout

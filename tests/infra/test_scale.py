@@ -14,10 +14,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import aws_cdk as cdk
 import pytest
 
-from app import build
+from app import build, new_app
 from config.placeholders import CONTEXT_KEY as PLACEHOLDERS_KEY
 from tests.conftest import REPO, cdk_context, resources_of
 from tools.cost import stack_artifacts
@@ -37,7 +36,7 @@ def scaled(tmp_path_factory) -> dict[str, tuple[Path, dict]]:
     """Stack name -> (template file, template) of the twelve-service dev stage."""
     root = tmp_path_factory.mktemp("scale")
     config_dir = write_config_dir(root / "config", SERVICES)
-    app = cdk.App(
+    app = new_app(
         outdir=str(root / "cdk.out"),
         context={**cdk_context(), "config_dir": str(config_dir), "env": "dev", PLACEHOLDERS_KEY: "warn"},
     )

@@ -28,7 +28,6 @@ from config import CONFIG_DIR, environment_names, load_environment  # noqa: E402
 from config.placeholders import CONTEXT_KEY as PLACEHOLDERS_KEY  # noqa: E402
 from tools.synth import project_context  # noqa: E402
 
-
 # moto's EC2 backend (which RDS and EKS build on) parses ~2,500 default AMIs per test; no test reads them.
 os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 from tests.conftest import REPO
 from tools.secret_scan import repository_files, scan
 
@@ -29,3 +31,16 @@ def test_scanner_catches_the_old_systems_leaks(tmp_path):
         ("values-dev.yaml", "Secret Keyword"),
         ("values-dev.yaml", "AWS Access Key"),
     ]
+
+
+def test_a_link_to_a_scanned_file_is_scanned_once_and_a_link_out_of_the_tree_still_is(tmp_path):
+    outside = tmp_path / "outside.env"
+    outside.write_text("x\n")
+    repo = tmp_path / "repo"
+    (repo / "a").mkdir(parents=True)
+    (repo / "a" / "ca.pem").write_text("x\n")
+    (repo / "b").mkdir()
+    (repo / "b" / "ca.pem").symlink_to("../a/ca.pem")
+    (repo / "b" / "creds.env").symlink_to(outside)
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    assert sorted(repository_files(repo)) == ["a/ca.pem", "b/creds.env"]

@@ -32,9 +32,12 @@ def working_tree_files(root: Path) -> list[str]:
 def repository_files(root: Path) -> list[str]:
     """A secret is caught before it is committed: the working tree's files, less the skipped ones."""
     listed = working_tree_files(root)
-    return [
+    kept = [
         f for f in listed if Path(f).name not in SKIPPED and not f.startswith(SKIPPED_DIRS) and (root / f).is_file()
     ]
+    # A link to a file that is scanned anyway (the shared CA bundle, kube_api.py) is that file once more.
+    real = {(root / f).resolve() for f in kept if not (root / f).is_symlink()}
+    return [f for f in kept if not ((root / f).is_symlink() and (root / f).resolve() in real)]
 
 
 def scan(root: Path, files: list[str]) -> list[tuple[str, int, str]]:

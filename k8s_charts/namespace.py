@@ -132,7 +132,12 @@ def service_egress(
                 )
             )
         elif dependency == "mysql":
-            rules.append(k8s.NetworkPolicyEgressRule(to=[cidr(values.vpc_cidr)], ports=[port(names.MYSQL_PORT)]))
+            # The database's subnet group is the isolated subnets too: those, not the whole VPC.
+            rules.append(
+                k8s.NetworkPolicyEgressRule(
+                    to=[cidr(block) for block in isolated_subnet_cidrs(env.network)], ports=[port(names.MYSQL_PORT)]
+                )
+            )
         elif dependency == "mongodb":
             rules.append(
                 k8s.NetworkPolicyEgressRule(

@@ -222,8 +222,8 @@ def test_every_pod_port_in_the_namespace_is_opened_somewhere(built):
 @pytest.mark.parametrize("env_name", ENVIRONMENTS)
 def test_a_service_that_declares_mysql_reaches_only_the_database_on_3306(env_name):
     """No committed config declares `mysql`, so this branch of the egress policy is built here: the service that
-    declares it gets one rule, to the VPC the database lives in (config network.vpc_cidr), on 3306; nobody else
-    gets 3306, and nothing reaches it from anywhere wider."""
+    declares it gets one rule, to the isolated subnets the database's subnet group is made of (checked against the
+    synthesized VPC in tests/infra/test_network.py), on 3306; nobody else gets 3306, nothing wider than a subnet."""
     env = build(env_name).env
     first = env.services[0].model_copy(update={"uses": [*env.services[0].uses, "mysql"]})
     with_mysql = env.model_copy(update={"services": [first, *env.services[1:]]})
@@ -242,6 +242,12 @@ def test_a_service_that_declares_mysql_reaches_only_the_database_on_3306(env_nam
     assert mysql == [
         (
             f"allow-{first.name}-egress",
-            {"to": [{"ipBlock": {"cidr": env.network.vpc_cidr}}], "ports": [{"port": 3306, "protocol": "TCP"}]},
+            {
+                "to": [{"ipBlock": {"cidr": block}} for block in isolated_subnet_cidrs(env.network)],
+                "ports": [{"port": 3306, "protocol": "TCP"}],
+            },
         )
     ]
+    vpc = ipaddress.ip_network(env.network.vpc_cidr)
+    blocks = [ipaddress.ip_network(peer["ipBlock"]["cidr"]) for peer in mysql[0][1]["to"]]
+    assert len(blocks) >= 2 and all(b.subnet_of(vpc) and b.prefixlen > vpc.prefixlen for b in blocks)

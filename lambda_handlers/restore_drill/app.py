@@ -8,8 +8,10 @@ constructs_lib/data/restore_drill.py (which says why Step Functions waits and th
     set_password  the drill secret's password as the instance's master password: the snapshot keeps the master
                   password of its day, which rotation may have changed since
     check         the five employee tables exist in the copy and their row counts are plausible against live
-    cleanup       deletes every instance tagged for this environment's drill (this run's and earlier runs'
-                  leftovers); returns those still there, so the state machine waits until they are gone
+    cleanup       deletes this run's instance and the leftovers of earlier runs (drill instances of this
+                  environment started more than DEADLINE_MINUTES ago); returns those still there, so the state
+                  machine waits until they are gone. A younger one belongs to a drill still running: start refuses
+                  to run beside it, and cleanup leaves it to that drill
     report        metrics DrillSucceeded (1/0), RestoreMinutes (RTO) and RecoveryPointAgeHours (RPO)
     heartbeat     (daily, from its own schedule, not the state machine) metric DaysSinceLastDrill: how long ago
                   the last execution passed, or the state machine was created if none has
@@ -209,6 +211,35 @@ def _is_drill(instance: dict, settings: Settings) -> bool:
     )
 
 
+def _started(instance_id: str, settings: Settings) -> datetime | None:
+    """When the run that named the instance started (start names it `<prefix>-drill-<yyyymmddhhmm>`)."""
+    try:
+        return datetime.strptime(instance_id.removeprefix(settings.instance_prefix), "%Y%m%d%H%M").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _another_runs(instance: dict, settings: Settings, own: str | None, now: datetime) -> bool:
+    """A drill instance of a run that may still be working on it: not this run's, and started within the deadline
+    (a minute of slack for the name's whole minutes). Past it, that run's status step has given up."""
+    instance_id = instance["DBInstanceIdentifier"]
+    started = _started(instance_id, settings)
+    return (
+        instance_id != own
+        and started is not None
+        and (now - started).total_seconds() <= (settings.deadline_minutes + 1) * 60
+    )
+
+
+def _drill_instances(settings: Settings, rds) -> list[dict]:
+    return [
+        instance
+        for page in rds.get_paginator("describe_db_instances").paginate()
+        for instance in page["DBInstances"]
+        if _is_drill(instance, settings)
+    ]
+
+
 def _drill_instance(state: dict, settings: Settings, rds) -> dict:
     drill = state.get("drill") or {}
     instance_id = drill.get("instance_id")
@@ -251,6 +282,16 @@ def start(state: dict, settings: Settings, clients: Clients, now: datetime) -> d
     # An RDS recovery point's ARN is the snapshot's ARN (arn:...:snapshot:awsbackup:job-...).
     snapshot = point["RecoveryPointArn"]
     instance_id = f"{settings.instance_prefix}{now:%Y%m%d%H%M}"
+    # One drill at a time: a second one (started by hand during the scheduled run) stops before it restores.
+    busy = [
+        i["DBInstanceIdentifier"]
+        for i in _drill_instances(settings, clients.rds)
+        if _another_runs(i, settings, instance_id, now)
+    ]
+    if busy:
+        raise DrillError(
+            f"another drill is still running ({', '.join(busy)}): one drill at a time, this one restored nothing"
+        )
     request = {
         "DBInstanceIdentifier": instance_id,
         "DBSnapshotIdentifier": snapshot,
@@ -406,28 +447,29 @@ def check(state: dict, settings: Settings, clients: Clients, now: datetime, conn
     }
 
 
-def cleanup(state: dict, settings: Settings, clients: Clients) -> dict:
-    """Deletes every drill instance of this environment; `remaining` lists those not yet gone."""
+def cleanup(state: dict, settings: Settings, clients: Clients, now: datetime) -> dict:
+    """Deletes this run's instance and earlier runs' leftovers, never a running drill's; `remaining` lists those
+    not yet gone."""
+    own = (state.get("drill") or {}).get("instance_id")
     deleted, remaining = [], []
-    for page in clients.rds.get_paginator("describe_db_instances").paginate():
-        for instance in page["DBInstances"]:
-            if not _is_drill(instance, settings):
-                continue
-            instance_id = instance["DBInstanceIdentifier"]
-            remaining.append(instance_id)
-            if instance["DBInstanceStatus"] == "deleting":
-                continue
-            try:
-                clients.rds.delete_db_instance(
-                    DBInstanceIdentifier=instance_id, SkipFinalSnapshot=True, DeleteAutomatedBackups=True
-                )
-                deleted.append(instance_id)
-            except ClientError as exc:
-                code = exc.response["Error"]["Code"]
-                if code == "DBInstanceNotFound":
-                    remaining.remove(instance_id)
-                elif code != "InvalidDBInstanceState":  # e.g. still creating: deleted on the next round
-                    raise
+    for instance in _drill_instances(settings, clients.rds):
+        if _another_runs(instance, settings, own, now):
+            continue
+        instance_id = instance["DBInstanceIdentifier"]
+        remaining.append(instance_id)
+        if instance["DBInstanceStatus"] == "deleting":
+            continue
+        try:
+            clients.rds.delete_db_instance(
+                DBInstanceIdentifier=instance_id, SkipFinalSnapshot=True, DeleteAutomatedBackups=True
+            )
+            deleted.append(instance_id)
+        except ClientError as exc:
+            code = exc.response["Error"]["Code"]
+            if code == "DBInstanceNotFound":
+                remaining.remove(instance_id)
+            elif code != "InvalidDBInstanceState":  # e.g. still creating: deleted on the next round
+                raise
     if deleted:
         logger.info("deleting drill instances", extra={"instances": deleted})
     return {"deleted": deleted, "remaining": remaining, "done": not remaining}
@@ -507,7 +549,7 @@ def handler(
     if step == "check":
         return check(state, settings, clients, moment, connector)
     if step == "cleanup":
-        return cleanup(state, settings, clients)
+        return cleanup(state, settings, clients, moment)
     if step == "report":
         return report(state, bool(event.get("succeeded")))
     if step == "heartbeat":

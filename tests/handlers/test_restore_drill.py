@@ -392,6 +392,38 @@ def test_a_failed_restore_request_still_deletes_leftovers_of_earlier_runs_and_on
     assert written_metrics(capsys) == {"DrillSucceeded": 0}
 
 
+def drill_id(minutes_ago: float) -> str:
+    return f"{PREFIX}-drill-{datetime.now(UTC) - timedelta(minutes=minutes_ago):%Y%m%d%H%M}"
+
+
+def test_a_second_drill_refuses_to_run_beside_a_running_one_and_leaves_its_instance_alone(aws, connector, capsys):
+    running = drill_id(20)  # the scheduled drill, restoring for 20 minutes; someone starts one by hand
+    aws.restore(running)
+    aws.backup.lists(aws.live_arn, [recovery_point(aws.snapshot_arn, datetime.now(UTC) - timedelta(hours=3))])
+
+    state, steps = drive(aws, connector)
+
+    assert steps == ["start", "cleanup", "report"]
+    assert state["error"]["Error"] == "DrillError"
+    assert f"another drill is still running ({running})" in state["error"]["Cause"]
+    assert set(aws.instances()) == {LIVE_ID, running}
+    assert aws.instances()[running]["DBInstanceStatus"] != "deleting"
+    assert written_metrics(capsys) == {"DrillSucceeded": 0}
+
+
+def test_cleanup_deletes_its_own_instance_and_old_leftovers_but_not_a_running_drills(aws, connector):
+    own, young, leftover = drill_id(30), drill_id(10), drill_id(DEADLINE_MINUTES + 2)
+    for instance_id in (own, young, leftover):
+        aws.restore(instance_id)
+    result = invoke("cleanup", {"drill": {"instance_id": own}}, connector, aws.clients)
+    assert sorted(result["deleted"]) == sorted([own, leftover])
+    assert young not in result["remaining"]
+    # Without an instance of its own (its start failed) it still clears the old leftover only.
+    aws.restore(leftover2 := f"{PREFIX}-drill-202601010000")
+    assert invoke("cleanup", {}, connector, aws.clients)["deleted"] == [leftover2]
+    assert aws.instances()[young]["DBInstanceStatus"] != "deleting"
+
+
 @pytest.mark.parametrize(
     "points",
     [

@@ -98,9 +98,11 @@ def test_the_ports_the_data_tier_listens_on_are_the_ports_pods_and_functions_may
         p["metadata"]["name"]: p["spec"]
         for p in find(build_charts(with_mysql, values)["namespace"].to_json(), "NetworkPolicy")
     }
-    # Its own egress policy: the VPC CIDR also carries the kubelet port for the Kafka metrics exporter.
-    assert egress_ports_to([policies[f"allow-{first.name}-egress"]], [env.network.vpc_cidr]) == {db_port}
-    assert egress_ports_to(policies.values(), isolated_subnet_cidrs(env.network)) == {cache_port}
+    # Both live in the isolated subnets (their subnet groups): the service reaches the database's port there, and
+    # the isolated subnets are reached on nothing but the two ports.
+    isolated = isolated_subnet_cidrs(env.network)
+    assert db_port in egress_ports_to([policies[f"allow-{first.name}-egress"]], isolated)
+    assert egress_ports_to(policies.values(), isolated) == {db_port, cache_port}
 
     # Every ingress rule into the Data stack's security groups (the employee Lambda's, the pods') is on one of them.
     into_data = [

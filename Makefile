@@ -28,7 +28,7 @@ OUT ?= cdk.out
 # synth says so and goes on; every synth that deploys (deploy, diff, the pipeline) refuses them.
 PLACEHOLDERS ?= warn
 
-.PHONY: help setup system-deps synth test diff deploy cost bench bench-pipeline bench-handler journeys lint clean release user frontend upgrade-check capacity
+.PHONY: help setup system-deps synth test diff deploy cost bench profile-synth bench-pipeline bench-handler journeys lint clean release user frontend upgrade-check capacity
 
 help:
 	@echo "make synth            synthesize every environment (+ pipeline) into $(OUT)/"
@@ -44,6 +44,7 @@ help:
 	@echo "make upgrade-check TO=1.37 [ENV=dev]   offline rehearsal of the next Kubernetes minor (synthesizes first)"
 	@echo "make capacity [ENV=dev] [DETAIL=1]     per node group: requested CPU/memory/pods vs allocatable at min/desired/max"
 	@echo "make bench            synth vs a minimal reference app, peak memory, 3 vs 12 services, sizes, test time"
+	@echo "make profile-synth    where one synth's CPU goes, per phase: Python vs the jsii node kernel, kernel round trips"
 	@echo "make bench-pipeline   the pipeline build's install phases, cold vs warm cache, and the modeled push-to-prod time (QUICK=1)"
 	@echo "make bench-handler    employee Lambda: p50/p95 per route at a few concurrency levels, cold import time"
 	@echo "make journeys         the frontend's journeys and the attacks: steps and result per environment (markdown)"
@@ -124,9 +125,13 @@ capacity: setup
 	$(PY) -m config.capacity $(if $(ENV),--env $(ENV)) $(if $(DETAIL),--detail)
 
 # Synth against tools/bench/reference_app (interleaved runs), 3 vs 12 services, then `make test`.
-# BENCH_ARGS="--runs 5 --no-test" to change; `$(PY) tools/bench/profile_synth.py` for the per-phase breakdown.
+# BENCH_ARGS="--runs 5 --no-test" to change; `make profile-synth` for the per-phase breakdown.
 bench: setup system-deps
 	$(PY) -m tools.bench $(BENCH_ARGS)
+
+# One synth in this process with its phases timed (the README's breakdown); run through make for the venv's Node 24.
+profile-synth: setup
+	$(PY) tools/bench/profile_synth.py --markdown $(CDK_ENV)
 
 # The pipeline's Build-stage phases here (cold/warm caches) and the modeled push-to-dev/prod time (README).
 bench-pipeline: setup

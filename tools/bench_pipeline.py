@@ -39,12 +39,12 @@ PACKAGE = json.loads((REPO / "package.json").read_text())["devDependencies"]
 
 # Figures used when a phase is not run here. Each names its source; "assumed" means neither measured nor documented.
 REUSED = {
-    "tests": (162.4, "reused: pytest of a fresh clone's .ci/run at 3a9ab6e (2026-12-05); --phases tests measures"),
-    "synth": (60.8, "reused: make bench, median make synth under load (2026-12-05); --phases synth measures"),
-    "pip_cold": (652.2, "reused: --phases pip here under load (2026-12-05), fresh venv, empty pip cache"),
-    "pip_warm": (261.8, "reused: --phases pip here under load (2026-12-05), fresh venv, warm pip cache"),
-    "restore_extract": (12.2, "reused: --phases extract here (2026-12-05), tar of .venv and node_modules"),
-    "mariadb": (16.5, "reused: --apt here (2026-12-05), apt download + unpack of mariadb-server"),
+    "tests": (109.5, "reused: --apt full run here (2026-12-05), pytest -n 2 --dist loadfile; --phases tests measures"),
+    "synth": (12.7, "reused: --apt full run here (2026-12-05), make synth; --phases synth measures"),
+    "pip_cold": (51.1, "reused: --apt full run here (2026-12-05), fresh venv, empty pip cache"),
+    "pip_warm": (50.2, "reused: --apt full run here (2026-12-05), fresh venv, warm pip cache"),
+    "restore_extract": (7.2, "reused: --apt full run here (2026-12-05), tar of .venv and node_modules"),
+    "mariadb": (1.2, "reused: --apt full run here (2026-12-05), apt download + unpack of mariadb-server"),
 }
 SLOW_PHASES = ("pip", "extract", "synth", "tests")
 ASSUMED = {

@@ -5,9 +5,9 @@
 Runs the app in this process as tools/synth.py would (same context and environment) with the phases
 wrapped: imports, config checks, each stack's construction, CDK Pipelines' add_stage (which synthesizes
 the stage: token resolution with the reference fingerprints, Lambda bundling, templates), and app.synth
-(the pipeline's template, cdk-nag and CloudFormation Validate, the assembly). Time is exclusive: a phase
-nested in another (a stack in a stage) is not counted twice. CPU is read from /proc (both node processes
-of the jsii runtime), so it holds on a loaded machine where wall time does not.
+(the pipeline's template, cdk-nag, the assembly; the App leaves template validation to cfn-lint). Time
+is exclusive: a phase nested in another (a stack in a stage) is not counted twice. CPU is read from /proc
+(both node processes of the jsii runtime), so it holds on a loaded machine where wall time does not.
 """
 
 from __future__ import annotations

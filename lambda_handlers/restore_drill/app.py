@@ -76,6 +76,8 @@ FAILED_STATES = frozenset(
         "storage-full",
     }
 )
+# States of the live instance in which the check could not count its rows: dev's night schedule stops it.
+LIVE_DOWN_STATES = frozenset({"stopped", "stopping", "starting", "deleting"}) | FAILED_STATES
 AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
 CONNECT_TIMEOUT_SECONDS = 10
 
@@ -94,6 +96,10 @@ class RestoreFailed(DrillError):
 
 class DrillTimedOut(DrillError):
     pass
+
+
+class LiveDatabaseDown(DrillError):
+    """Not retried: a drill against a stopped live database would restore for half an hour, then fail its check."""
 
 
 class DatabaseUnreachable(DrillError):
@@ -278,6 +284,11 @@ def start(state: dict, settings: Settings, clients: Clients, now: datetime) -> d
     live = _describe(clients.rds, settings.live_instance)
     if live is None:
         raise DrillError(f"live instance {settings.live_instance} not found")
+    if live["DBInstanceStatus"] in LIVE_DOWN_STATES:
+        raise LiveDatabaseDown(
+            f"live instance {settings.live_instance} is {live['DBInstanceStatus']}: the check compares row counts "
+            "with it, so this drill restored nothing (a stage with a night schedule: wake it first, then re-run)"
+        )
     point = latest_recovery_point(clients.backup, settings.vault, live["DBInstanceArn"])
     # An RDS recovery point's ARN is the snapshot's ARN (arn:...:snapshot:awsbackup:job-...).
     snapshot = point["RecoveryPointArn"]

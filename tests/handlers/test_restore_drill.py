@@ -411,6 +411,22 @@ def test_a_second_drill_refuses_to_run_beside_a_running_one_and_leaves_its_insta
     assert written_metrics(capsys) == {"DrillSucceeded": 0}
 
 
+@pytest.mark.parametrize("live_status", ["stopped", "stopping", "starting"])
+def test_a_drill_while_the_night_schedule_has_stopped_the_live_database_restores_nothing(
+    aws, connector, capsys, live_status
+):
+    aws.set_status(LIVE_ID, live_status)  # no recovery point listed: the start must stop before it looks for one
+
+    state, steps = drive(aws, connector)
+
+    assert steps == ["start", "cleanup", "report"]
+    assert state["error"]["Error"] == "LiveDatabaseDown"
+    assert f"live instance {LIVE_ID} is {live_status}" in state["report"]["cause"]
+    assert "wake it first" in state["report"]["cause"]
+    assert set(aws.instances()) == {LIVE_ID}
+    assert written_metrics(capsys) == {"DrillSucceeded": 0}
+
+
 def test_cleanup_deletes_its_own_instance_and_old_leftovers_but_not_a_running_drills(aws, connector):
     own, young, leftover = drill_id(30), drill_id(10), drill_id(DEADLINE_MINUTES + 2)
     for instance_id in (own, young, leftover):

@@ -206,3 +206,12 @@ def test_deploy_check_fails_when_the_database_refuses_the_function(employee, cle
     new_container(load_secret=wrong_password)
     with pytest.raises(pymysql.err.OperationalError):
         employee.app.handler({}, lambda_context())
+
+
+def test_the_test_server_keeps_its_temporary_tables_to_itself(mariadb):
+    """MariaDB names temp files after its pid; in a shared /tmp another pid namespace's server
+    deleted them mid-install (CI stop 31). Each throwaway server has its own tmpdir."""
+    with mariadb.admin_connection() as conn, conn.cursor() as cur:
+        cur.execute("SELECT @@tmpdir")
+        (tmpdir,) = cur.fetchone()
+    assert tmpdir.startswith(str(mariadb.base_dir) + "/"), tmpdir

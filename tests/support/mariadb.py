@@ -106,13 +106,17 @@ def start_mariadb(database: str = "erp", user: str = "app", timeout: float = 30.
     """Initialise and start a private server, then create `database` and `user` on it."""
     install_db, mariadbd = find_binary("mariadb-install-db"), find_binary("mariadbd")
     base_dir = Path(tempfile.mkdtemp(prefix="mariadb-test-"))
-    data_dir = base_dir / "data"
+    data_dir, tmp_dir = base_dir / "data", base_dir / "tmp"
+    # A private tmpdir: MariaDB names its temporary tables after its pid, so two servers that
+    # share /tmp across pid namespaces (CI sandbox beside a developer's run) delete each other's.
+    tmp_dir.mkdir()
     try:
         subprocess.run(
             [
                 install_db,
                 "--no-defaults",  # ignore /etc/mysql: the system server's settings are not ours
                 f"--datadir={data_dir}",
+                f"--tmpdir={tmp_dir}",
                 "--user=root",
                 "--skip-test-db",
                 # root@localhost gets no password: reachable only through the socket in our temp dir.
@@ -134,6 +138,7 @@ def start_mariadb(database: str = "erp", user: str = "app", timeout: float = 30.
             mariadbd,
             "--no-defaults",
             f"--datadir={data_dir}",
+            f"--tmpdir={tmp_dir}",
             f"--socket={base_dir / 'mysqld.sock'}",
             f"--port={port}",
             "--bind-address=127.0.0.1",

@@ -59,6 +59,12 @@ node_modules/.installed: package.json package-lock.json $(VENV)/.installed
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The pipeline's asset publisher (tools/asset_publisher): its own lock, installed for the tests that run it.
+PUBLISHER := tools/asset_publisher
+$(PUBLISHER)/node_modules/.installed: $(PUBLISHER)/package.json $(PUBLISHER)/package-lock.json node_modules/.installed
+	npm ci --prefix $(PUBLISHER) --no-audit --no-fund --loglevel=error
+	touch $@
+
 setup: $(VENV)/.installed node_modules/.installed
 
 # The employee-service tests run against a real MariaDB server; install it when missing.
@@ -79,7 +85,7 @@ synth: setup
 # Two workers on the two cores; a file's tests stay on one worker, so a module's extra synth runs once. Files are
 # handed out in collection order (tests/conftest.py puts the dearest first), not xdist's most-tests-first; the
 # workers share one session synth (tests/conftest.py cdk_out).
-test: setup system-deps lint
+test: setup system-deps lint $(PUBLISHER)/node_modules/.installed
 	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 lint: setup

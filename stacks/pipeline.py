@@ -8,6 +8,7 @@ from aws_cdk import aws_codepipeline as codepipeline
 from constructs import Construct
 
 from config.models import EnvironmentConfig, ToolchainConfig
+from constructs_lib.delivery.asset_publishing import publisher_build_spec, stage_publisher
 from constructs_lib.delivery.build_cache import BuildCache, cache_spec
 from constructs_lib.delivery.cli_pins import pin_security_check_cli
 from constructs_lib.delivery.github_oidc import GitHubDiffRole
@@ -99,11 +100,14 @@ class PipelineStack(Stack):
                 cache=build_cache.cache,
             ),
             # Service images are built for their `image.architectures` (the ERP's: linux/amd64, the apps nodes are
-            # x86): the x86 build image builds them natively (constructs_lib/delivery/registry.py).
+            # x86): the x86 build image builds them natively (constructs_lib/delivery/registry.py). The publisher
+            # is ours: the cdk-assets CLI cannot read this assembly (constructs_lib/delivery/asset_publishing.py).
             asset_publishing_code_build_defaults=pipelines.CodeBuildOptions(
-                build_environment=codebuild.BuildEnvironment(build_image=BUILD_IMAGE)
+                build_environment=codebuild.BuildEnvironment(build_image=BUILD_IMAGE),
+                partial_build_spec=publisher_build_spec(),
             ),
         )
+        stage_publisher(self)
 
         self.stages: list[ErpStage] = []
         for index, config in enumerate(stages):

@@ -140,6 +140,20 @@ def measure_global_cli(scratch: Path, name: str) -> Figure:
     return Figure(seconds, f"measured: npm install -g {name}@{PACKAGE[name]}, empty cache")
 
 
+def measure_publisher_install(scratch: Path) -> Figure:
+    """The Assets action's pre_build: `npm ci` of the asset publisher (constructs_lib/delivery/asset_publishing.py)."""
+    work = scratch / "asset-publisher"
+    work.mkdir()
+    for name in ("package.json", "package-lock.json"):
+        shutil.copyfile(REPO / "tools" / "asset_publisher" / name, work / name)
+    seconds = timed(
+        ["npm", "ci", "--prefix", str(work), "--cache", str(scratch / "cache-publisher"), "--omit=dev", "--no-audit",
+         "--no-fund", "--loglevel=error"],
+        env=node_env(),
+    )  # fmt: skip
+    return Figure(seconds, "measured: npm ci of tools/asset_publisher, empty cache")
+
+
 def measure_restore(scratch: Path, *, extract: bool) -> tuple[Figure, Figure | None, float]:
     """The cache's hit path on a copy of this checkout's venv at another path: relocation and make's stamps.
 
@@ -260,7 +274,8 @@ def action_figure(f: dict[str, Figure], *, changed_stack: str, mode: str) -> Cal
         if name == "SelfMutate":
             return Figure(codebuild + f["cli_aws-cdk"].seconds + f["cdk_deploy_unchanged"].seconds, "self-mutation")
         if name.startswith(("FileAsset", "DockerAsset")):
-            return Figure(codebuild + f["cli_cdk-assets"].seconds + f["publish"].seconds, "asset publishing")
+            seconds = f["cli_cdk-assets"].seconds + f["publisher"].seconds + f["publish"].seconds
+            return Figure(codebuild + seconds, "asset publishing")
         if name.endswith(".Prepare"):
             return f["cfn_prepare"]
         if name.endswith(".Deploy"):
@@ -322,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         f["npm_cold"], f["npm_warm"] = measure_npm(scratch)
         for name in ("aws-cdk", "cdk-assets"):
             f[f"cli_{name}"] = measure_global_cli(scratch, name)
+        f["publisher"] = measure_publisher_install(scratch)
         f["restore"], extracted, cached_mib = measure_restore(scratch, extract="extract" in phases)
         if extracted:
             f["restore_extract"] = extracted
@@ -347,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print("## Build stage phases (this machine)\n")
     print("| phase | seconds | source |\n|---|---:|---|")
-    for key in ("pip_cold", "pip_warm", "npm_cold", "npm_warm", "cli_aws-cdk", "cli_cdk-assets", "restore_download",
+    for key in ("pip_cold", "pip_warm", "npm_cold", "npm_warm", "cli_aws-cdk", "cli_cdk-assets", "publisher", "restore_download",
                 "restore_extract", "restore", "mariadb", "tests", "synth"):  # fmt: skip
         print(f"| {key} | {f[key].seconds:.1f} | {f[key].source} |")
     print(f"\nCached directories here: {cached_mib:.0f} MiB ({', '.join(dependency_cache.CACHE_DIRECTORIES)}).")

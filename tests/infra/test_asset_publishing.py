@@ -49,6 +49,9 @@ def local_aws():
 def test_the_action_puts_the_publisher_between_cdks_install_and_its_publish_commands(assets_buildspec, cdk_out):
     phases = assets_buildspec["phases"]
     assert [c.split("@")[0] for c in phases["install"]["commands"]] == ["npm install -g cdk-assets"]
+    # The Node these tests run the publisher on is the one the action selects (the image's default is 18).
+    node = subprocess.run([str(Path(NODE_BIN) / "node"), "--version"], capture_output=True, text=True, check=True)
+    assert phases["install"]["runtime-versions"] == {"nodejs": node.stdout.strip().lstrip("v").split(".")[0]}
     assert phases["pre_build"]["commands"] == list(INSTALL_COMMANDS)
     assert phases["build"]["commands"] and all(PUBLISH.match(c) for c in phases["build"]["commands"])
     # The assembly carries the publisher the action installs, byte for byte the committed one.

@@ -63,7 +63,7 @@ POLL = Duration.minutes(1)
 HEARTBEAT_SCHEDULE = "cron(0 12 * * ? *)"
 # What RDS allows in a master password: printable ASCII except / ' " @ and space.
 PASSWORD_EXCLUDES = "/'\"@ \\`"
-FUNCTION_TIMEOUT = Duration.minutes(5)  # the check counts the rows of five tables, twice
+FUNCTION_TIMEOUT = Duration.minutes(5)  # start counts live's five tables, the check the copy's
 
 
 def state_machine_name(config: EnvironmentConfig) -> str:

@@ -84,6 +84,8 @@ def action_env(tmp_path: Path, endpoint: str, *first_on_path: Path) -> dict[str,
 
 def workspace(tmp_path: Path, cdk_out: Path, commands: list[str]) -> Path:
     """The action's input (the assembly), cut down to the publisher and what `commands` publish."""
+    if not (SOURCE / "node_modules" / "@aws-cdk" / "cdk-assets-lib").is_dir():
+        pytest.fail(f"{SOURCE.relative_to(REPO)} is not installed: `make test` installs it (npm ci --prefix)")
     src = tmp_path / "src"
     shutil.copytree(cdk_out / ASSEMBLY_DIR, src / ASSEMBLY_DIR)
     # `npm ci --prefix asset-publisher` would install from this lock; `make test` installed the same lock here.

@@ -176,3 +176,29 @@ def test_the_action_fails_before_publishing_when_another_cdk_assets_comes_first(
     _, *pre_build = INSTALL_COMMANDS
     assert run(pre_build, env).returncode != 0
     assert run(pre_build, action_env(tmp_path, local_aws)).returncode == 0
+
+
+def publisher(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(Path(NODE_BIN) / "node"), str(SOURCE / "bin" / "cdk-assets"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PATH": os.pathsep.join([NODE_BIN, os.environ.get("PATH", "")])},
+    )
+
+
+def test_the_publisher_lists_every_asset_of_each_stage_and_refuses_what_it_cannot_do(cdk_out):
+    for assembly in sorted(cdk_out.glob("assembly-*")):
+        manifest = max(assembly.glob("*.assets.json"), key=lambda p: len(json.loads(p.read_text())["files"]))
+        listed = publisher("--path", str(manifest), "ls", cwd=cdk_out)
+        assert listed.returncode == 0, listed.stderr
+        assert {line.split()[0] for line in listed.stdout.splitlines() if not line.startswith(" ")} == set(
+            json.loads(manifest.read_text())["files"]
+        )
+    unknown = publisher("--strip-header", "ls", cwd=cdk_out)
+    assert unknown.returncode == 2 and "Unknown option '--strip-header'" in unknown.stderr
+    assert "usage: cdk-assets" in unknown.stderr
+    nothing = publisher("--path", str(manifest), "publish", "0" * 64, cwd=cdk_out)
+    assert nothing.returncode == 1 and f"no asset matches {'0' * 64}" in nothing.stderr

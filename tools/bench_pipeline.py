@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -32,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from constructs_lib.delivery import dependency_cache
+from constructs_lib.delivery import asset_publishing, dependency_cache
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = json.loads((REPO / "package.json").read_text())["devDependencies"]
@@ -142,16 +143,13 @@ def measure_global_cli(scratch: Path, name: str) -> Figure:
 
 def measure_publisher_install(scratch: Path) -> Figure:
     """The Assets action's pre_build: `npm ci` of the asset publisher (constructs_lib/delivery/asset_publishing.py)."""
-    work = scratch / "asset-publisher"
+    work = scratch / asset_publishing.ASSEMBLY_DIR
     work.mkdir()
     for name in ("package.json", "package-lock.json"):
-        shutil.copyfile(REPO / "tools" / "asset_publisher" / name, work / name)
-    seconds = timed(
-        ["npm", "ci", "--prefix", str(work), "--cache", str(scratch / "cache-publisher"), "--omit=dev", "--no-audit",
-         "--no-fund", "--loglevel=error"],
-        env=node_env(),
-    )  # fmt: skip
-    return Figure(seconds, "measured: npm ci of tools/asset_publisher, empty cache")
+        shutil.copyfile(asset_publishing.SOURCE / name, work / name)
+    install = shlex.split(asset_publishing.INSTALL_COMMANDS[0])  # the action's own `npm ci --prefix asset-publisher`
+    seconds = timed([*install, "--cache", str(scratch / "cache-publisher")], cwd=scratch, env=node_env())
+    return Figure(seconds, f"measured: {asset_publishing.INSTALL_COMMANDS[0]}, empty cache")
 
 
 def measure_restore(scratch: Path, *, extract: bool) -> tuple[Figure, Figure | None, float]:
@@ -363,8 +361,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print("## Build stage phases (this machine)\n")
     print("| phase | seconds | source |\n|---|---:|---|")
-    for key in ("pip_cold", "pip_warm", "npm_cold", "npm_warm", "cli_aws-cdk", "cli_cdk-assets", "publisher", "restore_download",
-                "restore_extract", "restore", "mariadb", "tests", "synth"):  # fmt: skip
+    for key in ("pip_cold", "pip_warm", "npm_cold", "npm_warm", "cli_aws-cdk", "cli_cdk-assets", "publisher",
+                "restore_download", "restore_extract", "restore", "mariadb", "tests", "synth"):  # fmt: skip
         print(f"| {key} | {f[key].seconds:.1f} | {f[key].source} |")
     print(f"\nCached directories here: {cached_mib:.0f} MiB ({', '.join(dependency_cache.CACHE_DIRECTORIES)}).")
 

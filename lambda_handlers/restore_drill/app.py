@@ -79,7 +79,7 @@ FAILED_STATES = frozenset(
         "storage-full",
     }
 )
-# The live instance's states under dev's night schedule: the check could not count its rows.
+# The live instance's states under dev's night schedule: start could not count its rows.
 LIVE_ASLEEP_STATES = frozenset({"stopped", "stopping", "starting"})
 AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
 CONNECT_TIMEOUT_SECONDS = 10
